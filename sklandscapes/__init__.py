@@ -1,0 +1,21 @@
+"""Activation landscapes: persistent homology of neural-network activations.
+
+The topological core imports without PyTorch; the torch side lives in
+:mod:`sklandscapes.nets` and :class:`ActivationExtractor`.
+"""
+
+from sklandscapes.kernels import LandscapeKernel
+from sklandscapes.landscapes import LandscapeVectorizer, reshape_landscapes
+from sklandscapes.normalization import ActivationNormalizer
+from sklandscapes.persistence import RipsPersistence
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "ActivationNormalizer",
+    "LandscapeKernel",
+    "LandscapeVectorizer",
+    "RipsPersistence",
+    "reshape_landscapes",
+    "__version__",
+]

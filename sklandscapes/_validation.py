@@ -1,0 +1,281 @@
+"""Checks of the data contract between the steps, with errors that name the cell.
+
+Each stage has one validator. It accepts nested lists or the canonical container
+(a NumPy object array indexed by sample, layer and, for diagrams, homology
+dimension), checks every cell and raises a single ``ValueError`` that lists every
+bad cell. The canonical container is always built cell by cell: ``np.array`` on
+nested input would silently merge equal-shaped cells into one float array.
+"""
+
+import numbers
+
+import numpy as np
+
+__all__ = [
+    "check_layered_clouds",
+    "check_layered_diagrams",
+    "check_same_layout",
+]
+
+_MAX_LISTED = 10
+
+
+def _raise_if_errors(errors, what, hint=""):
+    if not errors:
+        return
+    shown = errors[:_MAX_LISTED]
+    more = len(errors) - len(shown)
+    lines = "\n".join(f"  - {e}" for e in shown)
+    if more:
+        lines += f"\n  - ... and {more} more"
+    hint = f"\n{hint}" if hint else ""
+    raise ValueError(f"Invalid {what}:\n{lines}{hint}")
+
+
+def _is_array_like_cell(obj):
+    return isinstance(obj, np.ndarray) or hasattr(obj, "__array__")
+
+
+def _depth(obj):
+    """Nesting depth until the first array-like cell (0 means X is a cell)."""
+    depth = 0
+    while not _is_array_like_cell(obj):
+        if isinstance(obj, (str, bytes)) or not hasattr(obj, "__len__"):
+            return None
+        if len(obj) == 0:
+            return depth + 1
+        obj = obj[0]
+        depth += 1
+    return depth
+
+
+def _as_object_grid(X, n_axes, name):
+    """Turn ``X`` into an object array with ``n_axes`` axes of cells.
+
+    Accepted: an object array with ``n_axes`` axes; a float array with one axis
+    per cell axis more (e.g. ``(n_samples, n_points, n_features)`` for clouds);
+    nested sequences ``n_axes`` deep; or a sequence of cells, read as one cell
+    per sample with every other axis of length 1.
+    """
+    if isinstance(X, np.ndarray) and X.dtype == object:
+        if X.ndim == n_axes:
+            return X
+        if X.ndim == 1:
+            out = np.empty((len(X),) + (1,) * (n_axes - 1), dtype=object)
+            for i, cell in enumerate(X):
+                out[(i,) + (0,) * (n_axes - 1)] = cell
+            return out
+        raise ValueError(
+            f"{name} is an object array of shape {X.shape}; expected {n_axes} axes "
+            f"({_axes_names(n_axes)}) or one axis of samples."
+        )
+    if isinstance(X, np.ndarray) and X.ndim == 3:
+        # A regular stack of cells: one cell per sample.
+        out = np.empty((X.shape[0],) + (1,) * (n_axes - 1), dtype=object)
+        for i in range(X.shape[0]):
+            out[(i,) + (0,) * (n_axes - 1)] = X[i]
+        return out
+    if isinstance(X, np.ndarray) and X.ndim < 3:
+        raise ValueError(
+            f"{name} is a single {X.ndim}-D array of shape {X.shape}; expected a "
+            f"sequence of samples, e.g. [cloud] for one cloud of shape {X.shape}."
+        )
+    depth = _depth(X)
+    if depth is None:
+        raise ValueError(
+            f"{name} must be a sequence of arrays, got {type(X).__name__}."
+        )
+    if depth == 1:
+        out = np.empty((len(X),) + (1,) * (n_axes - 1), dtype=object)
+        for i, cell in enumerate(X):
+            out[(i,) + (0,) * (n_axes - 1)] = cell
+        return out
+    if depth != n_axes:
+        raise ValueError(
+            f"{name} is nested {depth} levels deep; expected a sequence of arrays "
+            f"(one per sample) or nesting {n_axes} deep ({_axes_names(n_axes)})."
+        )
+    lengths = _nested_lengths(X, n_axes, name)
+    out = np.empty(lengths, dtype=object)
+    for index in np.ndindex(*lengths):
+        cell = X
+        for i in index:
+            cell = cell[i]
+        out[index] = cell
+    return out
+
+
+def _nested_lengths(X, n_axes, name):
+    """Lengths of the axes of nested sequences; raise when they are ragged."""
+    names = ["sample", "layer", "homology dimension"]
+    lengths = [len(X)]
+    errors = []
+    if n_axes >= 2:
+        counts = [len(sample) for sample in X]
+        if len(set(counts)) > 1:
+            errors += [
+                f"sample {i} has {c} layers, sample 0 has {counts[0]}"
+                for i, c in enumerate(counts)
+                if c != counts[0]
+            ]
+        lengths.append(counts[0] if counts else 0)
+    if n_axes == 3 and not errors:
+        counts = [len(layer) for sample in X for layer in sample]
+        if len(set(counts)) > 1:
+            first = counts[0]
+            n_layers = lengths[1]
+            errors += [
+                f"sample {k // n_layers}, layer {k % n_layers} has {c} homology "
+                f"dimensions, sample 0, layer 0 has {first}"
+                for k, c in enumerate(counts)
+                if c != first
+            ]
+        lengths.append(counts[0] if counts else 0)
+    _raise_if_errors(
+        errors,
+        f"{name}: ragged nesting",
+        f"Every sample needs the same number of {names[1]}s.",
+    )
+    return tuple(lengths)
+
+
+def _axes_names(n_axes):
+    return ", ".join(["n_samples", "n_layers", "n_homology_dimensions"][:n_axes])
+
+
+def _where(index):
+    names = ("sample", "layer", "homology dimension")
+    return ", ".join(f"{n} {i}" for n, i in zip(names, index))
+
+
+def check_layered_clouds(X, *, name="X", precomputed=False, min_points=2):
+    """Validate layered point clouds (or distance matrices) cell by cell.
+
+    Parameters
+    ----------
+    X : object array of shape (n_samples, n_layers), nested sequences, \
+            a sequence of 2-D arrays, or a 3-D float array
+        The clouds. A plain sequence of 2-D arrays means one layer per sample.
+    name : str, default="X"
+        Name used in error messages.
+    precomputed : bool, default=False
+        Cells are square distance matrices rather than clouds.
+    min_points : int, default=2
+        Fewest points a cloud may have.
+
+    Returns
+    -------
+    clouds : object array of shape (n_samples, n_layers)
+        Each cell a C-contiguous float64 array of shape (n_points, n_features),
+        or (n_points, n_points) when ``precomputed``.
+    """
+    grid = _as_object_grid(X, 2, name)
+    out = np.empty(grid.shape, dtype=object)
+    errors = []
+    for index in np.ndindex(*grid.shape):
+        cell, problem = _check_cloud(grid[index], precomputed, min_points)
+        if problem:
+            errors.append(f"{_where(index)}: {problem}")
+        out[index] = cell
+    if grid.size == 0:
+        errors.append(f"{name} has no cells (shape {grid.shape}); expected at least "
+                      "one sample and one layer")
+    what = "distance matrices" if precomputed else "point clouds"
+    _raise_if_errors(errors, f"{what} in {name}")
+    return out
+
+
+def _check_cloud(cell, precomputed, min_points):
+    try:
+        arr = np.asarray(cell, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        return None, f"cannot be read as a float array ({exc})"
+    if arr.ndim != 2:
+        kind = "square distance matrix" if precomputed else "2-D array (points, features)"
+        return None, f"expected a {kind}, got shape {arr.shape}"
+    if precomputed and arr.shape[0] != arr.shape[1]:
+        return None, f"expected a square distance matrix, got shape {arr.shape}"
+    if arr.shape[0] < min_points:
+        return None, (
+            f"has {arr.shape[0]} point(s); at least {min_points} are needed"
+        )
+    if arr.shape[1] == 0:
+        return None, "has points with 0 features"
+    if not np.isfinite(arr).all():
+        n_bad = int((~np.isfinite(arr)).sum())
+        return None, f"contains {n_bad} NaN or infinite value(s)"
+    if precomputed:
+        if (arr < 0).any():
+            return None, "distance matrix has negative entries"
+        if not np.allclose(arr, arr.T, rtol=1e-12, atol=1e-12):
+            return None, "distance matrix is not symmetric"
+        if (np.diag(arr) != 0).any():
+            return None, "distance matrix has a non-zero diagonal"
+    return np.ascontiguousarray(arr), None
+
+
+def check_layered_diagrams(X, *, name="X"):
+    """Validate layered persistence diagrams cell by cell.
+
+    Parameters
+    ----------
+    X : object array of shape (n_samples, n_layers, n_homology_dimensions), \
+            nested sequences three deep, or a sequence of (n_pairs, 2) arrays
+        The diagrams. A plain sequence of arrays means one layer and one
+        homology dimension per sample.
+    name : str, default="X"
+        Name used in error messages.
+
+    Returns
+    -------
+    diagrams : object array of shape (n_samples, n_layers, n_homology_dimensions)
+        Each cell a float64 array of shape (n_pairs, 2) of (birth, death) with
+        finite births and deaths ``>= births`` (``inf`` allowed).
+    """
+    grid = _as_object_grid(X, 3, name)
+    out = np.empty(grid.shape, dtype=object)
+    errors = []
+    for index in np.ndindex(*grid.shape):
+        cell, problem = _check_diagram(grid[index])
+        if problem:
+            errors.append(f"{_where(index)}: {problem}")
+        out[index] = cell
+    if grid.size == 0:
+        errors.append(f"{name} has no cells (shape {grid.shape})")
+    _raise_if_errors(errors, f"persistence diagrams in {name}")
+    return out
+
+
+def _check_diagram(cell):
+    try:
+        arr = np.asarray(cell, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        return None, f"cannot be read as a float array ({exc})"
+    if arr.size == 0:
+        return np.empty((0, 2)), None
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        return None, f"expected an array of (birth, death) pairs of shape (n_pairs, 2), got shape {arr.shape}"
+    births, deaths = arr[:, 0], arr[:, 1]
+    if not np.isfinite(births).all():
+        return None, "births must be finite"
+    if np.isnan(deaths).any():
+        return None, "deaths contain NaN"
+    if (deaths < births).any():
+        return None, "some deaths are smaller than their births"
+    return arr, None
+
+
+def check_same_layout(shape, fitted_shape, *, name="X", what="layers"):
+    """Check that transform data has the layout seen in fit (all but axis 0)."""
+    if tuple(shape[1:]) != tuple(fitted_shape[1:]):
+        raise ValueError(
+            f"{name} has layout {tuple(shape[1:])} ({what}) per sample, but the "
+            f"estimator was fitted on {tuple(fitted_shape[1:])}; transform data must "
+            "have the same number of layers and homology dimensions as fit data."
+        )
+
+
+def check_positive_int(value, name):
+    if not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return int(value)

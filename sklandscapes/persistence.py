@@ -1,0 +1,324 @@
+"""Vietoris-Rips persistence of layered clouds, global or local (paper II-A, II-B)."""
+
+import numbers
+import os
+
+import numpy as np
+from gudhi.sklearn import RipsPersistence as _GudhiRips
+from joblib import effective_n_jobs
+from scipy.spatial.distance import pdist, squareform
+from sklearn.base import BaseEstimator, TransformerMixin
+from tqdm.auto import tqdm
+
+from sklandscapes._compat import Interval, Parallel, StrOptions, _fit_context, delayed
+from sklandscapes._validation import _raise_if_errors, _where, check_layered_clouds
+
+__all__ = ["RipsPersistence"]
+
+_METRICS = {
+    "euclidean",
+    "sqeuclidean",
+    "cityblock",
+    "chebyshev",
+    "cosine",
+    "correlation",
+    "minkowski",
+    "precomputed",
+}
+
+# The local normalizer projects exterior points onto the unit sphere; the norm of
+# a projected point is 1 only up to rounding (it can come out as 1 - 1e-16), so
+# "norm >= radius" is tested with this relative slack.
+_RADIUS_RTOL = 1e-9
+
+# A dense Rips computation holds the condensed and the square distance matrices.
+_BYTES_PER_SQUARED_POINT = 16
+
+
+def _available_memory():
+    """Bytes of memory available now, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _format_bytes(n_bytes):
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n_bytes < 1024 or unit == "GiB":
+            return f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1024
+
+
+def _is_prime(p):
+    return p >= 2 and all(p % q for q in range(2, int(p**0.5) + 1))
+
+
+class RipsPersistence(TransformerMixin, BaseEstimator):
+    """Vietoris-Rips persistence diagrams of every (sample, layer) cloud.
+
+    Stateless: ``fit`` validates the parameters. Diagrams are computed with
+    GUDHI's Ripser-based Rips persistence over the full filtration (no edge
+    collapse: on activation clouds it is slower), with coefficients in Z/``coeff``.
+
+    Parameters
+    ----------
+    homology_dimensions : sequence of int, default=(1,)
+        Homology dimensions to return, in this order. A single int is read as a
+        sequence of one: the output keeps an axis of length 1 either way.
+    local : bool, default=False
+        Local homology (paper II-B, II-D local step 2): before the filtration,
+        the distance between two points whose norms are both ``>= radius`` is set
+        to 0, so the exterior of the ball of that radius is coned off. Use it
+        after ``ActivationNormalizer(method="local")``, for which ``radius=1``
+        is the median norm.
+    radius : float, default=1.0
+        Radius of the ball for ``local=True``.
+    max_edge_length : float, default=np.inf
+        Largest edge of the Rips complex. Classes alive at this scale get death
+        ``inf``. A finite value with the Euclidean metric and ``local=False``
+        builds a sparse complex and never forms the dense distance matrix.
+    metric : str, default="euclidean"
+        A metric of :func:`scipy.spatial.distance.pdist`, or ``"precomputed"``
+        for square distance matrices instead of clouds (not with ``local=True``,
+        which needs the norms of the points).
+    coeff : int, default=2
+        Prime characteristic of the coefficient field. The paper uses Z/2.
+    n_jobs : int, default=None
+        Number of jobs to run in parallel. ``None`` means 1 unless in a
+        :obj:`joblib.parallel_backend` context. ``-1`` means using all
+        processors. Work is spread over every (sample, layer) cloud, in even
+        chunks, on threads (GUDHI releases the GIL). Results do not depend on it.
+    verbose : int, default=0
+        Show a progress bar over clouds when > 0.
+
+    See Also
+    --------
+    ActivationNormalizer : Normalization applied before this step.
+    LandscapeVectorizer : Turns the diagrams into landscape vectors.
+
+    Notes
+    -----
+    The output is an object array of shape
+    ``(n_samples, n_layers, n_homology_dimensions)`` whose cells are float
+    arrays of shape ``(n_pairs, 2)`` of (birth, death), rows sorted by birth
+    then death. Pairs of zero length are dropped; essential classes (H0's
+    component, or any class alive at ``max_edge_length``) have death ``inf``.
+
+    A dense distance matrix of ``n`` points costs ``8 n^2`` bytes; a cloud whose
+    matrices would not fit in the available memory raises ``ValueError`` before
+    anything is allocated.
+
+    References
+    ----------
+    .. [1] U. Bauer. "Ripser: efficient computation of Vietoris-Rips
+       persistence barcodes", J. Appl. Comput. Topol. 5, 2021.
+    .. [2] M. Wheeler, J. Bouza, P. Bubenik. "Activation Landscapes as a
+       Topological Summary of Neural Network Performance", IEEE Big Data 2021.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklandscapes import RipsPersistence
+    >>> angles = np.linspace(0, 2 * np.pi, 12, endpoint=False)
+    >>> circle = np.c_[np.cos(angles), np.sin(angles)]
+    >>> diagrams = RipsPersistence().fit_transform([circle])
+    >>> diagrams.shape
+    (1, 1, 1)
+    >>> np.round(diagrams[0, 0, 0], 4)
+    array([[0.5176, 1.7321]])
+    """
+
+    _parameter_constraints = {
+        "homology_dimensions": [Interval(numbers.Integral, 0, None, closed="left"),
+                                "array-like"],
+        "local": ["boolean"],
+        "radius": [Interval(numbers.Real, 0, None, closed="neither")],
+        "max_edge_length": [Interval(numbers.Real, 0, None, closed="right")],
+        "metric": [StrOptions(_METRICS)],
+        "coeff": [Interval(numbers.Integral, 2, None, closed="left")],
+        "n_jobs": [numbers.Integral, None],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        homology_dimensions=(1,),
+        local=False,
+        radius=1.0,
+        max_edge_length=np.inf,
+        metric="euclidean",
+        coeff=2,
+        n_jobs=None,
+        verbose=0,
+    ):
+        self.homology_dimensions = homology_dimensions
+        self.local = local
+        self.radius = radius
+        self.max_edge_length = max_edge_length
+        self.metric = metric
+        self.coeff = coeff
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    def _check_params(self):
+        """Cross-parameter checks; returns the homology dimensions as a tuple."""
+        dims = np.atleast_1d(np.asarray(self.homology_dimensions))
+        if (
+            dims.ndim != 1
+            or dims.size == 0
+            or not np.issubdtype(dims.dtype, np.integer)
+            or (dims < 0).any()
+            or len(set(dims.tolist())) != dims.size
+        ):
+            raise ValueError(
+                "homology_dimensions must be a non-empty sequence of distinct "
+                f"non-negative integers, got {self.homology_dimensions!r}."
+            )
+        if not _is_prime(self.coeff):
+            raise ValueError(f"coeff must be a prime number, got {self.coeff!r}.")
+        if self.local and self.metric == "precomputed":
+            raise ValueError(
+                "local=True needs the norms of the points, which a precomputed "
+                "distance matrix does not give; pass point clouds with "
+                "metric='euclidean' (or another pdist metric)."
+            )
+        return tuple(int(d) for d in dims)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Validate the parameters and the clouds; learns nothing.
+
+        Parameters
+        ----------
+        X : object array of shape (n_samples, n_layers) or sequence of clouds
+            Point clouds ``(n_points, n_features)``, or square distance
+            matrices with ``metric="precomputed"``.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : RipsPersistence
+        """
+        self._check_params()
+        check_layered_clouds(X, precomputed=self.metric == "precomputed")
+        return self
+
+    def transform(self, X):
+        """Compute the persistence diagrams of every cloud.
+
+        Parameters
+        ----------
+        X : object array of shape (n_samples, n_layers) or sequence of clouds
+
+        Returns
+        -------
+        diagrams : object array of shape (n_samples, n_layers, n_homology_dimensions)
+            Cells are float arrays of shape (n_pairs, 2).
+        """
+        dims = self._check_params()
+        clouds = check_layered_clouds(X, precomputed=self.metric == "precomputed")
+        self._check_memory(clouds)
+        cells = list(clouds.ravel())
+        n_jobs = effective_n_jobs(self.n_jobs)
+        # A few chunks per worker balance uneven clouds without paying the
+        # dispatch cost of one task per cloud.
+        n_chunks = min(len(cells), 4 * n_jobs)
+        bounds = np.linspace(0, len(cells), n_chunks + 1).astype(int)
+        chunks = [cells[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        settings = dict(
+            dims=dims,
+            local=self.local,
+            radius=self.radius,
+            max_edge_length=float(self.max_edge_length),
+            metric=self.metric,
+            coeff=self.coeff,
+        )
+        results = Parallel(n_jobs=self.n_jobs, prefer="threads", return_as="generator")(
+            delayed(_diagrams_of_chunk)(chunk, **settings) for chunk in chunks
+        )
+        out = np.empty(clouds.shape + (len(dims),), dtype=object)
+        flat = out.reshape(-1, len(dims))
+        with tqdm(
+            total=len(cells), disable=not self.verbose, desc="Rips persistence",
+            unit="cloud",
+        ) as bar:
+            position = 0
+            for chunk_result in results:
+                for diagrams in chunk_result:
+                    for k, diagram in enumerate(diagrams):
+                        flat[position, k] = diagram
+                    position += 1
+                bar.update(len(chunk_result))
+        return out
+
+    def _check_memory(self, clouds):
+        sparse = (
+            np.isfinite(self.max_edge_length)
+            and self.metric == "euclidean"
+            and not self.local
+        )
+        available = _available_memory()
+        if sparse or available is None:
+            return
+        errors = []
+        for index in np.ndindex(*clouds.shape):
+            n = len(clouds[index])
+            needed = _BYTES_PER_SQUARED_POINT * n * n
+            if needed > available:
+                errors.append(
+                    f"{_where(index)}: {n} points need {_format_bytes(needed)} for "
+                    f"dense distance matrices, {_format_bytes(available)} available"
+                )
+        _raise_if_errors(
+            errors,
+            "clouds for RipsPersistence: too large for a dense distance matrix",
+            "Subsample the clouds, or pass a finite max_edge_length (with "
+            "metric='euclidean' and local=False the complex is then built sparse).",
+        )
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the homology dimensions of the last axis, e.g. ``["H1"]``."""
+        return np.asarray([f"H{d}" for d in self._check_params()], dtype=object)
+
+    def __sklearn_is_fitted__(self):
+        return True
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        tags.input_tags.two_d_array = False
+        return tags
+
+
+def _diagrams_of_chunk(chunk, **settings):
+    return [_diagrams_of_cloud(cell, **settings) for cell in chunk]
+
+
+def _diagrams_of_cloud(cell, *, dims, local, radius, max_edge_length, metric, coeff):
+    """The diagrams of one cloud, one (n_pairs, 2) array per homology dimension."""
+    if metric == "euclidean" and not local and np.isfinite(max_edge_length):
+        data, input_type = cell, "point cloud"
+    else:
+        data = cell if metric == "precomputed" else squareform(pdist(cell, metric))
+        input_type = "full distance matrix"
+        if local:
+            norms = np.linalg.norm(cell, axis=1)
+            outside = np.flatnonzero(norms >= radius * (1 - _RADIUS_RTOL))
+            data[np.ix_(outside, outside)] = 0.0
+    rips = _GudhiRips(
+        homology_dimensions=list(dims),
+        threshold=max_edge_length,
+        input_type=input_type,
+        num_collapses=0,
+        homology_coeff_field=coeff,
+    )
+    return [_clean(diagram) for diagram in rips.fit_transform([data])[0]]
+
+
+def _clean(diagram):
+    """Drop zero-length pairs and sort rows by (birth, death)."""
+    diagram = np.asarray(diagram, dtype=np.float64).reshape(-1, 2)
+    diagram = diagram[diagram[:, 1] > diagram[:, 0]]
+    return diagram[np.lexsort((diagram[:, 1], diagram[:, 0]))]

@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.spatial.distance import pdist
+
+from sklandscapes import ActivationNormalizer
+from sklandscapes.normalization import max_pairwise_distance
+
+
+def test_global_centers_and_scales_to_unit_diameter(rng):
+    clouds = [[rng.normal(size=(30, 4)) * 7 + 3, rng.normal(size=(30, 2))]]
+    out = ActivationNormalizer().fit_transform(clouds)
+    for cell in out.ravel():
+        np.testing.assert_allclose(cell.mean(axis=0), 0, atol=1e-12)
+        # pdist and the normalizer's diameter are the same computation.
+        assert pdist(cell).max() == pytest.approx(1.0, rel=1e-12)
+
+
+def test_blockwise_diameter_equals_pdist(rng):
+    points = rng.normal(size=(4500, 3))
+    assert max_pairwise_distance(points) == pytest.approx(pdist(points).max(), rel=1e-14)
+
+
+@settings(max_examples=25, deadline=None)
+@given(shift=st.floats(-1e3, 1e3), scale=st.floats(1e-3, 1e3))
+def test_global_is_invariant_to_translation_and_scale(shift, scale):
+    cloud = np.random.default_rng(0).normal(size=(20, 3))
+    normalizer = ActivationNormalizer()
+    reference = normalizer.fit_transform([cloud])[0, 0]
+    moved = normalizer.fit_transform([cloud * scale + shift])[0, 0]
+    # Relative rounding of a shift up to 1e3 on coordinates of size ~1.
+    np.testing.assert_allclose(moved, reference, atol=1e-9)
+
+
+def test_local_median_norm_one_and_exterior_on_sphere(rng):
+    cloud = rng.normal(size=(101, 5)) * 3 + 1
+    out = ActivationNormalizer(method="local").fit_transform([cloud])[0, 0]
+    centered = cloud - cloud.mean(axis=0)
+    norms = np.linalg.norm(centered, axis=1) / np.median(np.linalg.norm(centered, axis=1))
+    out_norms = np.linalg.norm(out, axis=1)
+    np.testing.assert_allclose(out_norms, np.minimum(norms, 1.0), rtol=1e-12)
+    # Projection keeps the direction of every exterior vector.
+    outside = norms > 1
+    np.testing.assert_allclose(
+        out[outside], centered[outside] / np.linalg.norm(centered[outside], axis=1,
+                                                         keepdims=True), rtol=1e-12)
+
+
+def test_local_auto_leaves_relu_layers_uncentered(rng):
+    relu = np.maximum(rng.normal(size=(50, 4)), 0) + 0.01
+    auto = ActivationNormalizer(method="local").fit_transform([relu])[0, 0]
+    plain = ActivationNormalizer(method="local", center=False).fit_transform([relu])
+    forced = ActivationNormalizer(method="local", center=True).fit_transform([relu])
+    np.testing.assert_array_equal(auto, plain[0, 0])
+    assert not np.allclose(auto, forced[0, 0])
+
+
+def test_constant_clouds_are_refused_with_their_cell(rng):
+    good = rng.normal(size=(5, 2))
+    constant = np.ones((5, 2))
+    with pytest.raises(ValueError, match="sample 1, layer 0: constant cloud"):
+        ActivationNormalizer().fit_transform([good, constant])
+    with pytest.raises(ValueError, match="sample 0, layer 1: constant cloud"):
+        ActivationNormalizer(method="local").fit_transform([[good, constant]])
+    mostly_dead = np.zeros((5, 2))
+    mostly_dead[:2] = [[1.0, 2.0], [3.0, 0.5]]
+    with pytest.raises(ValueError, match="sample 0, layer 0: median norm is 0"):
+        ActivationNormalizer(method="local").fit_transform([mostly_dead])
+
+
+def test_bad_input_and_parameters(rng):
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        ActivationNormalizer().fit([np.array([[np.nan, 0.0], [1.0, 1.0]])])
+    with pytest.raises(ValueError, match="'method' parameter"):
+        ActivationNormalizer(method="minmax").fit([rng.normal(size=(3, 2))])
+    with pytest.raises(ValueError, match="'center' parameter"):
+        ActivationNormalizer(center="yes").fit([rng.normal(size=(3, 2))])

@@ -1,0 +1,190 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.spatial.distance import pdist, squareform
+
+import sklandscapes.persistence as persistence_module
+from sklandscapes import ActivationNormalizer, RipsPersistence
+
+ripser = pytest.importorskip("ripser")
+
+
+def finite_pairs(diagram):
+    diagram = diagram[np.isfinite(diagram[:, 1])]
+    diagram = diagram[diagram[:, 1] > diagram[:, 0]]
+    return diagram[np.lexsort((diagram[:, 1], diagram[:, 0]))]
+
+
+def activation_like_cloud(rng, n_points=120, width=8):
+    """ReLU of a noisy random projection of a 2-D blob, as in an MLP layer."""
+    latent = rng.normal(size=(n_points, 2))
+    projection = rng.normal(size=(2, width))
+    return np.maximum(latent @ projection + 0.3 * rng.normal(size=(n_points, width)), 0)
+
+
+@pytest.mark.parametrize("local", [False, True])
+def test_matches_ripser_py(rng, local):
+    clouds = [activation_like_cloud(rng) for _ in range(3)]
+    method = "local" if local else "global"
+    normalized = ActivationNormalizer(method=method).fit_transform(clouds)
+    ours = RipsPersistence(homology_dimensions=(0, 1), local=local).fit_transform(
+        normalized
+    )
+    for i, cloud in enumerate(normalized[:, 0]):
+        distances = squareform(pdist(cloud))
+        if local:
+            outside = np.linalg.norm(cloud, axis=1) >= 1 - 1e-9
+            distances[np.ix_(outside, outside)] = 0
+        reference = ripser.ripser(distances, distance_matrix=True, maxdim=1)["dgms"]
+        for k in range(2):
+            expected = finite_pairs(reference[k])
+            got = finite_pairs(ours[i, 0, k])
+            assert got.shape == expected.shape
+            # ripser.py computes in float32: agreement to its precision.
+            np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("m, radius", [(4, 1.0), (10, 2.5), (33, 0.3)])
+def test_circle_closed_form(m, radius):
+    angles = 2 * np.pi * np.arange(3 * m) / (3 * m)
+    circle = radius * np.c_[np.cos(angles), np.sin(angles)]
+    diagram = RipsPersistence().fit_transform([circle])[0, 0, 0]
+    assert diagram.shape == (1, 2)
+    np.testing.assert_allclose(
+        diagram[0], [2 * radius * np.sin(np.pi / (3 * m)), np.sqrt(3) * radius],
+        rtol=1e-12,
+    )
+
+
+def arms(directions, n_per_arm=40, length=2.0):
+    """Segments from the origin along the given angles, sampled evenly."""
+    t = np.linspace(0, length, n_per_arm)[1:]
+    points = [np.zeros((1, 2))]
+    for angle in directions:
+        points.append(np.outer(t, [np.cos(angle), np.sin(angle)]))
+    return np.concatenate(points)
+
+
+@pytest.mark.parametrize(
+    "directions, n_bars",
+    [
+        ([0.0, np.pi], 1),  # a segment through the origin
+        ([0.0, 2 * np.pi / 3, 4 * np.pi / 3], 2),  # a "Y"
+        ([0.0, np.pi / 2, np.pi, 3 * np.pi / 2], 3),  # an "X"
+    ],
+)
+def test_local_homology_counts_branches(directions, n_bars):
+    cloud = arms(directions)
+    diagram = RipsPersistence(local=True, radius=1.0).fit_transform([cloud])[0, 0, 0]
+    lengths = diagram[:, 1] - diagram[:, 0]
+    # Arms sampled every 0.05 close the coned loops around 1.0; anything long
+    # is a branch pair, anything else sampling noise.
+    assert (lengths > 0.5).sum() == n_bars
+    assert (lengths[lengths <= 0.5] < 0.1).all()
+
+
+def test_global_homology_of_the_same_arms_sees_no_loop():
+    cloud = arms([0.0, np.pi / 2, np.pi, 3 * np.pi / 2])
+    diagram = RipsPersistence().fit_transform([cloud])[0, 0, 0]
+    assert (diagram[:, 1] - diagram[:, 0] < 0.1).all()
+
+
+def test_output_layout_and_essential_class(rng):
+    X = [[rng.normal(size=(15, 3)), rng.normal(size=(12, 2))] for _ in range(2)]
+    out = RipsPersistence(homology_dimensions=[0, 1, 2]).fit_transform(X)
+    assert out.shape == (2, 2, 3)
+    assert out.dtype == object
+    for cell in out.ravel():
+        assert cell.ndim == 2 and cell.shape[1] == 2
+        np.testing.assert_array_equal(cell, cell[np.lexsort((cell[:, 1], cell[:, 0]))])
+        assert (cell[:, 1] > cell[:, 0]).all()
+    # H0 has exactly one essential class, born at 0.
+    h0 = out[0, 0, 0]
+    assert np.isinf(h0[:, 1]).sum() == 1
+    # An int is a sequence of one: the axis stays.
+    assert RipsPersistence(homology_dimensions=1).fit_transform(X).shape == (2, 2, 1)
+
+
+def test_precomputed_equals_point_clouds(rng):
+    clouds = [rng.normal(size=(25, 3)) for _ in range(2)]
+    matrices = [squareform(pdist(c)) for c in clouds]
+    from_points = RipsPersistence().fit_transform(clouds)
+    from_matrices = RipsPersistence(metric="precomputed").fit_transform(matrices)
+    for a, b in zip(from_points.ravel(), from_matrices.ravel()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_threshold_makes_classes_essential(rng):
+    cloud = 2 * np.c_[np.cos(np.linspace(0, 2 * np.pi, 30, endpoint=False)),
+                      np.sin(np.linspace(0, 2 * np.pi, 30, endpoint=False))]
+    full = RipsPersistence().fit_transform([cloud])[0, 0, 0]
+    cut = RipsPersistence(max_edge_length=1.0).fit_transform([cloud])[0, 0, 0]
+    np.testing.assert_allclose(cut[:, 0], full[:, 0])
+    assert np.isinf(cut[:, 1]).all()
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2, -1])
+def test_results_do_not_depend_on_n_jobs(rng, n_jobs):
+    X = [[rng.normal(size=(30, 3)) for _ in range(3)] for _ in range(5)]
+    serial = RipsPersistence(homology_dimensions=(0, 1)).fit_transform(X)
+    parallel = RipsPersistence(homology_dimensions=(0, 1), n_jobs=n_jobs).fit_transform(X)
+    for a, b in zip(serial.ravel(), parallel.ravel()):
+        np.testing.assert_array_equal(a, b)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), shift=st.floats(-100, 100))
+def test_diagrams_invariant_under_translation_and_row_order(seed, shift):
+    rng = np.random.default_rng(seed)
+    cloud = rng.normal(size=(20, 2))
+    reference = RipsPersistence(homology_dimensions=(0, 1)).fit_transform([cloud])
+    moved = RipsPersistence(homology_dimensions=(0, 1)).fit_transform(
+        [rng.permutation(cloud) + shift]
+    )
+    for a, b in zip(reference.ravel(), moved.ravel()):
+        # Translation changes distances by rounding only.
+        np.testing.assert_allclose(a, b, atol=1e-9)
+
+
+def test_coefficients_other_than_two(rng):
+    # Z/3 and Z/2 agree for clouds in the plane (no torsion in Rips H1 here).
+    cloud = rng.normal(size=(30, 2))
+    z2 = RipsPersistence().fit_transform([cloud])[0, 0, 0]
+    z3 = RipsPersistence(coeff=3).fit_transform([cloud])[0, 0, 0]
+    np.testing.assert_allclose(z2, z3)
+    with pytest.raises(ValueError, match="coeff must be a prime number, got 4"):
+        RipsPersistence(coeff=4).fit([cloud])
+
+
+def test_bad_input(rng):
+    with pytest.raises(ValueError, match="sample 0, layer 0: has 1 point"):
+        RipsPersistence().fit_transform([np.zeros((1, 3))])
+    with pytest.raises(ValueError, match="sample 1, layer 0: contains 1 NaN"):
+        RipsPersistence().fit_transform([rng.normal(size=(4, 2)),
+                                         np.array([[np.nan, 0], [1, 1]])])
+    with pytest.raises(ValueError, match="expected a square distance matrix"):
+        RipsPersistence(metric="precomputed").fit_transform([np.zeros((3, 4))])
+    with pytest.raises(ValueError, match="local=True needs the norms"):
+        RipsPersistence(local=True, metric="precomputed").fit([np.zeros((3, 3))])
+    with pytest.raises(ValueError, match="distinct non-negative integers"):
+        RipsPersistence(homology_dimensions=(1, 1)).fit([rng.normal(size=(4, 2))])
+    with pytest.raises(ValueError, match="'metric' parameter"):
+        RipsPersistence(metric="hamming-ish").fit([rng.normal(size=(4, 2))])
+
+
+def test_too_large_clouds_fail_before_allocating(rng, monkeypatch):
+    monkeypatch.setattr(persistence_module, "_available_memory", lambda: 1000)
+    cloud = rng.normal(size=(20, 2))
+    with pytest.raises(ValueError, match=r"(?s)20 points need 6.2 KiB .* 1000.0 B available.*max_edge_length"):
+        RipsPersistence().fit_transform([cloud])
+    # The sparse path never builds the dense matrix, so it is allowed.
+    out = RipsPersistence(max_edge_length=0.5).fit_transform([cloud])
+    assert out.shape == (1, 1, 1)
+
+
+def test_progress_bar_goes_to_stderr(rng, capsys):
+    RipsPersistence(verbose=1).fit_transform([rng.normal(size=(10, 2))] * 3)
+    captured = capsys.readouterr()
+    assert "Rips persistence" in captured.err
+    assert "3/3" in captured.err
