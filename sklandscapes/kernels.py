@@ -1,0 +1,230 @@
+"""Kernels on activation landscapes: the product Hilbert space of paper eq. (1)."""
+
+import numbers
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from sklandscapes._compat import Interval, StrOptions, _fit_context
+from sklandscapes.landscapes import quadrature_weights
+
+__all__ = ["LandscapeKernel", "feature_weights", "landscape_inner_products"]
+
+_DEFAULT_GRID = np.linspace(0.0, 1.0, 201)
+
+
+def feature_weights(n_features, grid=None, layer_weights=None):
+    """Weight of each feature in the landscape inner product.
+
+    The inner product of two landscape vectors is ``sum_j w_j x_j y_j``: the
+    trapezoid rule on the grid (:func:`~sklandscapes.landscapes.quadrature_weights`)
+    for every landscape function, times the weight of the feature's layer.
+
+    Parameters
+    ----------
+    n_features : int
+        Length of the landscape vectors, ordered (layer, dimension, k, grid point).
+    grid : array-like of shape (n_bins,), default=None
+        The vectorizer's grid (``LandscapeVectorizer.grid_``). ``None`` is the
+        default grid of :class:`LandscapeVectorizer`, 201 points on [0, 1].
+    layer_weights : array-like of shape (n_layers,), default=None
+        Non-negative weight of each layer's term; ``None`` weighs all layers 1.
+        The features split into ``n_layers`` equal consecutive blocks.
+
+    Returns
+    -------
+    weights : ndarray of shape (n_features,)
+
+    Examples
+    --------
+    >>> from sklandscapes.kernels import feature_weights
+    >>> feature_weights(6, grid=[0.0, 0.5, 1.0], layer_weights=[1.0, 2.0])
+    array([0.25, 0.5 , 0.25, 0.5 , 1.  , 0.5 ])
+    """
+    grid = _DEFAULT_GRID if grid is None else grid
+    quadrature = quadrature_weights(grid)
+    if n_features % len(quadrature):
+        raise ValueError(
+            f"X has {n_features} features, not a multiple of the {len(quadrature)} "
+            "grid points; pass grid=vectorizer.grid_ of the LandscapeVectorizer "
+            "that made X."
+        )
+    weights = np.tile(quadrature, n_features // len(quadrature))
+    if layer_weights is not None:
+        layer_weights = np.asarray(layer_weights, dtype=np.float64)
+        if (
+            layer_weights.ndim != 1
+            or len(layer_weights) == 0
+            or n_features % len(layer_weights)
+            or (n_features // len(layer_weights)) % len(quadrature)
+        ):
+            raise ValueError(
+                f"layer_weights has shape {layer_weights.shape}; expected one weight "
+                f"per layer, a number that divides the {n_features} features into "
+                "whole landscapes."
+            )
+        if not np.isfinite(layer_weights).all() or (layer_weights < 0).any():
+            raise ValueError(
+                f"layer_weights must be finite and non-negative, got {layer_weights!r}."
+            )
+        weights *= np.repeat(layer_weights, n_features // len(layer_weights))
+    return weights
+
+
+def landscape_inner_products(X, Y=None, *, grid=None, layer_weights=None):
+    """Inner products of landscape vectors in the product Hilbert space.
+
+    ``K[i, j] = sum_layers w_l sum_k integral lambda_k(X_i) lambda_k(Y_j) dt``
+    (paper eq. 1), the integral by the trapezoid rule on the grid.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples_X, n_features)
+    Y : ndarray of shape (n_samples_Y, n_features), default=None
+        ``None`` means ``Y = X``.
+    grid, layer_weights :
+        See :func:`feature_weights`.
+
+    Returns
+    -------
+    K : ndarray of shape (n_samples_X, n_samples_Y)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklandscapes.kernels import landscape_inner_products
+    >>> x = np.array([[0.0, 1.0, 0.0]])
+    >>> landscape_inner_products(x, grid=[0.0, 1.0, 2.0])
+    array([[1.]])
+    """
+    weights = feature_weights(X.shape[1], grid, layer_weights)
+    Y = X if Y is None else Y
+    return (X * weights) @ Y.T
+
+
+class LandscapeKernel(TransformerMixin, BaseEstimator):
+    """Kernel between activation landscapes, for ``SVC(kernel="precomputed")``.
+
+    ``fit`` stores the training landscapes; ``transform(X)`` returns the kernel
+    between ``X`` and them, so the step slots in a ``Pipeline`` before any
+    estimator that takes a precomputed kernel.
+
+    Parameters
+    ----------
+    kernel : {"linear", "rbf"}, default="linear"
+        ``"linear"``: the inner product of the product Hilbert space (paper
+        eq. 1), ``sum_layers w_l sum_k integral lambda_k lambda'_k dt``.
+        ``"rbf"``: ``exp(-gamma * ||lambda - lambda'||^2)`` with the norm of that
+        inner product.
+    gamma : float, default=None
+        Scale of the ``"rbf"`` kernel. ``None`` uses the inverse of the mean
+        squared distance between training landscapes (``gamma_``).
+    layer_weights : array-like of shape (n_layers,), default=None
+        Weight of each layer's term; ``None`` weighs every layer 1.
+    grid : array-like of shape (n_bins,), default=None
+        Grid of the landscapes, for the quadrature. ``None`` is the default grid
+        of :class:`LandscapeVectorizer`; with another grid pass the
+        vectorizer's ``grid_`` (or the same ``np.linspace``).
+
+    Attributes
+    ----------
+    X_fit_ : ndarray of shape (n_samples_fit, n_features)
+        The training landscapes.
+    gamma_ : float
+        The ``"rbf"`` scale used (``None`` for ``"linear"``).
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+
+    See Also
+    --------
+    LandscapeVectorizer : Produces the landscape vectors.
+    sklandscapes.kernels.landscape_inner_products : The inner products alone.
+
+    Notes
+    -----
+    Every inner product, norm and distance in sklandscapes uses the trapezoid
+    rule of :func:`~sklandscapes.landscapes.quadrature_weights` on the grid.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.svm import SVC
+    >>> from sklandscapes import LandscapeKernel
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.abs(rng.normal(size=(20, 201)))
+    >>> X[10:] += 1.0
+    >>> y = np.repeat([0, 1], 10)
+    >>> model = make_pipeline(LandscapeKernel(), SVC(kernel="precomputed"))
+    >>> float(model.fit(X, y).score(X, y))
+    1.0
+    """
+
+    _parameter_constraints = {
+        "kernel": [StrOptions({"linear", "rbf"})],
+        "gamma": [Interval(numbers.Real, 0, None, closed="neither"), None],
+        "layer_weights": ["array-like", None],
+        "grid": ["array-like", None],
+    }
+
+    def __init__(self, kernel="linear", gamma=None, layer_weights=None, grid=None):
+        self.kernel = kernel
+        self.gamma = gamma
+        self.layer_weights = layer_weights
+        self.grid = grid
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Store the training landscapes.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+            Landscape vectors from :class:`LandscapeVectorizer`.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : LandscapeKernel
+        """
+        X = validate_data(self, X, dtype=np.float64)
+        self.X_fit_ = X.copy()
+        self._weights = feature_weights(X.shape[1], self.grid, self.layer_weights)
+        self._fit_sq_norms = np.einsum("ij,ij,j->i", X, X, self._weights)
+        self.gamma_ = None
+        if self.kernel == "rbf":
+            self.gamma_ = self.gamma if self.gamma is not None else self._mean_gamma()
+        return self
+
+    def _mean_gamma(self):
+        gram = (self.X_fit_ * self._weights) @ self.X_fit_.T
+        sq_dist = self._fit_sq_norms[:, None] + self._fit_sq_norms[None, :] - 2 * gram
+        mean = float(np.maximum(sq_dist, 0).mean())
+        return 1.0 / mean if mean > 0 else 1.0
+
+    def transform(self, X):
+        """Kernel between ``X`` and the training landscapes.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+
+        Returns
+        -------
+        K : ndarray of shape (n_samples, n_samples_fit)
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        gram = (X * self._weights) @ self.X_fit_.T
+        if self.kernel == "linear":
+            return gram
+        sq_norms = np.einsum("ij,ij,j->i", X, X, self._weights)
+        sq_dist = sq_norms[:, None] + self._fit_sq_norms[None, :] - 2 * gram
+        return np.exp(-self.gamma_ * np.maximum(sq_dist, 0))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64"]
+        return tags

@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+from sklearn.svm import SVC
+
+from sklandscapes import LandscapeKernel, LandscapeVectorizer
+from sklandscapes.kernels import feature_weights, landscape_inner_products
+
+
+def landscape_rows(rng, n_samples, n_layers=3):
+    diagrams = np.empty((n_samples, n_layers, 1), dtype=object)
+    for index in np.ndindex(*diagrams.shape):
+        births = rng.uniform(0, 0.6, 8)
+        diagrams[index] = np.c_[births, births + rng.uniform(0, 0.4, 8)]
+    vectorizer = LandscapeVectorizer(n_landscapes=3, resolution=51).fit(diagrams)
+    return vectorizer.transform(diagrams), vectorizer.grid_
+
+
+def test_linear_kernel_is_the_product_space_integral(rng):
+    X, grid = landscape_rows(rng, 6)
+    weights = [1.0, 0.5, 2.0]
+    K = LandscapeKernel(layer_weights=weights, grid=grid).fit(X).transform(X)
+    # Independent computation: trapezoid integral per layer and k, with numpy.
+    cube = X.reshape(6, 3, 3, 51)
+    expected = np.zeros((6, 6))
+    for i in range(6):
+        for j in range(6):
+            for layer in range(3):
+                for k in range(3):
+                    expected[i, j] += weights[layer] * np.trapezoid(
+                        cube[i, layer, k] * cube[j, layer, k], grid)
+    np.testing.assert_allclose(K, expected, rtol=1e-12)
+
+
+def test_linear_gram_is_symmetric_positive_semidefinite(rng):
+    X, grid = landscape_rows(rng, 15)
+    K = landscape_inner_products(X, grid=grid)
+    np.testing.assert_allclose(K, K.T, rtol=1e-12)
+    # Eigenvalues of a PSD matrix computed in floating point: >= -eps * scale.
+    assert np.linalg.eigvalsh(K).min() > -1e-10 * np.abs(K).max()
+
+
+def test_rbf_uses_the_same_norm(rng):
+    X, grid = landscape_rows(rng, 5)
+    Y, _ = landscape_rows(rng, 3)
+    kernel = LandscapeKernel(kernel="rbf", gamma=2.0, grid=grid).fit(X)
+    w = feature_weights(X.shape[1], grid)
+    expected = np.exp(-2.0 * (((Y[:, None] - X[None]) ** 2) * w).sum(-1))
+    np.testing.assert_allclose(kernel.transform(Y), expected, rtol=1e-10)
+    default = LandscapeKernel(kernel="rbf", grid=grid).fit(X)
+    sq = (((X[:, None] - X[None]) ** 2) * w).sum(-1)
+    assert default.gamma_ == pytest.approx(1 / sq.mean())
+    np.testing.assert_allclose(np.diag(default.transform(X)), 1.0)
+
+
+def test_transform_is_against_the_training_rows(rng):
+    X, grid = landscape_rows(rng, 8)
+    kernel = LandscapeKernel(grid=grid).fit(X[:5])
+    assert kernel.transform(X[5:]).shape == (3, 5)
+    np.testing.assert_allclose(kernel.transform(X[5:]),
+                               landscape_inner_products(X[5:], X[:5], grid=grid))
+
+
+def test_precomputed_svc_matches_explicit_feature_map(rng):
+    # SVC on the kernel equals a linear SVC on features scaled by sqrt(weights).
+    X, grid = landscape_rows(rng, 30)
+    y = (X[:, : X.shape[1] // 3].sum(1) > np.median(X[:, : X.shape[1] // 3].sum(1)))
+    K = LandscapeKernel(grid=grid).fit(X).transform(X)
+    explicit = X * np.sqrt(feature_weights(X.shape[1], grid))
+    a = SVC(kernel="precomputed").fit(K, y).decision_function(K)
+    b = SVC(kernel="linear").fit(explicit, y).decision_function(explicit)
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-8)
+
+
+def test_bad_input(rng):
+    X, grid = landscape_rows(rng, 4)
+    with pytest.raises(ValueError, match="not a multiple of the 201 grid points"):
+        LandscapeKernel().fit(X)
+    with pytest.raises(ValueError, match="one weight per layer"):
+        LandscapeKernel(grid=grid, layer_weights=[1.0, 1.0]).fit(X)
+    with pytest.raises(ValueError, match="finite and non-negative"):
+        LandscapeKernel(grid=grid, layer_weights=[1.0, -1.0, 1.0]).fit(X)
+    with pytest.raises(ValueError, match="'kernel' parameter"):
+        LandscapeKernel(kernel="poly", grid=grid).fit(X)
+    fitted = LandscapeKernel(grid=grid).fit(X)
+    with pytest.raises(ValueError, match="features"):
+        fitted.transform(X[:, :-51])

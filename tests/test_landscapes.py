@@ -1,0 +1,146 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sklandscapes import LandscapeVectorizer, reshape_landscapes
+from sklandscapes.exceptions import GridWarning
+from sklandscapes.landscapes import landscape_values, quadrature_weights
+
+gudhi_representations = pytest.importorskip("gudhi.representations")
+
+
+def random_diagrams(rng, n_diagrams, max_pairs=30):
+    diagrams = []
+    for _ in range(n_diagrams):
+        n = rng.integers(0, max_pairs)
+        births = rng.uniform(0, 0.8, n)
+        diagrams.append(np.c_[births, births + rng.exponential(0.1, n)])
+    return diagrams
+
+
+def brute_force(diagram, grid, n_landscapes):
+    """The definition, literally: sort all tent values at every grid point."""
+    out = np.zeros((n_landscapes, len(grid)))
+    for i, t in enumerate(grid):
+        tents = np.sort(np.maximum(0, np.minimum(t - diagram[:, 0],
+                                                 diagram[:, 1] - t)))[::-1]
+        k = min(n_landscapes, len(tents))
+        out[:k, i] = tents[:k]
+    return out
+
+
+def test_equals_gudhi_over_sqrt2(rng):
+    diagrams = random_diagrams(rng, 40)
+    ours = LandscapeVectorizer(n_landscapes=4, resolution=101).fit_transform(diagrams)
+    # gudhi's grid is np.linspace(start, stop, resolution) too, ends included.
+    theirs = gudhi_representations.Landscape(
+        num_landscapes=4, resolution=101, sample_range=[0.0, 1.0]
+    ).fit_transform(diagrams)
+    np.testing.assert_allclose(ours * np.sqrt(2), theirs, rtol=0, atol=1e-12)
+
+
+def test_equals_the_definition(rng):
+    diagrams = random_diagrams(rng, 25, max_pairs=12)
+    # Duplicate pairs make ties, which fill several landscape levels at once.
+    diagrams[0] = np.array([[0.1, 0.5], [0.1, 0.5], [0.1, 0.5], [0.2, 0.3]])
+    grid = np.linspace(0, 1, 57)
+    values = landscape_values(diagrams, grid, n_landscapes=6)
+    for diagram, got in zip(diagrams, values):
+        np.testing.assert_allclose(got, brute_force(diagram, grid, 6), atol=1e-15)
+
+
+def test_hand_computed_values():
+    # One pair (0, 1) and one (0.5, 1.5) on the grid 0, 0.25, ..., 1.5.
+    vectorizer = LandscapeVectorizer(n_landscapes=2, sample_range=(0.0, 1.5),
+                                     resolution=7)
+    row = vectorizer.fit_transform([np.array([[0.0, 1.0], [0.5, 1.5]])])[0]
+    first, second = row.reshape(2, 7)
+    np.testing.assert_allclose(first, [0, 0.25, 0.5, 0.25, 0.5, 0.25, 0])
+    np.testing.assert_allclose(second, [0, 0, 0, 0.25, 0, 0, 0])
+
+
+def test_infinite_deaths_are_truncated_at_the_grid_end():
+    vectorizer = LandscapeVectorizer(n_landscapes=1, sample_range=(0.0, 1.0),
+                                     resolution=5)
+    row = vectorizer.fit_transform([np.array([[0.0, np.inf]])])[0]
+    np.testing.assert_allclose(row, [0, 0.25, 0.5, 0.25, 0])
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_landscape_properties(seed):
+    rng = np.random.default_rng(seed)
+    diagram = random_diagrams(rng, 1, max_pairs=15)[0]
+    grid = np.linspace(-0.2, 1.5, 300)
+    values = landscape_values([diagram], grid, n_landscapes=5)[0]
+    # Decreasing in k and non-negative.
+    assert (values >= 0).all()
+    assert (np.diff(values, axis=0) <= 1e-15).all()
+    # 1-Lipschitz in t.
+    assert (np.abs(np.diff(values, axis=1)) <= np.diff(grid) + 1e-12).all()
+    # Zero outside the support of the diagram.
+    if len(diagram):
+        outside = (grid <= diagram[:, 0].min()) | (grid >= diagram[:, 1].max())
+        assert (values[:, outside] == 0).all()
+    else:
+        assert (values == 0).all()
+    # Row order of the diagram does not matter.
+    shuffled = landscape_values([rng.permutation(diagram)], grid, 5)[0]
+    np.testing.assert_array_equal(values, shuffled)
+
+
+def test_layout_names_and_reshape(rng):
+    d = random_diagrams(rng, 12)
+    X = np.empty((3, 2, 2), dtype=object)
+    for i, cell in enumerate(d):
+        X.flat[i] = cell
+    vectorizer = LandscapeVectorizer(n_landscapes=3, resolution=11).fit(X)
+    Xt = vectorizer.transform(X)
+    assert Xt.shape == (3, 2 * 2 * 3 * 11)
+    names = vectorizer.get_feature_names_out(["H0", "H1"])
+    assert len(names) == Xt.shape[1]
+    assert names[0] == "layer0_H0_k1_t00"
+    assert names[2 * 3 * 11 + 3 * 11 + 11 + 7] == "layer1_H1_k2_t07"
+    cube = reshape_landscapes(Xt, 2, 2, 3)
+    expected = landscape_values([X[2, 1, 0]], vectorizer.grid_, 3)[0]
+    np.testing.assert_array_equal(cube[2, 1, 0], expected)
+    with pytest.raises(ValueError, match="does not split into n_layers=4"):
+        reshape_landscapes(Xt, 4, 2, 5)
+
+
+def test_auto_range_is_learned_in_fit_and_reused(rng):
+    train = [np.array([[0.2, 0.9]]), np.array([[0.5, np.inf]])]
+    vectorizer = LandscapeVectorizer(sample_range="auto", resolution=8).fit(train)
+    assert vectorizer.grid_[0] == 0.2 and vectorizer.grid_[-1] == 0.9
+    test = [np.array([[0.0, 3.0]])]
+    np.testing.assert_array_equal(vectorizer.transform(test).shape, (1, 5 * 8))
+    assert vectorizer.grid_[-1] == 0.9
+    with pytest.warns(GridWarning, match="sample_range=\\(start, stop\\)"):
+        LandscapeVectorizer(sample_range="auto").fit([np.empty((0, 2))])
+
+
+def test_quadrature_is_the_trapezoid_rule():
+    grid = np.linspace(0, 2, 9)
+    values = np.minimum(grid, 2 - grid)  # a tent of height 1 on [0, 2]
+    # The tent is linear between grid points: the trapezoid rule is exact.
+    assert quadrature_weights(grid) @ values == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="increasing 1-D array"):
+        quadrature_weights([1.0])
+
+
+def test_bad_input(rng):
+    d = [np.array([[0.1, 0.2]])]
+    with pytest.raises(ValueError, match="'resolution' parameter"):
+        LandscapeVectorizer(resolution=1).fit(d)
+    with pytest.raises(ValueError, match="'n_landscapes' parameter"):
+        LandscapeVectorizer(n_landscapes=0).fit(d)
+    with pytest.raises(ValueError, match="start < stop"):
+        LandscapeVectorizer(sample_range=(1.0, 0.0)).fit(d)
+    with pytest.raises(ValueError, match="pair \\(start, stop\\)"):
+        LandscapeVectorizer(sample_range=(0.0, 0.5, 1.0)).fit(d)
+    fitted = LandscapeVectorizer().fit([[[d[0]], [d[0]]]])
+    with pytest.raises(ValueError, match="fitted on \\(2, 1\\)"):
+        fitted.transform([[[d[0]]]])
+    with pytest.raises(ValueError, match="some deaths are smaller"):
+        fitted.transform([[[np.array([[0.5, 0.1]])], [d[0]]]])
