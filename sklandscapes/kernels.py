@@ -11,8 +11,6 @@ from sklandscapes.landscapes import quadrature_weights
 
 __all__ = ["LandscapeKernel", "feature_weights", "landscape_inner_products"]
 
-_DEFAULT_GRID = np.linspace(0.0, 1.0, 201)
-
 
 def feature_weights(n_features, grid=None, layer_weights=None):
     """Weight of each feature in the landscape inner product.
@@ -26,8 +24,11 @@ def feature_weights(n_features, grid=None, layer_weights=None):
     n_features : int
         Length of the landscape vectors, ordered (layer, dimension, k, grid point).
     grid : array-like of shape (n_bins,), default=None
-        The vectorizer's grid (``LandscapeVectorizer.grid_``). ``None`` is the
-        default grid of :class:`LandscapeVectorizer`, 201 points on [0, 1].
+        The vectorizer's grid (``LandscapeVectorizer.grid_``), for the trapezoid
+        rule. ``None`` gives every feature weight 1: the integral in units of the
+        grid step, which equals the trapezoid rule divided by the step whenever
+        the landscapes vanish at both ends of the grid (as they do on a grid
+        that covers the diagrams, infinite deaths being truncated at its end).
     layer_weights : array-like of shape (n_layers,), default=None
         Non-negative weight of each layer's term; ``None`` weighs all layers 1.
         The features split into ``n_layers`` equal consecutive blocks.
@@ -42,8 +43,10 @@ def feature_weights(n_features, grid=None, layer_weights=None):
     >>> feature_weights(6, grid=[0.0, 0.5, 1.0], layer_weights=[1.0, 2.0])
     array([0.25, 0.5 , 0.25, 0.5 , 1.  , 0.5 ])
     """
-    grid = _DEFAULT_GRID if grid is None else grid
-    quadrature = quadrature_weights(grid)
+    if grid is None:
+        quadrature = np.ones(1)
+    else:
+        quadrature = quadrature_weights(grid)
     if n_features % len(quadrature):
         raise ValueError(
             f"X has {n_features} features, not a multiple of the {len(quadrature)} "
@@ -123,9 +126,12 @@ class LandscapeKernel(TransformerMixin, BaseEstimator):
     layer_weights : array-like of shape (n_layers,), default=None
         Weight of each layer's term; ``None`` weighs every layer 1.
     grid : array-like of shape (n_bins,), default=None
-        Grid of the landscapes, for the quadrature. ``None`` is the default grid
-        of :class:`LandscapeVectorizer`; with another grid pass the
-        vectorizer's ``grid_`` (or the same ``np.linspace``).
+        Grid of the landscapes (the vectorizer's ``grid_``, or the same
+        ``np.linspace``), for the trapezoid rule: the kernel is then the
+        integral itself. ``None`` weighs every feature 1, the integral in units
+        of the grid step (see :func:`feature_weights`); kernels, and so SVC
+        decisions and permutation tests, differ from the integral only by that
+        constant factor.
 
     Attributes
     ----------

@@ -39,6 +39,16 @@ def test_linear_gram_is_symmetric_positive_semidefinite(rng):
     assert np.linalg.eigvalsh(K).min() > -1e-10 * np.abs(K).max()
 
 
+def test_default_weights_are_the_integral_in_grid_steps(rng):
+    X, grid = landscape_rows(rng, 6)
+    # Landscapes of these diagrams vanish at 0 and 1, where the trapezoid rule
+    # halves its weights; elsewhere its weight is the step.
+    step = grid[1] - grid[0]
+    np.testing.assert_allclose(LandscapeKernel().fit(X).transform(X) * step,
+                               landscape_inner_products(X, grid=grid), rtol=1e-12)
+    np.testing.assert_allclose(landscape_inner_products(X), X @ X.T)
+
+
 def test_rbf_uses_the_same_norm(rng):
     X, grid = landscape_rows(rng, 5)
     Y, _ = landscape_rows(rng, 3)
@@ -73,8 +83,8 @@ def test_precomputed_svc_matches_explicit_feature_map(rng):
 
 def test_bad_input(rng):
     X, grid = landscape_rows(rng, 4)
-    with pytest.raises(ValueError, match="not a multiple of the 201 grid points"):
-        LandscapeKernel().fit(X)
+    with pytest.raises(ValueError, match="not a multiple of the 50 grid points"):
+        LandscapeKernel(grid=grid[:-1]).fit(X)
     with pytest.raises(ValueError, match="one weight per layer"):
         LandscapeKernel(grid=grid, layer_weights=[1.0, 1.0]).fit(X)
     with pytest.raises(ValueError, match="finite and non-negative"):

@@ -1,0 +1,122 @@
+"""The topological core composed with scikit-learn: Pipeline, CV, grid search."""
+
+import pickle
+
+import numpy as np
+import pytest
+from conftest import noisy_circle, noisy_figure_eight
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
+from sklearn.pipeline import Pipeline
+from sklearn.svm import SVC
+
+import sklandscapes.persistence as persistence_module
+from sklandscapes import (
+    ActivationNormalizer,
+    LandscapeKernel,
+    LandscapeVectorizer,
+    RipsPersistence,
+)
+
+
+def circles_and_eights(rng, n_per_class=15):
+    X = [noisy_circle(rng, 50) for _ in range(n_per_class)]
+    X += [noisy_figure_eight(rng, 50) for _ in range(n_per_class)]
+    return X, np.repeat([0, 1], n_per_class)
+
+
+def make_pipeline(memory=None):
+    return Pipeline(
+        [
+            ("normalize", ActivationNormalizer()),
+            ("rips", RipsPersistence()),
+            ("landscapes", LandscapeVectorizer(n_landscapes=2, resolution=51)),
+            ("kernel", LandscapeKernel()),
+            ("svm", SVC(kernel="precomputed")),
+        ],
+        memory=memory,
+    )
+
+
+def test_pipeline_tells_circles_from_figure_eights(rng):
+    X, y = circles_and_eights(rng)
+    cv = StratifiedKFold(3, shuffle=True, random_state=0)
+    scores = cross_val_score(make_pipeline(), X, y, cv=cv)
+    # Two clearly separated H1 signatures: one long bar versus two.
+    assert scores.mean() >= 0.9
+
+
+def test_grid_search_with_memory_computes_persistence_once_per_fold(
+    rng, tmp_path, monkeypatch
+):
+    X, y = circles_and_eights(rng, n_per_class=6)
+    calls = []
+    original = persistence_module._diagrams_of_cloud
+
+    def counting(cell, **settings):
+        calls.append(len(cell))
+        return original(cell, **settings)
+
+    monkeypatch.setattr(persistence_module, "_diagrams_of_cloud", counting)
+    param_grid = {
+        "landscapes__n_landscapes": [1, 2, 3],
+        "kernel__kernel": ["linear", "rbf"],
+    }
+    search = GridSearchCV(make_pipeline(memory=str(tmp_path)), param_grid, cv=3)
+    search.fit(X, y)
+    n_candidates, n_folds, n = 6, 3, len(X)
+    # Fitting: the training part of each fold once (the cache serves the other
+    # candidates), plus the refit on all data. Scoring transforms the test part
+    # of each fold for every candidate (a stateless step: precompute diagrams
+    # once outside the search to avoid even that).
+    expected = n_folds * (n - n // n_folds) + n + n_candidates * n
+    assert len(calls) == expected
+    # Without memory, every candidate refits the persistence step.
+    calls.clear()
+    GridSearchCV(make_pipeline(), param_grid, cv=3).fit(X, y)
+    assert len(calls) == n_candidates * n_folds * (n - n // n_folds) + n + (
+        n_candidates * n)
+
+
+def test_grid_search_over_precomputed_diagrams(rng):
+    X, y = circles_and_eights(rng, n_per_class=8)
+    diagrams = RipsPersistence().fit_transform(ActivationNormalizer().fit_transform(X))
+    model = Pipeline([
+        ("landscapes", LandscapeVectorizer(resolution=51)),
+        ("kernel", LandscapeKernel()),
+        ("svm", SVC(kernel="precomputed")),
+    ])
+    search = GridSearchCV(model, {"landscapes__n_landscapes": [1, 3],
+                                  "svm__C": [0.1, 10.0]}, cv=2).fit(diagrams, y)
+    assert search.best_score_ >= 0.9
+    assert search.predict(diagrams[:3]).shape == (3,)
+
+
+def test_fitted_pipeline_survives_pickling_and_clone(rng):
+    X, y = circles_and_eights(rng, n_per_class=8)
+    model = make_pipeline().fit(X, y)
+    restored = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(restored.decision_function(X),
+                                  model.decision_function(X))
+    params = model.get_params()
+    assert params["landscapes__resolution"] == 51
+    model.set_params(landscapes__resolution=21)
+    assert model.named_steps["landscapes"].resolution == 21
+
+
+def test_feature_names_flow_through_the_pipeline(rng):
+    X, y = circles_and_eights(rng, n_per_class=3)
+    features = Pipeline([
+        ("rips", RipsPersistence(homology_dimensions=(0, 1))),
+        ("landscapes", LandscapeVectorizer(n_landscapes=1, resolution=3)),
+    ]).fit(X, y)
+    names = features.get_feature_names_out()
+    assert list(names[:4]) == ["layer0_H0_k1_t0", "layer0_H0_k1_t1",
+                               "layer0_H0_k1_t2", "layer0_H1_k1_t0"]
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_pipeline_predictions_do_not_depend_on_n_jobs(rng, n_jobs):
+    X, y = circles_and_eights(rng, n_per_class=5)
+    a = make_pipeline().fit(X, y).decision_function(X)
+    b = make_pipeline().set_params(rips__n_jobs=n_jobs).fit(X, y).decision_function(X)
+    np.testing.assert_array_equal(a, b)
