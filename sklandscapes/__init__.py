@@ -8,6 +8,7 @@ from sklandscapes.kernels import LandscapeKernel
 from sklandscapes.landscapes import LandscapeVectorizer, reshape_landscapes
 from sklandscapes.normalization import ActivationNormalizer
 from sklandscapes.persistence import RipsPersistence
+from sklandscapes.stats import PermutationTest
 
 __version__ = "0.1.0.dev0"
 
@@ -15,6 +16,7 @@ __all__ = [
     "ActivationNormalizer",
     "LandscapeKernel",
     "LandscapeVectorizer",
+    "PermutationTest",
     "RipsPersistence",
     "reshape_landscapes",
     "__version__",

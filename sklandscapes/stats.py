@@ -1,0 +1,425 @@
+"""Statistics on landscape vectors: permutation tests, means, complexity (II-C, II-E)."""
+
+import numbers
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+from joblib import effective_n_jobs
+from sklearn.base import BaseEstimator
+from sklearn.decomposition import PCA
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_array, check_is_fitted
+
+from sklandscapes._compat import Interval, Parallel, StrOptions, _fit_context, delayed
+from sklandscapes.kernels import feature_weights, landscape_inner_products
+
+__all__ = [
+    "CurveProjection",
+    "PermutationTest",
+    "landscape_curve_projection",
+    "landscape_norms",
+    "mean_landscapes",
+]
+
+# Permutations handled together: one block costs an (n, block) matrix product
+# and its memory does not grow with n_permutations.
+_PERMUTATIONS_PER_BLOCK = 1000
+
+# Two labelings that give the same partition give the same statistic up to the
+# rounding of the quadratic form; a null value within this relative distance of
+# the observed one counts as "at least as large".
+_TIE_RTOL = 1e-10
+
+
+def _check_labels(X, y):
+    y = np.asarray(y)
+    if y.ndim != 1 or len(y) != len(X):
+        raise ValueError(
+            f"y must be 1-D with one label per sample of X: X has {len(X)} samples, "
+            f"y has shape {y.shape}."
+        )
+    groups, counts = np.unique(y, return_counts=True)
+    return y, groups, counts
+
+
+def _check_vectors(X, shape):
+    X = check_array(X, dtype=np.float64)
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != 4 or min(shape) < 1:
+        raise ValueError(
+            "shape must be (n_layers, n_homology_dimensions, n_landscapes, n_bins), "
+            f"got {shape!r}."
+        )
+    if X.shape[1] != np.prod(shape):
+        raise ValueError(
+            f"X has {X.shape[1]} features per sample but shape {shape} describes "
+            f"{int(np.prod(shape))}; pass the layout of the LandscapeVectorizer "
+            "that made X."
+        )
+    return X, shape
+
+
+def mean_landscapes(X, y):
+    """Average landscape vector of each group (paper II-E).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Landscape vectors, e.g. from :class:`~sklandscapes.LandscapeVectorizer`.
+    y : array-like of shape (n_samples,)
+        Group of each sample (training threshold, class, ...).
+
+    Returns
+    -------
+    groups : ndarray of shape (n_groups,)
+        The sorted distinct labels.
+    means : ndarray of shape (n_groups, n_features)
+        ``means[g]`` is the average of the rows of group ``groups[g]``: the
+        average activation landscape across networks and input subsamples.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklandscapes.stats import mean_landscapes
+    >>> groups, means = mean_landscapes(np.array([[0.0, 2.0], [2.0, 4.0], [5.0, 5.0]]),
+    ...                                 ["a", "a", "b"])
+    >>> groups.tolist(), means.tolist()
+    (['a', 'b'], [[1.0, 3.0], [5.0, 5.0]])
+    """
+    X = check_array(X, dtype=np.float64)
+    y, groups, counts = _check_labels(X, y)
+    inverse = np.searchsorted(groups, y)
+    sums = np.zeros((len(groups), X.shape[1]))
+    np.add.at(sums, inverse, X)
+    return groups, sums / counts[:, None]
+
+
+def landscape_norms(X, shape, grid=None):
+    """Topological complexity of each layer: the norm of its landscapes (II-C).
+
+    The norm of layer ``l`` is ``sqrt(sum_dims sum_k integral lambda_k^2 dt)``
+    with the quadrature of :class:`~sklandscapes.LandscapeKernel`.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Landscape vectors.
+    shape : tuple of 4 ints
+        ``(n_layers, n_homology_dimensions, n_landscapes, n_bins)`` of ``X``.
+    grid : array-like of shape (n_bins,), default=None
+        The vectorizer's ``grid_`` for the trapezoid rule; ``None`` weighs each
+        grid point 1 (see :func:`~sklandscapes.kernels.feature_weights`).
+
+    Returns
+    -------
+    norms : ndarray of shape (n_samples, n_layers)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklandscapes.stats import landscape_norms
+    >>> X = np.array([[0.0, 3.0, 0.0, 0.0, 4.0, 0.0]])
+    >>> landscape_norms(X, shape=(2, 1, 1, 3))
+    array([[3., 4.]])
+    """
+    X, shape = _check_vectors(X, shape)
+    weights = feature_weights(X.shape[1], grid)
+    squares = (X * X * weights).reshape(len(X), shape[0], -1).sum(axis=2)
+    return np.sqrt(squares)
+
+
+@dataclass
+class CurveProjection:
+    """2-D projection of the activation landscape curves (paper Fig. 3).
+
+    Attributes
+    ----------
+    groups : ndarray of shape (n_groups,)
+        Labels of the curves.
+    coordinates : ndarray of shape (n_groups, n_layers, n_components)
+        ``coordinates[g, l]`` is the projection of the average landscape of
+        layer ``l`` in group ``g``; consecutive layers form the curve.
+    explained_variance_ratio : ndarray of shape (n_components,)
+        Share of the variance of the average landscapes each axis keeps.
+    """
+
+    groups: np.ndarray
+    coordinates: np.ndarray
+    explained_variance_ratio: np.ndarray
+
+
+def landscape_curve_projection(X, y, shape, n_components=2, grid=None):
+    """Project each group's per-layer average landscapes onto their principal axes.
+
+    The average landscape of every (group, layer) is a point of the landscape
+    Hilbert space; a group's layers in order form a piecewise-linear curve. The
+    points are weighted by the square root of the quadrature, so that PCA's
+    Euclidean geometry is the landscape norm's.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Landscape vectors.
+    y : array-like of shape (n_samples,)
+        Group of each sample, e.g. the training threshold.
+    shape : tuple of 4 ints
+        ``(n_layers, n_homology_dimensions, n_landscapes, n_bins)`` of ``X``.
+    n_components : int, default=2
+        Dimension of the projection.
+    grid : array-like of shape (n_bins,), default=None
+        See :func:`landscape_norms`.
+
+    Returns
+    -------
+    projection : CurveProjection
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklandscapes.stats import landscape_curve_projection
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.random((6, 3 * 1 * 2 * 4))
+    >>> proj = landscape_curve_projection(X, [0, 0, 0, 1, 1, 1], shape=(3, 1, 2, 4))
+    >>> proj.coordinates.shape
+    (2, 3, 2)
+    """
+    X, shape = _check_vectors(X, shape)
+    groups, means = mean_landscapes(X, y)
+    scaled = means * np.sqrt(feature_weights(X.shape[1], grid))
+    points = scaled.reshape(len(groups) * shape[0], -1)
+    if not 1 <= n_components <= min(points.shape):
+        raise ValueError(
+            f"n_components must be between 1 and {min(points.shape)} (the number of "
+            f"(group, layer) points and of features), got {n_components!r}."
+        )
+    pca = PCA(n_components=n_components, svd_solver="full").fit(points)
+    coordinates = pca.transform(points).reshape(len(groups), shape[0], n_components)
+    return CurveProjection(groups, coordinates, pca.explained_variance_ratio_)
+
+
+class PermutationTest(BaseEstimator):
+    """Permutation test for a difference of average landscapes between groups.
+
+    The statistic is the distance between the group means in the landscape
+    Hilbert space (paper III-C), with the norm of
+    :class:`~sklandscapes.LandscapeKernel`. It is computed from the Gram matrix
+    ``K``: for the contrast ``w = 1_A / n_A - 1_B / n_B``,
+    ``||m_A - m_B||^2 = w^T K w``, so a permutation costs ``O(n^2)`` whatever the
+    length of the landscape vectors, and permutations are processed in blocks
+    of matrix products whose memory does not grow with ``n_permutations``.
+
+    With more than two groups every pair is tested on its own samples, as in
+    the paper's Table I.
+
+    Parameters
+    ----------
+    n_permutations : int, default=10_000
+        Number of random relabelings per pair of groups.
+    kernel : {"linear", "precomputed"}, default="linear"
+        ``"linear"``: X are landscape vectors and ``K`` their inner products.
+        ``"precomputed"``: X is the Gram matrix itself, e.g. from
+        ``LandscapeKernel().fit(V).transform(V)``.
+    grid : array-like of shape (n_bins,), default=None
+        Grid of the landscapes for the quadrature (``kernel="linear"``); see
+        :class:`~sklandscapes.LandscapeKernel`.
+    layer_weights : array-like of shape (n_layers,), default=None
+        Weight of each layer's term (``kernel="linear"``).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the permutations; results are the same for every ``n_jobs``.
+    n_jobs : int, default=None
+        Number of jobs to run in parallel. ``None`` means 1 unless in a
+        :obj:`joblib.parallel_backend` context. ``-1`` means using all
+        processors. Blocks of permutations are spread over the jobs.
+
+    Attributes
+    ----------
+    groups_ : ndarray of shape (n_groups,)
+        The sorted distinct labels.
+    statistics_ : ndarray of shape (n_groups, n_groups)
+        Distance between the means of every pair of groups (0 on the diagonal).
+    pvalues_ : ndarray of shape (n_groups, n_groups)
+        ``(1 + #{null >= observed}) / (1 + n_permutations)`` for every pair;
+        1 on the diagonal.
+    table_ : list of dict
+        One record per pair: ``group_a``, ``group_b``, ``n_a``, ``n_b``,
+        ``statistic``, ``pvalue``. :meth:`to_frame` gives a DataFrame.
+    statistic_ : float
+        With exactly two groups: the observed distance between their means.
+    pvalue_ : float
+        With exactly two groups: its p-value.
+    null_distribution_ : ndarray of shape (n_permutations,)
+        With exactly two groups: the statistic under each relabeling.
+
+    See Also
+    --------
+    sklandscapes.stats.mean_landscapes : The group means themselves.
+    sklearn.model_selection.permutation_test_score : Permutation test of a score.
+
+    Notes
+    -----
+    Permutations are drawn from seeds that ``random_state`` gives in the
+    parent process, one per block of permutations, so a block's relabelings do
+    not depend on which worker computes it.
+
+    References
+    ----------
+    .. [1] P. Bubenik. "Statistical topological data analysis using
+       persistence landscapes", JMLR 16, 2015.
+    .. [2] M. Wheeler, J. Bouza, P. Bubenik. "Activation Landscapes as a
+       Topological Summary of Neural Network Performance", IEEE Big Data 2021.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklandscapes import PermutationTest
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(40, 10))
+    >>> X[20:] += 1.0
+    >>> y = np.repeat(["early", "late"], 20)
+    >>> test = PermutationTest(n_permutations=999, random_state=0).fit(X, y)
+    >>> float(test.pvalue_)
+    0.001
+    """
+
+    _parameter_constraints = {
+        "n_permutations": [Interval(numbers.Integral, 1, None, closed="left")],
+        "kernel": [StrOptions({"linear", "precomputed"})],
+        "grid": ["array-like", None],
+        "layer_weights": ["array-like", None],
+        "random_state": ["random_state"],
+        "n_jobs": [numbers.Integral, None],
+    }
+
+    def __init__(
+        self,
+        n_permutations=10_000,
+        kernel="linear",
+        grid=None,
+        layer_weights=None,
+        random_state=None,
+        n_jobs=None,
+    ):
+        self.n_permutations = n_permutations
+        self.kernel = kernel
+        self.grid = grid
+        self.layer_weights = layer_weights
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Test every pair of groups.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features) or (n_samples, n_samples)
+            Landscape vectors, or the Gram matrix with ``kernel="precomputed"``.
+        y : array-like of shape (n_samples,)
+            Group labels; at least two groups of at least two samples.
+
+        Returns
+        -------
+        self : PermutationTest
+        """
+        gram = self._gram(X)
+        y, groups, counts = _check_labels(gram, y)
+        if len(groups) < 2:
+            raise ValueError(
+                f"y has a single group {groups.tolist()!r}; a permutation test "
+                "compares at least two groups."
+            )
+        small = [(g, c) for g, c in zip(groups.tolist(), counts.tolist()) if c < 2]
+        if small:
+            raise ValueError(
+                "every group needs at least 2 samples; too small: "
+                + ", ".join(f"group {g!r} has {c}" for g, c in small)
+            )
+        rng = check_random_state(self.random_state)
+        pairs = list(combinations(range(len(groups)), 2))
+        n_blocks = -(-self.n_permutations // _PERMUTATIONS_PER_BLOCK)
+        # All randomness is decided here, before dispatch.
+        seeds = rng.randint(np.iinfo(np.int32).max, size=(len(pairs), n_blocks))
+        members = [np.flatnonzero(y == g) for g in groups]
+        tasks = []
+        for p, (a, b) in enumerate(pairs):
+            index = np.concatenate([members[a], members[b]])
+            sub = gram[np.ix_(index, index)]
+            for block in range(n_blocks):
+                size = min(_PERMUTATIONS_PER_BLOCK,
+                           self.n_permutations - block * _PERMUTATIONS_PER_BLOCK)
+                tasks.append((p, sub, len(members[a]), size, seeds[p, block]))
+        n_jobs = effective_n_jobs(self.n_jobs)
+        nulls = Parallel(n_jobs=n_jobs, prefer="threads")(
+            delayed(_null_block)(sub, n_a, size, seed)
+            for _, sub, n_a, size, seed in tasks
+        )
+
+        k = len(groups)
+        self.groups_ = groups
+        self.statistics_ = np.zeros((k, k))
+        self.pvalues_ = np.ones((k, k))
+        self.table_ = []
+        null_by_pair = [[] for _ in pairs]
+        for (p, *_), null in zip(tasks, nulls):
+            null_by_pair[p].append(null)
+        for p, (a, b) in enumerate(pairs):
+            index = np.concatenate([members[a], members[b]])
+            n_a = len(members[a])
+            contrast = np.r_[np.full(n_a, 1 / n_a),
+                             np.full(len(members[b]), -1 / len(members[b]))]
+            sub = gram[np.ix_(index, index)]
+            observed = float(np.sqrt(max(contrast @ sub @ contrast, 0.0)))
+            null = np.concatenate(null_by_pair[p])
+            exceed = int((null >= observed * (1 - _TIE_RTOL)).sum())
+            pvalue = (1 + exceed) / (1 + self.n_permutations)
+            self.statistics_[a, b] = self.statistics_[b, a] = observed
+            self.pvalues_[a, b] = self.pvalues_[b, a] = pvalue
+            self.table_.append(dict(group_a=groups[a], group_b=groups[b],
+                                    n_a=n_a, n_b=len(members[b]),
+                                    statistic=observed, pvalue=pvalue))
+            if k == 2:
+                self.statistic_, self.pvalue_ = observed, pvalue
+                self.null_distribution_ = null
+        return self
+
+    def _gram(self, X):
+        if self.kernel == "precomputed":
+            K = check_array(X, dtype=np.float64)
+            if K.shape[0] != K.shape[1]:
+                raise ValueError(
+                    f"kernel='precomputed' needs a square Gram matrix, got shape "
+                    f"{K.shape}."
+                )
+            scale = max(np.abs(K).max(), np.finfo(float).tiny)
+            if not np.allclose(K, K.T, rtol=0, atol=1e-10 * scale):
+                raise ValueError(
+                    "kernel='precomputed' needs a symmetric Gram matrix; X differs "
+                    f"from its transpose by up to {np.abs(K - K.T).max():.3g}."
+                )
+            return K
+        X = check_array(X, dtype=np.float64)
+        return landscape_inner_products(X, grid=self.grid,
+                                        layer_weights=self.layer_weights)
+
+    def to_frame(self):
+        """The pairwise results as a pandas DataFrame (needs pandas)."""
+        check_is_fitted(self)
+        try:
+            import pandas as pd
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError("to_frame needs pandas: pip install pandas") from exc
+        return pd.DataFrame.from_records(self.table_)
+
+
+def _null_block(gram, n_a, n_permutations, seed):
+    """Statistics of ``n_permutations`` random relabelings of a two-group Gram."""
+    rng = np.random.default_rng(seed)
+    n = len(gram)
+    # Each column is a random relabeling: the first n_a positions of a
+    # permutation form group A.
+    order = np.argsort(rng.random((n_permutations, n)), axis=1)
+    contrasts = np.full((n_permutations, n), -1.0 / (n - n_a))
+    np.put_along_axis(contrasts, order[:, :n_a], 1.0 / n_a, axis=1)
+    squared = np.einsum("pi,pi->p", contrasts @ gram, contrasts)
+    return np.sqrt(np.maximum(squared, 0.0))

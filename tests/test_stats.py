@@ -1,0 +1,178 @@
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+from sklandscapes import LandscapeKernel, LandscapeVectorizer, PermutationTest
+from sklandscapes.kernels import feature_weights
+from sklandscapes.stats import (
+    landscape_curve_projection,
+    landscape_norms,
+    mean_landscapes,
+)
+
+
+def naive_statistic(X, y, a, b, weights):
+    """Distance between group means, from the raw features (the naive way)."""
+    diff = X[y == a].mean(0) - X[y == b].mean(0)
+    return np.sqrt((diff * diff * weights).sum())
+
+
+def test_statistic_and_null_match_the_naive_computation(rng):
+    X = rng.normal(size=(14, 12))
+    y = np.repeat([0, 1], 7)
+    grid = np.linspace(0, 1, 4)
+    test = PermutationTest(n_permutations=50, grid=grid, random_state=0).fit(X, y)
+    weights = feature_weights(12, grid)
+    assert test.statistic_ == pytest.approx(naive_statistic(X, y, 0, 1, weights),
+                                            rel=1e-12)
+    assert test.null_distribution_.shape == (50,)
+    # Every null value is the statistic of some relabeling with the same sizes:
+    # check the extremes are attainable bounds (non-negative, <= the largest
+    # possible contrast norm).
+    assert (test.null_distribution_ >= 0).all()
+    exceed = (test.null_distribution_ >= test.statistic_ * (1 - 1e-10)).sum()
+    assert test.pvalue_ == (1 + exceed) / 51
+
+
+def test_permutation_statistics_equal_relabelled_means(rng):
+    # Reconstruct the relabelings of one block and recompute them naively.
+    from sklandscapes.stats import _null_block
+
+    X = rng.normal(size=(9, 5))
+    K = X @ X.T
+    null = _null_block(K, 4, 20, seed=123)
+    order = np.argsort(np.random.default_rng(123).random((20, 9)), axis=1)
+    for p in range(20):
+        labels = np.ones(9, dtype=int)
+        labels[order[p, :4]] = 0
+        expected = naive_statistic(X, labels, 0, 1, np.ones(5))
+        assert null[p] == pytest.approx(expected, rel=1e-10)
+
+
+def test_precomputed_gram_gives_the_same_result(rng):
+    X = rng.normal(size=(12, 6))
+    y = np.repeat(["a", "b", "c"], 4)
+    linear = PermutationTest(n_permutations=200, random_state=3).fit(X, y)
+    K = LandscapeKernel().fit(X).transform(X)
+    pre = PermutationTest(n_permutations=200, kernel="precomputed",
+                          random_state=3).fit(K, y)
+    np.testing.assert_allclose(pre.statistics_, linear.statistics_, rtol=1e-10)
+    np.testing.assert_array_equal(pre.pvalues_, linear.pvalues_)
+
+
+def test_many_groups_give_pairwise_tables(rng):
+    X = rng.normal(size=(15, 4))
+    X[10:] += 3.0
+    y = np.repeat([0.5, 0.9, 0.99], 5)
+    test = PermutationTest(n_permutations=300, random_state=1).fit(X, y)
+    np.testing.assert_array_equal(test.groups_, [0.5, 0.9, 0.99])
+    assert test.pvalues_.shape == test.statistics_.shape == (3, 3)
+    np.testing.assert_array_equal(test.pvalues_, test.pvalues_.T)
+    np.testing.assert_array_equal(np.diag(test.statistics_), 0)
+    assert len(test.table_) == 3
+    record = test.table_[1]
+    assert (record["group_a"], record["group_b"]) == (0.5, 0.99)
+    # 5 vs 5 samples: 2 of the 252 splits are as extreme, p >= 2/252.
+    assert record["pvalue"] == test.pvalues_[0, 2] < 0.05
+    assert record["statistic"] == pytest.approx(
+        naive_statistic(X, y, 0.5, 0.99, np.ones(4)), rel=1e-12)
+    assert not hasattr(test, "pvalue_")
+    pd = pytest.importorskip("pandas")
+    frame = test.to_frame()
+    assert isinstance(frame, pd.DataFrame) and len(frame) == 3
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2, -1])
+def test_reproducible_for_any_n_jobs(rng, n_jobs):
+    X = rng.normal(size=(20, 3))
+    y = np.repeat([0, 1], 10)
+    reference = PermutationTest(n_permutations=2500, random_state=7).fit(X, y)
+    other = PermutationTest(n_permutations=2500, random_state=7,
+                            n_jobs=n_jobs).fit(X, y)
+    np.testing.assert_array_equal(reference.null_distribution_,
+                                  other.null_distribution_)
+    assert reference.pvalue_ == other.pvalue_
+
+
+def test_calibration_under_the_null():
+    # Both groups from one distribution: p-values are (close to) uniform, so
+    # the rejection rate at 0.05 is Binomial(n_trials, 0.05) / n_trials.
+    rng = np.random.default_rng(0)
+    n_trials, alpha = 300, 0.05
+    rejections = 0
+    for trial in range(n_trials):
+        X = rng.exponential(size=(16, 8))
+        y = np.repeat([0, 1], 8)
+        test = PermutationTest(n_permutations=199, random_state=trial).fit(X, y)
+        rejections += test.pvalue_ <= alpha
+    low, high = scipy_stats.binom.ppf([0.0005, 0.9995], n_trials, alpha)
+    assert low <= rejections <= high
+
+
+def test_clear_difference_is_detected(rng):
+    diagrams_a = [np.array([[0.1, 0.3 + 0.02 * rng.random()]]) for _ in range(10)]
+    diagrams_b = [np.array([[0.1, 0.6 + 0.02 * rng.random()]]) for _ in range(10)]
+    vectorizer = LandscapeVectorizer(n_landscapes=1, resolution=101)
+    X = vectorizer.fit_transform(diagrams_a + diagrams_b)
+    test = PermutationTest(n_permutations=999, grid=vectorizer.grid_,
+                           random_state=0).fit(X, np.repeat([0, 1], 10))
+    assert test.pvalue_ < 0.01
+
+
+def test_bad_input(rng):
+    X = rng.normal(size=(6, 3))
+    with pytest.raises(ValueError, match="single group"):
+        PermutationTest().fit(X, np.zeros(6))
+    with pytest.raises(ValueError, match="group 'b' has 1"):
+        PermutationTest().fit(X, ["a"] * 5 + ["b"])
+    with pytest.raises(ValueError, match="X has 6 samples, y has shape \\(5,\\)"):
+        PermutationTest().fit(X, np.zeros(5))
+    with pytest.raises(ValueError, match="square Gram matrix"):
+        PermutationTest(kernel="precomputed").fit(X, np.repeat([0, 1], 3))
+    asymmetric = rng.normal(size=(6, 6))
+    with pytest.raises(ValueError, match="symmetric Gram matrix"):
+        PermutationTest(kernel="precomputed").fit(asymmetric, np.repeat([0, 1], 3))
+    with pytest.raises(ValueError, match="'n_permutations' parameter"):
+        PermutationTest(n_permutations=0).fit(X, np.repeat([0, 1], 3))
+
+
+def test_mean_landscapes_and_norms(rng):
+    X = rng.random((6, 2 * 1 * 2 * 5))
+    y = np.array([1, 0, 1, 0, 1, 0])
+    groups, means = mean_landscapes(X, y)
+    np.testing.assert_array_equal(groups, [0, 1])
+    np.testing.assert_allclose(means[1], X[[0, 2, 4]].mean(0))
+    grid = np.linspace(0, 1, 5)
+    norms = landscape_norms(X, (2, 1, 2, 5), grid=grid)
+    assert norms.shape == (6, 2)
+    cube = X.reshape(6, 2, 2, 5)
+    expected = np.sqrt(np.trapezoid(cube[3, 1] ** 2, grid, axis=-1).sum())
+    assert norms[3, 1] == pytest.approx(expected, rel=1e-12)
+    # The norm of the whole vector is the root of the sum of layer norms squared,
+    # and equals the kernel's.
+    K = LandscapeKernel(grid=grid).fit(X).transform(X)
+    np.testing.assert_allclose((norms**2).sum(1), np.diag(K), rtol=1e-12)
+    with pytest.raises(ValueError, match="X has 20 features per sample but shape"):
+        landscape_norms(X, (2, 1, 2, 4))
+    with pytest.raises(ValueError, match="one label per sample"):
+        mean_landscapes(X, y[:-1])
+
+
+def test_curve_projection_preserves_distances_when_full_rank(rng):
+    X = rng.random((8, 3 * 1 * 1 * 4))
+    y = np.repeat([0, 1], 4)
+    grid = np.linspace(0, 1, 4)
+    projection = landscape_curve_projection(X, y, (3, 1, 1, 4), n_components=4,
+                                            grid=grid)
+    assert projection.coordinates.shape == (2, 3, 4)
+    _, means = mean_landscapes(X, y)
+    # Six (group, layer) points in R^4: a 4-D PCA is a rotation, so distances
+    # between projected points are landscape distances.
+    w = feature_weights(12, grid).reshape(3, 4)[0]
+    a, b = means[0].reshape(3, 4), means[1].reshape(3, 4)
+    expected = np.sqrt(((a[1] - b[2]) ** 2 * w).sum())
+    got = np.linalg.norm(projection.coordinates[0, 1] - projection.coordinates[1, 2])
+    assert got == pytest.approx(expected, rel=1e-10)
+    assert projection.explained_variance_ratio.sum() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="n_components must be between 1 and"):
+        landscape_curve_projection(X, y, (3, 1, 1, 4), n_components=9)
