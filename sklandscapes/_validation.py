@@ -178,8 +178,10 @@ def check_layered_clouds(X, *, name="X", precomputed=False, min_points=2):
             errors.append(f"{_where(index)}: {problem}")
         out[index] = cell
     if grid.size == 0:
-        errors.append(f"{name} has no cells (shape {grid.shape}); expected at least "
-                      "one sample and one layer")
+        errors.append(
+            f"{name} has no cells (shape {grid.shape}); expected at least "
+            "one sample and one layer"
+        )
     what = "distance matrices" if precomputed else "point clouds"
     _raise_if_errors(errors, f"{what} in {name}")
     return out
@@ -191,14 +193,14 @@ def _check_cloud(cell, precomputed, min_points):
     except (TypeError, ValueError) as exc:
         return None, f"cannot be read as a float array ({exc})"
     if arr.ndim != 2:
-        kind = "square distance matrix" if precomputed else "2-D array (points, features)"
+        kind = (
+            "square distance matrix" if precomputed else "2-D array (points, features)"
+        )
         return None, f"expected a {kind}, got shape {arr.shape}"
     if precomputed and arr.shape[0] != arr.shape[1]:
         return None, f"expected a square distance matrix, got shape {arr.shape}"
     if arr.shape[0] < min_points:
-        return None, (
-            f"has {arr.shape[0]} point(s); at least {min_points} are needed"
-        )
+        return None, (f"has {arr.shape[0]} point(s); at least {min_points} are needed")
     if arr.shape[1] == 0:
         return None, "has points with 0 features"
     if not np.isfinite(arr).all():
@@ -254,7 +256,11 @@ def _check_diagram(cell):
     if arr.size == 0:
         return np.empty((0, 2)), None
     if arr.ndim != 2 or arr.shape[1] != 2:
-        return None, f"expected an array of (birth, death) pairs of shape (n_pairs, 2), got shape {arr.shape}"
+        return (
+            None,
+            "expected an array of (birth, death) pairs of shape (n_pairs, 2), "
+            f"got shape {arr.shape}",
+        )
     births, deaths = arr[:, 0], arr[:, 1]
     if not np.isfinite(births).all():
         return None, "births must be finite"

@@ -92,17 +92,20 @@ def landscape_values(diagrams, grid, n_landscapes):
     values = np.zeros((len(diagrams), n_landscapes, len(grid)))
     if counts.sum() == 0:
         return values
-    pairs = np.concatenate([np.asarray(d, dtype=np.float64).reshape(-1, 2)
-                            for d in diagrams])
+    pairs = np.concatenate(
+        [np.asarray(d, dtype=np.float64).reshape(-1, 2) for d in diagrams]
+    )
     offsets = np.concatenate([[0], np.cumsum(counts)])
     for start in range(0, len(diagrams), _DIAGRAMS_PER_BLOCK):
         stop = min(start + _DIAGRAMS_PER_BLOCK, len(diagrams))
         block = pairs[offsets[start] : offsets[stop]]
         owner = np.repeat(np.arange(stop - start), counts[start:stop])
-        top = _top_tents(block[:, 0], block[:, 1], owner, stop - start, grid,
-                         n_landscapes)
-        values[start:stop] = top.reshape(n_landscapes, stop - start, len(grid)
-                                         ).transpose(1, 0, 2)
+        top = _top_tents(
+            block[:, 0], block[:, 1], owner, stop - start, grid, n_landscapes
+        )
+        values[start:stop] = top.reshape(
+            n_landscapes, stop - start, len(grid)
+        ).transpose(1, 0, 2)
     return values
 
 
@@ -155,7 +158,7 @@ def _top_tents(births, deaths, owner, n_diagrams, grid, n_landscapes):
 
 
 def reshape_landscapes(X, n_layers, n_homology_dimensions, n_landscapes):
-    """Reshape landscape rows to ``(n_samples, n_layers, n_dims, n_landscapes, n_bins)``.
+    """Reshape rows to ``(n_samples, n_layers, n_dims, n_landscapes, n_bins)``.
 
     Parameters
     ----------

@@ -4,6 +4,7 @@ import numpy as np
 from scipy.spatial.distance import cdist, pdist
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from sklandscapes._base import StatelessTransformerMixin
 from sklandscapes._compat import StrOptions, _fit_context
 from sklandscapes._validation import _raise_if_errors, _where, check_layered_clouds
 
@@ -48,7 +49,7 @@ def max_pairwise_distance(points):
     return best
 
 
-class ActivationNormalizer(TransformerMixin, BaseEstimator):
+class ActivationNormalizer(StatelessTransformerMixin, TransformerMixin, BaseEstimator):
     """Normalize every activation cloud as in the paper, one cloud at a time.
 
     Stateless: each (sample, layer) cloud is normalized on its own, so ``fit``
@@ -157,15 +158,6 @@ class ActivationNormalizer(TransformerMixin, BaseEstimator):
 
     def _local(self, cloud):
         return _normalize_local(cloud, self.center)
-
-    def __sklearn_is_fitted__(self):
-        return True
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.requires_fit = False
-        tags.input_tags.two_d_array = False
-        return tags
 
 
 def _normalize_global(cloud):

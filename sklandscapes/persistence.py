@@ -10,6 +10,7 @@ from scipy.spatial.distance import pdist, squareform
 from sklearn.base import BaseEstimator, TransformerMixin
 from tqdm.auto import tqdm
 
+from sklandscapes._base import StatelessTransformerMixin
 from sklandscapes._compat import Interval, Parallel, StrOptions, _fit_context, delayed
 from sklandscapes._validation import _raise_if_errors, _where, check_layered_clouds
 
@@ -54,7 +55,7 @@ def _is_prime(p):
     return p >= 2 and all(p % q for q in range(2, int(p**0.5) + 1))
 
 
-class RipsPersistence(TransformerMixin, BaseEstimator):
+class RipsPersistence(StatelessTransformerMixin, TransformerMixin, BaseEstimator):
     """Vietoris-Rips persistence diagrams of every (sample, layer) cloud.
 
     Stateless: ``fit`` validates the parameters. Diagrams are computed with
@@ -130,8 +131,10 @@ class RipsPersistence(TransformerMixin, BaseEstimator):
     """
 
     _parameter_constraints = {
-        "homology_dimensions": [Interval(numbers.Integral, 0, None, closed="left"),
-                                "array-like"],
+        "homology_dimensions": [
+            Interval(numbers.Integral, 0, None, closed="left"),
+            "array-like",
+        ],
         "local": ["boolean"],
         "radius": [Interval(numbers.Real, 0, None, closed="neither")],
         "max_edge_length": [Interval(numbers.Real, 0, None, closed="right")],
@@ -241,7 +244,9 @@ class RipsPersistence(TransformerMixin, BaseEstimator):
         out = np.empty(clouds.shape + (len(dims),), dtype=object)
         flat = out.reshape(-1, len(dims))
         with tqdm(
-            total=len(cells), disable=not self.verbose, desc="Rips persistence",
+            total=len(cells),
+            disable=not self.verbose,
+            desc="Rips persistence",
             unit="cloud",
         ) as bar:
             position = 0
@@ -281,15 +286,6 @@ class RipsPersistence(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features=None):
         """Names of the homology dimensions of the last axis, e.g. ``["H1"]``."""
         return np.asarray([f"H{d}" for d in self._check_params()], dtype=object)
-
-    def __sklearn_is_fitted__(self):
-        return True
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.requires_fit = False
-        tags.input_tags.two_d_array = False
-        return tags
 
 
 def _diagrams_of_chunk(chunk, **settings):

@@ -7,7 +7,7 @@ Figures are built with :class:`matplotlib.figure.Figure` directly, never through
 
 import numpy as np
 
-from sklandscapes.stats import CurveProjection, mean_landscapes
+from sklandscapes.stats import CurveProjection, _check_vectors, mean_landscapes
 
 __all__ = [
     "plot_activations",
@@ -41,7 +41,9 @@ def _layer_list(activations):
     layers = [np.asarray(a, dtype=np.float64) for a in activations]
     for i, layer in enumerate(layers):
         if layer.ndim != 2:
-            raise ValueError(f"layer {i}: expected a 2-D array, got shape {layer.shape}.")
+            raise ValueError(
+                f"layer {i}: expected a 2-D array, got shape {layer.shape}."
+            )
     return layers
 
 
@@ -100,8 +102,9 @@ def plot_activations(activations, labels=None, layers=None, n_components=2):
     return fig
 
 
-def plot_landscapes(X, y, shape, grid=None, groups=None, layers=None,
-                    homology_dimension=0):
+def plot_landscapes(
+    X, y, shape, grid=None, groups=None, layers=None, homology_dimension=0
+):
     """Average landscapes on a grid of groups (rows) by layers (columns) (Fig. 2).
 
     Parameters
@@ -136,16 +139,18 @@ def plot_landscapes(X, y, shape, grid=None, groups=None, layers=None,
     >>> len(fig.axes), len(fig.axes[0].lines)
     (6, 2)
     """
+    X, shape = _check_vectors(X, shape)
     all_groups, means = mean_landscapes(X, y)
-    shape = tuple(shape)
     cube = means.reshape((len(all_groups),) + shape)
     group_rows = _positions(all_groups, groups, "groups")
     layers = range(shape[0]) if layers is None else list(layers)
     x = np.arange(shape[3]) if grid is None else np.asarray(grid)
-    fig = _figure(figsize=(2.2 * len(layers), 1.8 * len(group_rows)),
-                  layout="constrained")
-    axes = fig.subplots(len(group_rows), len(layers), sharex=True, sharey=True,
-                        squeeze=False)
+    fig = _figure(
+        figsize=(2.2 * len(layers), 1.8 * len(group_rows)), layout="constrained"
+    )
+    axes = fig.subplots(
+        len(group_rows), len(layers), sharex=True, sharey=True, squeeze=False
+    )
     for row, g in enumerate(group_rows):
         for column, layer in enumerate(layers):
             ax = axes[row, column]
@@ -167,7 +172,8 @@ def _positions(all_groups, groups, name):
         found = np.flatnonzero(all_groups == g)
         if not len(found):
             raise ValueError(
-                f"{name}: {g!r} is not a label of y; labels are {all_groups.tolist()!r}."
+                f"{name}: {g!r} is not a label of y; labels are "
+                f"{all_groups.tolist()!r}."
             )
         positions.append(int(found[0]))
     return positions
@@ -212,8 +218,14 @@ def plot_landscape_curves(projection, ax=None):
     for group, curve in zip(projection.groups, projection.coordinates):
         (line,) = ax.plot(curve[:, 0], curve[:, 1], marker="o", ms=3, label=str(group))
         for layer, (x, y) in enumerate(curve[:, :2]):
-            ax.annotate(str(layer), (x, y), fontsize=6, color=line.get_color(),
-                        xytext=(2, 2), textcoords="offset points")
+            ax.annotate(
+                str(layer),
+                (x, y),
+                fontsize=6,
+                color=line.get_color(),
+                xytext=(2, 2),
+                textcoords="offset points",
+            )
     ratio = projection.explained_variance_ratio
     ax.set_xlabel(f"PC 1 ({ratio[0]:.0%})")
     if len(ratio) > 1:
@@ -312,20 +324,29 @@ def plot_pvalues(test, ax=None, alpha=0.05):
     pvalues = getattr(test, "pvalues_", None)
     if pvalues is None:
         raise ValueError(
-            "test must be a fitted PermutationTest (it has no pvalues_); call fit first."
+            "test must be a fitted PermutationTest (it has no pvalues_); "
+            "call fit first."
         )
     groups = [str(g) for g in test.groups_]
     if ax is None:
-        fig = _figure(figsize=(1.2 * len(groups) + 2, 1.1 * len(groups) + 1),
-                      layout="constrained")
+        fig = _figure(
+            figsize=(1.2 * len(groups) + 2, 1.1 * len(groups) + 1), layout="constrained"
+        )
         ax = fig.add_subplot()
     else:
         fig = ax.figure
     image = ax.imshow(pvalues, cmap="viridis_r", vmin=0, vmax=1)
     for (i, j), p in np.ndenumerate(pvalues):
-        ax.text(j, i, "—" if i == j else f"{p:.3g}", ha="center", va="center",
-                fontsize=8, fontweight="bold" if (i != j and p <= alpha) else None,
-                color="white" if p < 0.5 else "black")
+        ax.text(
+            j,
+            i,
+            "—" if i == j else f"{p:.3g}",
+            ha="center",
+            va="center",
+            fontsize=8,
+            fontweight="bold" if (i != j and p <= alpha) else None,
+            color="white" if p < 0.5 else "black",
+        )
     ax.set_xticks(range(len(groups)), groups)
     ax.set_yticks(range(len(groups)), groups)
     ax.set_title("permutation test p-values")

@@ -1,4 +1,4 @@
-"""Statistics on landscape vectors: permutation tests, means, complexity (II-C, II-E)."""
+"""Statistics of landscape vectors: permutation test, means, complexity (II-C, II-E)."""
 
 import numbers
 from dataclasses import dataclass
@@ -346,8 +346,10 @@ class PermutationTest(BaseEstimator):
             index = np.concatenate([members[a], members[b]])
             sub = gram[np.ix_(index, index)]
             for block in range(n_blocks):
-                size = min(_PERMUTATIONS_PER_BLOCK,
-                           self.n_permutations - block * _PERMUTATIONS_PER_BLOCK)
+                size = min(
+                    _PERMUTATIONS_PER_BLOCK,
+                    self.n_permutations - block * _PERMUTATIONS_PER_BLOCK,
+                )
                 tasks.append((p, sub, len(members[a]), size, seeds[p, block]))
         n_jobs = effective_n_jobs(self.n_jobs)
         nulls = Parallel(n_jobs=n_jobs, prefer="threads")(
@@ -366,8 +368,9 @@ class PermutationTest(BaseEstimator):
         for p, (a, b) in enumerate(pairs):
             index = np.concatenate([members[a], members[b]])
             n_a = len(members[a])
-            contrast = np.r_[np.full(n_a, 1 / n_a),
-                             np.full(len(members[b]), -1 / len(members[b]))]
+            contrast = np.r_[
+                np.full(n_a, 1 / n_a), np.full(len(members[b]), -1 / len(members[b]))
+            ]
             sub = gram[np.ix_(index, index)]
             observed = float(np.sqrt(max(contrast @ sub @ contrast, 0.0)))
             null = np.concatenate(null_by_pair[p])
@@ -375,9 +378,16 @@ class PermutationTest(BaseEstimator):
             pvalue = (1 + exceed) / (1 + self.n_permutations)
             self.statistics_[a, b] = self.statistics_[b, a] = observed
             self.pvalues_[a, b] = self.pvalues_[b, a] = pvalue
-            self.table_.append(dict(group_a=groups[a], group_b=groups[b],
-                                    n_a=n_a, n_b=len(members[b]),
-                                    statistic=observed, pvalue=pvalue))
+            self.table_.append(
+                dict(
+                    group_a=groups[a],
+                    group_b=groups[b],
+                    n_a=n_a,
+                    n_b=len(members[b]),
+                    statistic=observed,
+                    pvalue=pvalue,
+                )
+            )
             if k == 2:
                 self.statistic_, self.pvalue_ = observed, pvalue
                 self.null_distribution_ = null
@@ -399,8 +409,9 @@ class PermutationTest(BaseEstimator):
                 )
             return K
         X = check_array(X, dtype=np.float64)
-        return landscape_inner_products(X, grid=self.grid,
-                                        layer_weights=self.layer_weights)
+        return landscape_inner_products(
+            X, grid=self.grid, layer_weights=self.layer_weights
+        )
 
     def to_frame(self):
         """The pairwise results as a pandas DataFrame (needs pandas)."""

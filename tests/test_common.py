@@ -57,8 +57,11 @@ def chain(rng):
     X = clouds(rng)
     normalized = ActivationNormalizer().fit_transform(X)
     diagrams = RipsPersistence().fit_transform(normalized)
-    return {"ActivationNormalizer": X, "RipsPersistence": normalized,
-            "LandscapeVectorizer": diagrams}
+    return {
+        "ActivationNormalizer": X,
+        "RipsPersistence": normalized,
+        "LandscapeVectorizer": diagrams,
+    }
 
 
 @pytest.mark.parametrize("estimator", RAGGED, ids=lambda e: type(e).__name__)

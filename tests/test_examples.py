@@ -18,8 +18,9 @@ def load(name):
 def test_circles_vs_figure_eights(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     example = load("plot_circles_vs_figure_eights")
-    scores = example.main(["--n-per-class", "10", "--n-points", "60",
-                           "--out", str(tmp_path)])
+    scores = example.main(
+        ["--n-per-class", "10", "--n-points", "60", "--out", str(tmp_path)]
+    )
     assert scores.mean() >= 0.9
     assert (tmp_path / "circles_vs_figure_eights.png").stat().st_size > 10_000
     assert "5-fold accuracy" in capsys.readouterr().out

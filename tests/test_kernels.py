@@ -27,7 +27,8 @@ def test_linear_kernel_is_the_product_space_integral(rng):
             for layer in range(3):
                 for k in range(3):
                     expected[i, j] += weights[layer] * np.trapezoid(
-                        cube[i, layer, k] * cube[j, layer, k], grid)
+                        cube[i, layer, k] * cube[j, layer, k], grid
+                    )
     np.testing.assert_allclose(K, expected, rtol=1e-12)
 
 
@@ -44,8 +45,11 @@ def test_default_weights_are_the_integral_in_grid_steps(rng):
     # Landscapes of these diagrams vanish at 0 and 1, where the trapezoid rule
     # halves its weights; elsewhere its weight is the step.
     step = grid[1] - grid[0]
-    np.testing.assert_allclose(LandscapeKernel().fit(X).transform(X) * step,
-                               landscape_inner_products(X, grid=grid), rtol=1e-12)
+    np.testing.assert_allclose(
+        LandscapeKernel().fit(X).transform(X) * step,
+        landscape_inner_products(X, grid=grid),
+        rtol=1e-12,
+    )
     np.testing.assert_allclose(landscape_inner_products(X), X @ X.T)
 
 
@@ -66,14 +70,15 @@ def test_transform_is_against_the_training_rows(rng):
     X, grid = landscape_rows(rng, 8)
     kernel = LandscapeKernel(grid=grid).fit(X[:5])
     assert kernel.transform(X[5:]).shape == (3, 5)
-    np.testing.assert_allclose(kernel.transform(X[5:]),
-                               landscape_inner_products(X[5:], X[:5], grid=grid))
+    np.testing.assert_allclose(
+        kernel.transform(X[5:]), landscape_inner_products(X[5:], X[:5], grid=grid)
+    )
 
 
 def test_precomputed_svc_matches_explicit_feature_map(rng):
     # SVC on the kernel equals a linear SVC on features scaled by sqrt(weights).
     X, grid = landscape_rows(rng, 30)
-    y = (X[:, : X.shape[1] // 3].sum(1) > np.median(X[:, : X.shape[1] // 3].sum(1)))
+    y = X[:, : X.shape[1] // 3].sum(1) > np.median(X[:, : X.shape[1] // 3].sum(1))
     K = LandscapeKernel(grid=grid).fit(X).transform(X)
     explicit = X * np.sqrt(feature_weights(X.shape[1], grid))
     a = SVC(kernel="precomputed").fit(K, y).decision_function(K)

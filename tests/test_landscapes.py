@@ -23,8 +23,9 @@ def brute_force(diagram, grid, n_landscapes):
     """The definition, literally: sort all tent values at every grid point."""
     out = np.zeros((n_landscapes, len(grid)))
     for i, t in enumerate(grid):
-        tents = np.sort(np.maximum(0, np.minimum(t - diagram[:, 0],
-                                                 diagram[:, 1] - t)))[::-1]
+        tents = np.sort(
+            np.maximum(0, np.minimum(t - diagram[:, 0], diagram[:, 1] - t))
+        )[::-1]
         k = min(n_landscapes, len(tents))
         out[:k, i] = tents[:k]
     return out
@@ -52,8 +53,9 @@ def test_equals_the_definition(rng):
 
 def test_hand_computed_values():
     # One pair (0, 1) and one (0.5, 1.5) on the grid 0, 0.25, ..., 1.5.
-    vectorizer = LandscapeVectorizer(n_landscapes=2, sample_range=(0.0, 1.5),
-                                     resolution=7)
+    vectorizer = LandscapeVectorizer(
+        n_landscapes=2, sample_range=(0.0, 1.5), resolution=7
+    )
     row = vectorizer.fit_transform([np.array([[0.0, 1.0], [0.5, 1.5]])])[0]
     first, second = row.reshape(2, 7)
     np.testing.assert_allclose(first, [0, 0.25, 0.5, 0.25, 0.5, 0.25, 0])
@@ -61,8 +63,9 @@ def test_hand_computed_values():
 
 
 def test_infinite_deaths_are_truncated_at_the_grid_end():
-    vectorizer = LandscapeVectorizer(n_landscapes=1, sample_range=(0.0, 1.0),
-                                     resolution=5)
+    vectorizer = LandscapeVectorizer(
+        n_landscapes=1, sample_range=(0.0, 1.0), resolution=5
+    )
     row = vectorizer.fit_transform([np.array([[0.0, np.inf]])])[0]
     np.testing.assert_allclose(row, [0, 0.25, 0.5, 0.25, 0])
 

@@ -19,7 +19,9 @@ def test_global_centers_and_scales_to_unit_diameter(rng):
 
 def test_blockwise_diameter_equals_pdist(rng):
     points = rng.normal(size=(4500, 3))
-    assert max_pairwise_distance(points) == pytest.approx(pdist(points).max(), rel=1e-14)
+    assert max_pairwise_distance(points) == pytest.approx(
+        pdist(points).max(), rel=1e-14
+    )
 
 
 @settings(max_examples=25, deadline=None)
@@ -37,14 +39,18 @@ def test_local_median_norm_one_and_exterior_on_sphere(rng):
     cloud = rng.normal(size=(101, 5)) * 3 + 1
     out = ActivationNormalizer(method="local").fit_transform([cloud])[0, 0]
     centered = cloud - cloud.mean(axis=0)
-    norms = np.linalg.norm(centered, axis=1) / np.median(np.linalg.norm(centered, axis=1))
+    norms = np.linalg.norm(centered, axis=1) / np.median(
+        np.linalg.norm(centered, axis=1)
+    )
     out_norms = np.linalg.norm(out, axis=1)
     np.testing.assert_allclose(out_norms, np.minimum(norms, 1.0), rtol=1e-12)
     # Projection keeps the direction of every exterior vector.
     outside = norms > 1
     np.testing.assert_allclose(
-        out[outside], centered[outside] / np.linalg.norm(centered[outside], axis=1,
-                                                         keepdims=True), rtol=1e-12)
+        out[outside],
+        centered[outside] / np.linalg.norm(centered[outside], axis=1, keepdims=True),
+        rtol=1e-12,
+    )
 
 
 def test_local_auto_leaves_relu_layers_uncentered(rng):

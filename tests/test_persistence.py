@@ -52,7 +52,8 @@ def test_circle_closed_form(m, radius):
     diagram = RipsPersistence().fit_transform([circle])[0, 0, 0]
     assert diagram.shape == (1, 2)
     np.testing.assert_allclose(
-        diagram[0], [2 * radius * np.sin(np.pi / (3 * m)), np.sqrt(3) * radius],
+        diagram[0],
+        [2 * radius * np.sin(np.pi / (3 * m)), np.sqrt(3) * radius],
         rtol=1e-12,
     )
 
@@ -116,8 +117,13 @@ def test_precomputed_equals_point_clouds(rng):
 
 
 def test_threshold_makes_classes_essential(rng):
-    cloud = 2 * np.c_[np.cos(np.linspace(0, 2 * np.pi, 30, endpoint=False)),
-                      np.sin(np.linspace(0, 2 * np.pi, 30, endpoint=False))]
+    cloud = (
+        2
+        * np.c_[
+            np.cos(np.linspace(0, 2 * np.pi, 30, endpoint=False)),
+            np.sin(np.linspace(0, 2 * np.pi, 30, endpoint=False)),
+        ]
+    )
     full = RipsPersistence().fit_transform([cloud])[0, 0, 0]
     cut = RipsPersistence(max_edge_length=1.0).fit_transform([cloud])[0, 0, 0]
     np.testing.assert_allclose(cut[:, 0], full[:, 0])
@@ -128,7 +134,9 @@ def test_threshold_makes_classes_essential(rng):
 def test_results_do_not_depend_on_n_jobs(rng, n_jobs):
     X = [[rng.normal(size=(30, 3)) for _ in range(3)] for _ in range(5)]
     serial = RipsPersistence(homology_dimensions=(0, 1)).fit_transform(X)
-    parallel = RipsPersistence(homology_dimensions=(0, 1), n_jobs=n_jobs).fit_transform(X)
+    parallel = RipsPersistence(homology_dimensions=(0, 1), n_jobs=n_jobs).fit_transform(
+        X
+    )
     for a, b in zip(serial.ravel(), parallel.ravel()):
         np.testing.assert_array_equal(a, b)
 
@@ -161,8 +169,9 @@ def test_bad_input(rng):
     with pytest.raises(ValueError, match="sample 0, layer 0: has 1 point"):
         RipsPersistence().fit_transform([np.zeros((1, 3))])
     with pytest.raises(ValueError, match="sample 1, layer 0: contains 1 NaN"):
-        RipsPersistence().fit_transform([rng.normal(size=(4, 2)),
-                                         np.array([[np.nan, 0], [1, 1]])])
+        RipsPersistence().fit_transform(
+            [rng.normal(size=(4, 2)), np.array([[np.nan, 0], [1, 1]])]
+        )
     with pytest.raises(ValueError, match="expected a square distance matrix"):
         RipsPersistence(metric="precomputed").fit_transform([np.zeros((3, 4))])
     with pytest.raises(ValueError, match="local=True needs the norms"):
@@ -176,7 +185,10 @@ def test_bad_input(rng):
 def test_too_large_clouds_fail_before_allocating(rng, monkeypatch):
     monkeypatch.setattr(persistence_module, "_available_memory", lambda: 1000)
     cloud = rng.normal(size=(20, 2))
-    with pytest.raises(ValueError, match=r"(?s)20 points need 6.2 KiB .* 1000.0 B available.*max_edge_length"):
+    with pytest.raises(
+        ValueError,
+        match=r"(?s)20 points need 6.2 KiB .* 1000.0 B available.*max_edge_length",
+    ):
         RipsPersistence().fit_transform([cloud])
     # The sparse path never builds the dense matrix, so it is allowed.
     out = RipsPersistence(max_edge_length=0.5).fit_transform([cloud])

@@ -74,19 +74,23 @@ def test_grid_search_with_memory_computes_persistence_once_per_fold(
     calls.clear()
     GridSearchCV(make_pipeline(), param_grid, cv=3).fit(X, y)
     assert len(calls) == n_candidates * n_folds * (n - n // n_folds) + n + (
-        n_candidates * n)
+        n_candidates * n
+    )
 
 
 def test_grid_search_over_precomputed_diagrams(rng):
     X, y = circles_and_eights(rng, n_per_class=8)
     diagrams = RipsPersistence().fit_transform(ActivationNormalizer().fit_transform(X))
-    model = Pipeline([
-        ("landscapes", LandscapeVectorizer(resolution=51)),
-        ("kernel", LandscapeKernel()),
-        ("svm", SVC(kernel="precomputed")),
-    ])
-    search = GridSearchCV(model, {"landscapes__n_landscapes": [1, 3],
-                                  "svm__C": [0.1, 10.0]}, cv=2).fit(diagrams, y)
+    model = Pipeline(
+        [
+            ("landscapes", LandscapeVectorizer(resolution=51)),
+            ("kernel", LandscapeKernel()),
+            ("svm", SVC(kernel="precomputed")),
+        ]
+    )
+    search = GridSearchCV(
+        model, {"landscapes__n_landscapes": [1, 3], "svm__C": [0.1, 10.0]}, cv=2
+    ).fit(diagrams, y)
     assert search.best_score_ >= 0.9
     assert search.predict(diagrams[:3]).shape == (3,)
 
@@ -95,8 +99,9 @@ def test_fitted_pipeline_survives_pickling_and_clone(rng):
     X, y = circles_and_eights(rng, n_per_class=8)
     model = make_pipeline().fit(X, y)
     restored = pickle.loads(pickle.dumps(model))
-    np.testing.assert_array_equal(restored.decision_function(X),
-                                  model.decision_function(X))
+    np.testing.assert_array_equal(
+        restored.decision_function(X), model.decision_function(X)
+    )
     params = model.get_params()
     assert params["landscapes__resolution"] == 51
     model.set_params(landscapes__resolution=21)
@@ -105,13 +110,19 @@ def test_fitted_pipeline_survives_pickling_and_clone(rng):
 
 def test_feature_names_flow_through_the_pipeline(rng):
     X, y = circles_and_eights(rng, n_per_class=3)
-    features = Pipeline([
-        ("rips", RipsPersistence(homology_dimensions=(0, 1))),
-        ("landscapes", LandscapeVectorizer(n_landscapes=1, resolution=3)),
-    ]).fit(X, y)
+    features = Pipeline(
+        [
+            ("rips", RipsPersistence(homology_dimensions=(0, 1))),
+            ("landscapes", LandscapeVectorizer(n_landscapes=1, resolution=3)),
+        ]
+    ).fit(X, y)
     names = features.get_feature_names_out()
-    assert list(names[:4]) == ["layer0_H0_k1_t0", "layer0_H0_k1_t1",
-                               "layer0_H0_k1_t2", "layer0_H1_k1_t0"]
+    assert list(names[:4]) == [
+        "layer0_H0_k1_t0",
+        "layer0_H0_k1_t1",
+        "layer0_H0_k1_t2",
+        "layer0_H1_k1_t0",
+    ]
 
 
 @pytest.mark.parametrize("n_jobs", [1, 2])

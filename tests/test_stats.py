@@ -23,8 +23,9 @@ def test_statistic_and_null_match_the_naive_computation(rng):
     grid = np.linspace(0, 1, 4)
     test = PermutationTest(n_permutations=50, grid=grid, random_state=0).fit(X, y)
     weights = feature_weights(12, grid)
-    assert test.statistic_ == pytest.approx(naive_statistic(X, y, 0, 1, weights),
-                                            rel=1e-12)
+    assert test.statistic_ == pytest.approx(
+        naive_statistic(X, y, 0, 1, weights), rel=1e-12
+    )
     assert test.null_distribution_.shape == (50,)
     # Every null value is the statistic of some relabeling with the same sizes:
     # check the extremes are attainable bounds (non-negative, <= the largest
@@ -54,8 +55,9 @@ def test_precomputed_gram_gives_the_same_result(rng):
     y = np.repeat(["a", "b", "c"], 4)
     linear = PermutationTest(n_permutations=200, random_state=3).fit(X, y)
     K = LandscapeKernel().fit(X).transform(X)
-    pre = PermutationTest(n_permutations=200, kernel="precomputed",
-                          random_state=3).fit(K, y)
+    pre = PermutationTest(n_permutations=200, kernel="precomputed", random_state=3).fit(
+        K, y
+    )
     np.testing.assert_allclose(pre.statistics_, linear.statistics_, rtol=1e-10)
     np.testing.assert_array_equal(pre.pvalues_, linear.pvalues_)
 
@@ -75,7 +77,8 @@ def test_many_groups_give_pairwise_tables(rng):
     # 5 vs 5 samples: 2 of the 252 splits are as extreme, p >= 2/252.
     assert record["pvalue"] == test.pvalues_[0, 2] < 0.05
     assert record["statistic"] == pytest.approx(
-        naive_statistic(X, y, 0.5, 0.99, np.ones(4)), rel=1e-12)
+        naive_statistic(X, y, 0.5, 0.99, np.ones(4)), rel=1e-12
+    )
     assert not hasattr(test, "pvalue_")
     pd = pytest.importorskip("pandas")
     frame = test.to_frame()
@@ -87,10 +90,12 @@ def test_reproducible_for_any_n_jobs(rng, n_jobs):
     X = rng.normal(size=(20, 3))
     y = np.repeat([0, 1], 10)
     reference = PermutationTest(n_permutations=2500, random_state=7).fit(X, y)
-    other = PermutationTest(n_permutations=2500, random_state=7,
-                            n_jobs=n_jobs).fit(X, y)
-    np.testing.assert_array_equal(reference.null_distribution_,
-                                  other.null_distribution_)
+    other = PermutationTest(n_permutations=2500, random_state=7, n_jobs=n_jobs).fit(
+        X, y
+    )
+    np.testing.assert_array_equal(
+        reference.null_distribution_, other.null_distribution_
+    )
     assert reference.pvalue_ == other.pvalue_
 
 
@@ -114,8 +119,9 @@ def test_clear_difference_is_detected(rng):
     diagrams_b = [np.array([[0.1, 0.6 + 0.02 * rng.random()]]) for _ in range(10)]
     vectorizer = LandscapeVectorizer(n_landscapes=1, resolution=101)
     X = vectorizer.fit_transform(diagrams_a + diagrams_b)
-    test = PermutationTest(n_permutations=999, grid=vectorizer.grid_,
-                           random_state=0).fit(X, np.repeat([0, 1], 10))
+    test = PermutationTest(
+        n_permutations=999, grid=vectorizer.grid_, random_state=0
+    ).fit(X, np.repeat([0, 1], 10))
     assert test.pvalue_ < 0.01
 
 
@@ -162,8 +168,9 @@ def test_curve_projection_preserves_distances_when_full_rank(rng):
     X = rng.random((8, 3 * 1 * 1 * 4))
     y = np.repeat([0, 1], 4)
     grid = np.linspace(0, 1, 4)
-    projection = landscape_curve_projection(X, y, (3, 1, 1, 4), n_components=4,
-                                            grid=grid)
+    projection = landscape_curve_projection(
+        X, y, (3, 1, 1, 4), n_components=4, grid=grid
+    )
     assert projection.coordinates.shape == (2, 3, 4)
     _, means = mean_landscapes(X, y)
     # Six (group, layer) points in R^4: a 4-D PCA is a rotation, so distances

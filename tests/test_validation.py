@@ -79,8 +79,10 @@ def test_diagrams_accept_three_levels_or_one():
 def test_bad_diagrams_are_named():
     with pytest.raises(ValueError, match="nested 2 levels deep"):
         check_layered_diagrams([[np.zeros((1, 2))]])
-    with pytest.raises(ValueError, match="sample 0, layer 0, homology dimension 0: "
-                       "some deaths are smaller"):
+    with pytest.raises(
+        ValueError,
+        match="sample 0, layer 0, homology dimension 0: some deaths are smaller",
+    ):
         check_layered_diagrams([np.array([[1.0, 0.5]])])
     with pytest.raises(ValueError, match="births must be finite"):
         check_layered_diagrams([np.array([[np.inf, np.inf]])])
