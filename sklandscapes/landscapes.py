@@ -18,9 +18,15 @@ __all__ = [
     "reshape_landscapes",
 ]
 
-# Diagrams handled together: their grid-by-landscape work arrays stay small
-# enough for the CPU caches, which the scattered updates below depend on.
-_DIAGRAMS_PER_BLOCK = 8
+# Work is cut into blocks of whole diagrams with about this many (pair, grid
+# point) entries, so that the work arrays of a block stay in the CPU caches,
+# which the scattered maxima of `_top_tents` depend on; a block never holds more
+# than _MAX_DIAGRAMS_PER_BLOCK diagrams, which bounds its output array.
+_ENTRIES_PER_BLOCK = 1 << 16
+_MAX_DIAGRAMS_PER_BLOCK = 64
+# Dropping nested pairs (`_is_nested`) costs a few sorts of all the pairs; it
+# pays off once tents cover this many grid points on average.
+_PRUNE_MIN_MEAN_SUPPORT = 32
 
 
 def quadrature_weights(grid):
@@ -88,71 +94,145 @@ def landscape_values(diagrams, grid, n_landscapes):
            [0., 0., 0., 0., 0.]])
     """
     grid = np.asarray(grid, dtype=np.float64)
+    n_diagrams, n_bins = len(diagrams), len(grid)
     counts = np.array([len(d) for d in diagrams], dtype=np.intp)
-    values = np.zeros((len(diagrams), n_landscapes, len(grid)))
+    values = np.zeros((n_diagrams, n_landscapes, n_bins))
     if counts.sum() == 0:
         return values
     pairs = np.concatenate(
         [np.asarray(d, dtype=np.float64).reshape(-1, 2) for d in diagrams]
     )
-    offsets = np.concatenate([[0], np.cumsum(counts)])
-    for start in range(0, len(diagrams), _DIAGRAMS_PER_BLOCK):
-        stop = min(start + _DIAGRAMS_PER_BLOCK, len(diagrams))
-        block = pairs[offsets[start] : offsets[stop]]
-        owner = np.repeat(np.arange(stop - start), counts[start:stop])
-        top = _top_tents(
-            block[:, 0], block[:, 1], owner, stop - start, grid, n_landscapes
+    births, deaths = pairs[:, 0], pairs[:, 1]
+    owner = np.repeat(np.arange(n_diagrams), counts)
+    # The tent of (b, d) is positive exactly at the grid points first, ...,
+    # first + length - 1 (t > b and t < d), whatever the rounding of the grid.
+    first = _searchsorted(grid, births, side="right")
+    lengths = _searchsorted(grid, deaths, side="left") - first
+    np.maximum(lengths, 0, out=lengths)
+    if lengths.sum() > _PRUNE_MIN_MEAN_SUPPORT * len(pairs):
+        keep = ~_is_nested(births, deaths, owner, n_landscapes)
+        births, deaths, owner, first, lengths = (
+            a[keep] for a in (births, deaths, owner, first, lengths)
         )
-        values[start:stop] = top.reshape(
-            n_landscapes, stop - start, len(grid)
-        ).transpose(1, 0, 2)
+    pair_offsets = np.zeros(n_diagrams + 1, dtype=np.intp)
+    np.cumsum(np.bincount(owner, minlength=n_diagrams), out=pair_offsets[1:])
+    entry_offsets = np.concatenate([[0], np.cumsum(lengths)])[pair_offsets]
+    tiled_grid = np.tile(grid, min(n_diagrams, _MAX_DIAGRAMS_PER_BLOCK))
+    start = 0
+    while start < n_diagrams:
+        budget = entry_offsets[start] + _ENTRIES_PER_BLOCK
+        stop = int(np.searchsorted(entry_offsets, budget, side="right")) - 1
+        stop = min(max(stop, start + 1), start + _MAX_DIAGRAMS_PER_BLOCK, n_diagrams)
+        block = slice(pair_offsets[start], pair_offsets[stop])
+        top = _top_tents(
+            births[block],
+            deaths[block],
+            first[block] + (owner[block] - start) * n_bins,
+            lengths[block],
+            (stop - start) * n_bins,
+            tiled_grid,
+            n_landscapes,
+        )
+        values[start:stop] = top.reshape(n_landscapes, -1, n_bins).swapaxes(0, 1)
+        start = stop
     return values
 
 
-def _top_tents(births, deaths, owner, n_diagrams, grid, n_landscapes):
-    """The ``n_landscapes`` largest tent values at each (diagram, grid point).
+def _searchsorted(grid, x, side):
+    """``np.searchsorted(grid, x, side)``, by arithmetic where the grid is even.
 
-    Only the grid points strictly inside a pair's interval carry a positive tent
-    value, so the work is proportional to the total support of the pairs on the
-    grid rather than to ``n_pairs * n_bins``. The k largest values per grid
-    point are peeled off one level at a time with scattered maxima.
+    On an evenly spaced grid the position is one division away. Rounding can
+    put it one off, so it is moved by one step where needed and then checked
+    with exact comparisons; the positions that fail the check (those of an
+    uneven grid) fall back to the binary search, which is 3-4x slower.
     """
     n_bins = len(grid)
-    n_cells = n_diagrams * n_bins
+    if n_bins < 2:
+        return np.searchsorted(grid, x, side=side)
+    step = (grid[-1] - grid[0]) / (n_bins - 1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        guess = np.floor((x - grid[0]) / step) + 1
+    guess = np.clip(np.nan_to_num(guess), 0, n_bins).astype(np.intp)
+    # edges[i] is grid[i - 1]; position i is right when x lies after edges[i]
+    # and not after edges[i + 1], where "after" is >= for side="right" (equal
+    # values go left of x) and > for side="left".
+    edges = np.concatenate([[-np.inf], grid, [np.inf]])
+    after = np.less_equal if side == "right" else np.less
+    guess += after(edges[guess + 1], x)
+    np.minimum(guess, n_bins, out=guess)
+    guess -= ~after(edges[guess], x)
+    np.maximum(guess, 0, out=guess)
+    wrong = ~after(edges[guess], x) | after(edges[guess + 1], x)
+    if wrong.any():
+        guess[wrong] = np.searchsorted(grid, x[wrong], side=side)
+    return guess
+
+
+def _is_nested(births, deaths, owner, n_landscapes):
+    """Pairs inside at least ``n_landscapes`` other pairs of their diagram.
+
+    The tent of a pair inside another lies under it everywhere, so a pair
+    inside ``K = n_landscapes`` others never shows in the first K landscapes,
+    and dropping all such pairs leaves those landscapes exactly as they were
+    (each dropped pair keeps K kept pairs above it: those it lies inside, or
+    theirs). Pairs are scanned by birth: pair ``i`` is counted as nested when
+    the K-th largest death among the pairs of its diagram scanned before it is
+    at least its own death. The K-th largest of every prefix follows from the
+    (K-1)-th: it is the running maximum of ``min(x_j, (K-1)-th largest before
+    j)``. The keys ``x`` are integers (diagram, rank of the death), so running
+    maxima never carry over from one diagram to the next; ties are broken one
+    way, which can only miss a nested pair, never add one.
+    """
+    n_pairs = len(births)
+    order = np.lexsort((births, owner))
+    death_rank = np.empty(n_pairs, dtype=np.intp)
+    death_rank[np.argsort(deaths)] = np.arange(n_pairs)
+    key = (owner * (n_pairs + 1) + death_rank + 1)[order]
+    kth_largest = np.maximum.accumulate(key)
+    for _ in range(n_landscapes - 1):
+        before = np.concatenate([[0], kth_largest[:-1]])
+        kth_largest = np.maximum.accumulate(np.minimum(key, before))
+    nested = np.zeros(n_pairs, dtype=bool)
+    nested[order[1:]] = kth_largest[:-1] >= key[1:]
+    return nested
+
+
+def _top_tents(births, deaths, first_cell, lengths, n_cells, tiled_grid, n_landscapes):
+    """The ``n_landscapes`` largest tent values at each cell of a block.
+
+    A cell is a (diagram, grid point) of the block; pair ``i`` has a positive
+    tent at the cells ``first_cell[i]``, ..., ``first_cell[i] + lengths[i] - 1``,
+    so the work is proportional to the total support of the pairs on the grid
+    rather than to ``n_pairs * n_bins``. ``tiled_grid[c]`` is the grid point of
+    cell ``c``. The largest value per cell is peeled off one level at a time
+    with scattered maxima.
+    """
     top = np.zeros((n_landscapes, n_cells))
-    # First grid point with t > b and last with t < d: the tent is positive
-    # exactly there, whatever the rounding of the grid.
-    first = np.searchsorted(grid, births, side="right")
-    lengths = np.searchsorted(grid, deaths, side="left") - first
-    np.maximum(lengths, 0, out=lengths)
     n_entries = int(lengths.sum())
     if n_entries == 0:
         return top
-    starts = np.cumsum(lengths) - lengths
-    pair = np.repeat(np.arange(len(births)), lengths)
-    point = np.arange(n_entries) - np.repeat(starts - first, lengths)
-    t = grid[point]
-    value = np.minimum(t - births[pair], deaths[pair] - t)
-    cell = point + (owner * n_bins)[pair]
-
-    filled = np.zeros(n_cells, dtype=np.intp)
-    level_max = np.empty(n_cells)
-    for level in range(n_landscapes):
-        level_max.fill(0.0)
+    ends = np.cumsum(lengths)
+    cell = np.arange(n_entries)
+    cell -= np.repeat(ends - lengths - first_cell, lengths)
+    t = tiled_grid[cell]
+    value = t - np.repeat(births, lengths)
+    np.minimum(value, np.repeat(deaths, lengths) - t, out=value)
+    for level, level_max in enumerate(top):
         np.maximum.at(level_max, cell, value)
-        is_max = value == level_max[cell]
-        # Tied maxima fill several levels at once.
-        n_max = np.bincount(cell[is_max], minlength=n_cells)
-        for k in range(level, n_landscapes):
-            take = (filled <= k) & (k < filled + n_max)
-            top[k][take] = level_max[take]
-        filled += n_max
         if level == n_landscapes - 1:
             break
-        keep = ~is_max
-        keep &= filled[cell] < n_landscapes
+        keep = value < level_max[cell]
+        n_maxima = n_entries - np.count_nonzero(keep)
+        if n_maxima > np.count_nonzero(level_max):
+            # Tied maxima: peel one per cell; the others fill the next levels.
+            maxima = np.flatnonzero(~keep)
+            one_per_cell = np.empty(n_cells, dtype=np.intp)
+            one_per_cell[cell[maxima]] = maxima
+            keep[maxima] = True
+            keep[one_per_cell[cell[maxima]]] = False
         cell, value = cell[keep], value[keep]
-        if cell.size == 0:
+        n_entries = len(value)
+        if n_entries == 0:
             break
     return top
 
