@@ -4,6 +4,7 @@ The topological core imports without PyTorch; the torch side lives in
 :mod:`sklandscapes.nets` and :class:`ActivationExtractor`.
 """
 
+from sklandscapes.activations import ActivationExtractor, activation_layers
 from sklandscapes.kernels import LandscapeKernel
 from sklandscapes.landscapes import LandscapeVectorizer, reshape_landscapes
 from sklandscapes.normalization import ActivationNormalizer
@@ -13,11 +14,13 @@ from sklandscapes.stats import PermutationTest
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "ActivationExtractor",
     "ActivationNormalizer",
     "LandscapeKernel",
     "LandscapeVectorizer",
     "PermutationTest",
     "RipsPersistence",
+    "activation_layers",
     "reshape_landscapes",
     "__version__",
 ]

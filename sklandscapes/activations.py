@@ -1,0 +1,835 @@
+"""Activations of every layer of a neural network, as layered point clouds.
+
+This is the only place where sklandscapes runs a network forward. PyTorch is
+imported inside the functions, so ``import sklandscapes`` works without it.
+"""
+
+import contextlib
+import copy
+import difflib
+import functools
+import os
+from collections import Counter
+from numbers import Integral
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from sklandscapes._compat import HasMethods, Interval, StrOptions, _fit_context
+from sklandscapes._validation import _raise_if_errors
+
+__all__ = ["ActivationExtractor", "activation_layers"]
+
+# Name of the cloud of the input batch itself (the paper's x^(0)).
+_INPUT_NAME = "input"
+
+
+def _import_torch():
+    try:
+        import torch
+    except ImportError as exc:
+        raise ImportError(
+            "Extracting activations needs PyTorch: "
+            'pip install "sklandscapes[torch]" (or pip install torch).'
+        ) from exc
+    return torch
+
+
+class _ForwardError(ValueError):
+    """An error raised from inside our own hooks, passed on without rewrapping."""
+
+
+class ActivationExtractor(TransformerMixin, BaseEstimator):
+    """Activations of every layer of a network, one point cloud per layer.
+
+    Exactly one of ``inputs`` and ``model`` is set; it is held fixed while X
+    varies:
+
+    - ``inputs=batch``: X is a sequence of networks and each sample is one
+      network seen on ``batch``. This is the paper's setting (one sample per
+      network and training threshold).
+    - ``model=network``: X is a sequence of input batches and each sample is
+      ``network`` seen on one batch.
+
+    A network is a ``torch.nn.Module``, a fitted skorch ``NeuralNet`` (its
+    ``module_`` is used) or the path of a snapshot written by
+    :mod:`sklandscapes.nets`. The activations are read with forward hooks, so
+    any module works, whatever its ``forward`` does. Stateless: ``fit`` only
+    validates the parameters and X.
+
+    Parameters
+    ----------
+    inputs : array-like or torch.Tensor of shape (n_points, ...), default=None
+        The batch every network of X is run on. Cast to the network's parameter
+        dtype and moved to its device.
+    model : torch.nn.Module, fitted skorch NeuralNet, str or os.PathLike, \
+            default=None
+        The network every batch of X is run through. Prefer ``net.module_`` to
+        a skorch net here: :func:`sklearn.base.clone` (hence ``GridSearchCV``)
+        returns an unfitted copy of a skorch net.
+    layers : "auto" or list of str and int, default="auto"
+        Which activations to take, in this order:
+
+        - ``"auto"``: the output of every nonlinearity module that follows an
+          affine layer (``Linear``, ``Conv1d/2d/3d``, ``Bilinear``), then the
+          output of the last affine layer (the logits), in the order they run:
+          the paper's x^(1), ..., x^(D). See Notes.
+        - a list of module names from ``named_modules()`` (any module, not only
+          affine or nonlinear ones), and/or of integer indices into the
+          ``"auto"`` list (negative ones count from the end: ``-1`` is the
+          logits). A module that runs several times in one forward pass is
+          named once per call: ``"act:0"``, ``"act:1"``, ...
+
+        :func:`activation_layers` lists the ``"auto"`` names of a network.
+    include_input : bool, default=True
+        Put the input batch itself first, as layer 0 (the paper's x^(0)).
+    device : str, default="auto"
+        Where the forward pass runs. ``"auto"``: CUDA when available, else the
+        network's own device. Otherwise a torch device string such as
+        ``"cpu"``, ``"cuda"`` or ``"cuda:1"``. A network on another device is
+        copied there; the caller's network is never moved.
+    batch_size : int, default=None
+        Run the forward pass on this many points at a time, to bound memory.
+        The result does not depend on it. ``None``: the whole batch at once.
+
+    See Also
+    --------
+    activation_layers : The layer names that ``layers="auto"`` picks.
+    ActivationNormalizer : Normalizes the clouds (the paper's step 1).
+    RipsPersistence : Vietoris-Rips persistence of each cloud.
+
+    Notes
+    -----
+    The output is an object array of shape (n_samples, n_layers) whose cells
+    are float64 arrays of shape (n_points, width): one row per input point, in
+    the order of the batch. Feature maps are flattened per point, so a
+    ``(n_points, C, H, W)`` output becomes ``(n_points, C * H * W)``.
+
+    With ``layers="auto"`` the order is the order in which the modules run in
+    a forward pass (read with hooks), not the order of ``named_modules()``.
+    Consecutive affine layers with no nonlinearity between them count as one
+    layer (their composite is affine). The last layer is always the output of
+    the last affine layer: a nonlinearity after it (a softmax, say) is left
+    out, as the paper's x^(D) is the logits. Nonlinearities applied as
+    functions in ``forward`` (``torch.relu(x)``) are invisible to hooks; name
+    the affine modules in ``layers`` for such networks, or use activation
+    modules.
+
+    The forward pass runs under ``torch.inference_mode()`` with the network in
+    eval mode; the training flag of every submodule is restored afterwards,
+    also when the pass fails, and every hook is removed. Non-finite
+    activations (a diverged network) raise a ``ValueError`` naming the sample
+    and the layer.
+
+    References
+    ----------
+    .. [1] M. Wheeler, J. Bouza, P. Bubenik. "Activation Landscapes as a
+       Topological Summary of Neural Network Performance", IEEE Big Data 2021.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from sklandscapes import ActivationExtractor
+    >>> _ = torch.manual_seed(0)
+    >>> net = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 2))
+    >>> batch = torch.randn(5, 2)
+
+    One sample per network, each seen on the same batch:
+
+    >>> clouds = ActivationExtractor(inputs=batch).fit_transform([net, net])
+    >>> clouds.shape
+    (2, 3)
+    >>> [cloud.shape for cloud in clouds[0]]
+    [(5, 2), (5, 3), (5, 2)]
+
+    One sample per batch, all seen by the same network:
+
+    >>> extractor = ActivationExtractor(model=net, layers=[-1], include_input=False)
+    >>> clouds = extractor.fit_transform([batch, batch[:4]])
+    >>> [cloud.shape for cloud in clouds[:, 0]]
+    [(5, 2), (4, 2)]
+    """
+
+    _parameter_constraints = {
+        "inputs": ["array-like", None],
+        "model": [HasMethods(["forward"]), str, os.PathLike, None],
+        "layers": [StrOptions({"auto"}), "array-like"],
+        "include_input": ["boolean"],
+        "device": [str],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+    }
+
+    def __init__(
+        self,
+        inputs=None,
+        model=None,
+        layers="auto",
+        include_input=True,
+        device="auto",
+        batch_size=None,
+    ):
+        self.inputs = inputs
+        self.model = model
+        self.layers = layers
+        self.include_input = include_input
+        self.device = device
+        self.batch_size = batch_size
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Validate the parameters and X; learns nothing.
+
+        Parameters
+        ----------
+        X : sequence
+            Networks when ``inputs`` is set, input batches when ``model`` is.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : ActivationExtractor
+        """
+        torch = _import_torch()
+        self._check_params(torch)
+        self._check_X(X, torch)
+        return self
+
+    def transform(self, X):
+        """Run every sample forward and collect the activations of each layer.
+
+        Parameters
+        ----------
+        X : sequence
+            Networks when ``inputs`` is set, input batches when ``model`` is.
+
+        Returns
+        -------
+        clouds : object array of shape (n_samples, n_layers)
+            Cell ``(i, l)`` is a float64 array of shape (n_points, width_l):
+            the activations of layer ``l`` for sample ``i``.
+        """
+        check_is_fitted(self)
+        torch = _import_torch()
+        # Stateless: transform may be called without fit, so it validates too.
+        self._validate_params()
+        self._check_params(torch)
+        samples = self._check_X(X, torch)
+        layers = self.layers if isinstance(self.layers, str) else list(self.layers)
+        options = dict(
+            layers=layers,
+            include_input=self.include_input,
+            device=self.device,
+            batch_size=self.batch_size,
+            torch=torch,
+        )
+
+        if self.inputs is not None:
+            # A generator, so that only one loaded snapshot is alive at a time.
+            pairs = (
+                (_load_network(network, f"sample {i}"), self.inputs)
+                for i, network in enumerate(samples)
+            )
+        else:
+            module = _load_network(self.model, "model")
+            pairs = ((module, batch) for batch in samples)
+        names, rows = [], []
+        for i, (module, batch) in enumerate(pairs):
+            layer_names, clouds = _extract(
+                module, batch, where=f"sample {i}", **options
+            )
+            names.append(layer_names)
+            rows.append(clouds)
+        _check_layer_counts(names)
+        _check_finite(names, rows)
+
+        out = np.empty((len(rows), len(rows[0])), dtype=object)
+        for i, clouds in enumerate(rows):
+            for layer, cloud in enumerate(clouds):
+                out[i, layer] = cloud
+        return out
+
+    def _check_params(self, torch):
+        if (self.inputs is None) == (self.model is None):
+            given = "both are set" if self.inputs is not None else "neither is set"
+            raise ValueError(
+                "Set exactly one of `inputs` (X is then a sequence of networks) "
+                f"and `model` (X is then a sequence of input batches); {given}."
+            )
+        if self.inputs is not None:
+            problem = _batch_problem(self.inputs)
+            if problem:
+                raise ValueError(f"`inputs` {problem}.")
+        if not isinstance(self.layers, str):
+            _check_layer_list(self.layers)
+        _check_device(self.device, torch)
+
+    def _check_X(self, X, torch):
+        """X as a list of samples, or a ValueError listing every bad one."""
+        what = "networks" if self.inputs is not None else "input batches"
+        if _is_single_network(X, torch) or (
+            self.model is not None and len(getattr(X, "shape", ())) == 2
+        ):
+            raise ValueError(
+                f"X must be a sequence of {what}, got a single "
+                f"{type(X).__name__}; wrap it in a list: [X]."
+            )
+        if isinstance(X, str) or not hasattr(X, "__len__"):
+            raise ValueError(f"X must be a sequence of {what}, got {type(X).__name__}.")
+        samples = list(X)
+        if not samples:
+            raise ValueError(f"X is empty; expected a sequence of {what}.")
+        errors = []
+        for i, sample in enumerate(samples):
+            if self.inputs is not None:
+                if not _is_network(sample, torch):
+                    errors.append(
+                        f"sample {i}: expected a torch.nn.Module, a fitted skorch "
+                        f"NeuralNet or a snapshot path, got {type(sample).__name__}"
+                    )
+            else:
+                problem = _batch_problem(sample)
+                if problem:
+                    errors.append(f"sample {i}: the batch {problem}")
+        _raise_if_errors(errors, f"{what} in X")
+        return samples
+
+    def __sklearn_is_fitted__(self):
+        return True
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        # X holds networks or batches, never one 2-D feature matrix.
+        tags.input_tags.two_d_array = False
+        tags.transformer_tags.preserves_dtype = []
+        return tags
+
+
+def activation_layers(network, inputs=None):
+    """Names of the layers that ``layers="auto"`` picks, in forward order.
+
+    These are the columns of :class:`ActivationExtractor`'s output after the
+    input (layer 0, when ``include_input=True``).
+
+    Parameters
+    ----------
+    network : torch.nn.Module, fitted skorch NeuralNet, str or os.PathLike
+        The network, or the path of a snapshot.
+    inputs : array-like or torch.Tensor of shape (n_points, ...), default=None
+        A batch to run forward, since the order is read from a forward pass; a
+        few points suffice. ``None`` is allowed when the first affine module of
+        ``named_modules()`` is a ``Linear``: a batch of zeros is used.
+
+    Returns
+    -------
+    names : list of str
+        Module names from ``named_modules()``, with ``":k"`` appended for the
+        ``k``-th call of a module that runs several times.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> from sklandscapes import activation_layers
+    >>> net = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 2), nn.Softmax(1))
+    >>> activation_layers(net)
+    ['1', '2']
+    """
+    torch = _import_torch()
+    module = _load_network(network, "network")
+    kinds = _layer_kinds(module, torch)
+    guessed = inputs is None
+    if guessed:
+        inputs = _guess_inputs(module, torch)
+    elif problem := _batch_problem(inputs):
+        raise ValueError(f"`inputs` {problem}.")
+    device = _module_device(module, torch)
+    with _running(module, device, torch) as running:
+        x = _as_network_input(inputs, running, device, "network", torch)
+        try:
+            calls, _ = _record_forward(running, x, set(), kinds, "network", torch)
+        except ValueError as exc:
+            if not guessed:
+                raise
+            raise ValueError(
+                "Could not run the network on a guessed batch of zeros of shape "
+                f"{tuple(x.shape)}; pass `inputs`."
+            ) from exc
+    names = _display_names(calls)
+    return [names[key] for key in _auto_keys(calls, kinds, "network")]
+
+
+def _guess_inputs(module, torch):
+    affine = [m for _, m in module.named_modules() if _is_affine(m, torch)]
+    if not affine or not isinstance(affine[0], torch.nn.Linear):
+        raise ValueError(
+            "Pass `inputs`: the layer order is read from a forward pass, and an "
+            "input batch can only be guessed when the first affine module is a "
+            "Linear."
+        )
+    # Two points rather than one, so that a forward that squeezes still works.
+    return torch.zeros(2, affine[0].in_features)
+
+
+# --- networks ---------------------------------------------------------------
+
+
+def _is_network(obj, torch):
+    return (
+        isinstance(obj, (torch.nn.Module, str, os.PathLike))
+        or hasattr(obj, "module_")
+        or hasattr(obj, "initialize")  # an unfitted skorch net: _load_network says so
+    )
+
+
+def _is_single_network(X, torch):
+    """Whether X is one network where a sequence was expected."""
+    if isinstance(X, torch.nn.ModuleList):  # a sequence of networks
+        return False
+    return _is_network(X, torch)
+
+
+def _load_network(network, where):
+    """The ``torch.nn.Module`` behind a module, a fitted skorch net or a path."""
+    torch = _import_torch()
+    if isinstance(network, torch.nn.Module):
+        return network
+    if isinstance(network, (str, os.PathLike)):
+        path = os.fspath(network)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{where}: no snapshot file at {path!r}.")
+        from sklandscapes.nets import load_snapshot
+
+        try:
+            return load_snapshot(path)
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from exc
+    module = getattr(network, "module_", None)
+    if isinstance(module, torch.nn.Module):
+        return module
+    if hasattr(network, "initialize"):
+        raise ValueError(
+            f"{where}: the skorch net {type(network).__name__} has no module_; "
+            "fit it first. (sklearn.base.clone returns unfitted copies of skorch "
+            "nets: pass net.module_ to keep the weights.)"
+        )
+    raise ValueError(
+        f"{where}: expected a torch.nn.Module, a fitted skorch NeuralNet or a "
+        f"snapshot path, got {type(network).__name__}."
+    )
+
+
+def _is_affine(module, torch):
+    nn = torch.nn
+    return isinstance(module, (nn.Linear, nn.Bilinear, nn.Conv1d, nn.Conv2d, nn.Conv3d))
+
+
+def _is_nonlinearity(module, torch):
+    return isinstance(module, _nonlinearity_types(torch))
+
+
+@functools.cache
+def _nonlinearity_types(torch):
+    activation = torch.nn.modules.activation
+    # MultiheadAttention lives in that module too, but is no nonlinearity.
+    return tuple(
+        getattr(activation, name)
+        for name in activation.__all__
+        if name != "MultiheadAttention"
+    )
+
+
+def _layer_kinds(module, torch):
+    """``{name: "affine" | "nonlinear" | None}`` for every submodule but the root."""
+    kinds = {}
+    for name, sub in module.named_modules():
+        if not name:
+            continue
+        if _is_affine(sub, torch):
+            kinds[name] = "affine"
+        elif _is_nonlinearity(sub, torch):
+            kinds[name] = "nonlinear"
+        else:
+            kinds[name] = None
+    return kinds
+
+
+def _module_device(module, torch):
+    tensor = next(module.parameters(), None)
+    if tensor is None:
+        tensor = next(module.buffers(), None)
+    return torch.device("cpu") if tensor is None else tensor.device
+
+
+def _module_dtype(module, torch):
+    for parameter in module.parameters():
+        if parameter.is_floating_point():
+            return parameter.dtype
+    return torch.get_default_dtype()
+
+
+# --- devices ----------------------------------------------------------------
+
+
+def _check_device(device, torch):
+    if device == "auto":
+        return
+    try:
+        parsed = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(
+            f"`device` must be 'auto' or a torch device string such as 'cpu' or "
+            f"'cuda:0', got {device!r}."
+        ) from exc
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} but CUDA is not available "
+            "(torch.cuda.is_available() is False); use device='auto' or 'cpu'."
+        )
+
+
+def _target_device(device, module, torch):
+    current = _module_device(module, torch)
+    if device == "auto":
+        if current.type == "cuda" or not torch.cuda.is_available():
+            return current
+        device = "cuda"
+    target = torch.device(device)
+    if target.type == "cuda" and target.index is None:
+        # "cuda" and "cuda:0" compare unequal; pin the index so that a network
+        # already there is not copied.
+        target = torch.device("cuda", torch.cuda.current_device())
+    return target
+
+
+@contextlib.contextmanager
+def _running(module, device, torch):
+    """Yield ``module`` on ``device`` in eval mode, ready for inference.
+
+    A module on another device is copied rather than moved, so the caller's
+    module keeps its device even when the forward pass fails. The training
+    flag of every submodule is restored on exit (some users keep, say, a
+    frozen batch norm in eval mode inside a module in train mode).
+    """
+    if _module_device(module, torch) != device:
+        module = copy.deepcopy(module).to(device)
+    modes = [(sub, sub.training) for sub in module.modules()]
+    module.eval()
+    try:
+        with torch.inference_mode():
+            yield module
+    finally:
+        for sub, training in modes:
+            sub.training = training
+
+
+# --- inputs -----------------------------------------------------------------
+
+
+def _batch_problem(batch):
+    """Why ``batch`` cannot be a batch of inputs (a phrase), or None."""
+    try:
+        shape = tuple(batch.shape) if hasattr(batch, "shape") else np.shape(batch)
+    except ValueError as exc:
+        return f"cannot be read as an array ({exc})"
+    if len(shape) < 2:
+        return f"must have shape (n_points, n_features, ...), got shape {shape}"
+    if shape[0] == 0:
+        return f"has no points (shape {shape})"
+    return None
+
+
+def _as_float64(batch, where, torch):
+    """A private float64 copy of ``batch``, in its own shape."""
+    if torch.is_tensor(batch):
+        # Through .numpy(): np.array on a tensor warns under NumPy 2.
+        batch = batch.detach().to(device="cpu", dtype=torch.float64).numpy()
+    try:
+        return np.array(batch, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"{where}: the input batch cannot be read as a float array ({exc})."
+        ) from exc
+
+
+def _as_network_input(batch, module, device, where, torch):
+    if torch.is_tensor(batch):
+        source = batch.detach()
+    else:
+        source = torch.from_numpy(_as_float64(batch, where, torch))
+    # copy=True: a first module that works in place must not write into the
+    # caller's batch.
+    return source.to(device=device, dtype=_module_dtype(module, torch), copy=True)
+
+
+# --- forward pass -----------------------------------------------------------
+
+
+def _record_forward(module, x, keep, kinds, where, torch):
+    """Run ``module(x)`` once with a hook on every submodule.
+
+    Returns the calls as ``(name, call_index)`` in the order they finished
+    (forward order for leaf modules), and a copy of the output of every call
+    of the modules named in ``keep``.
+    """
+    calls, outputs, counts = [], {}, Counter()
+    first_affine_seen = False
+
+    def record(name):
+        def hook(sub, args, output):
+            key = (name, counts[name])
+            counts[name] += 1
+            calls.append(key)
+            if name in keep:
+                # A copy: a later in-place module (ReLU(inplace=True)) would
+                # otherwise overwrite this output.
+                outputs[key] = (
+                    output.detach().clone()
+                    if torch.is_tensor(output)
+                    else type(output).__name__
+                )
+
+        return hook
+
+    def check_features(name):
+        # Only the first affine call sees the inputs, so only it can tell the
+        # user that the inputs, not the network, have the wrong width.
+        def pre_hook(sub, args):
+            nonlocal first_affine_seen
+            if first_affine_seen:
+                return
+            first_affine_seen = True
+            if not (isinstance(sub, torch.nn.Linear) and args):
+                return
+            received = args[0].shape[-1] if torch.is_tensor(args[0]) else None
+            if received is not None and received != sub.in_features:
+                raise _ForwardError(
+                    f"{where}: the inputs have {received} features but the "
+                    f"network's first affine layer {name!r} (Linear) expects "
+                    f"in_features={sub.in_features} (inputs of shape "
+                    f"{tuple(x.shape)})."
+                )
+
+        return pre_hook
+
+    handles = []
+    try:
+        for name, sub in module.named_modules():
+            if not name:
+                continue
+            handles.append(sub.register_forward_hook(record(name)))
+            if kinds[name] == "affine":
+                handles.append(sub.register_forward_pre_hook(check_features(name)))
+        try:
+            module(x)
+        except _ForwardError:
+            raise
+        except (RuntimeError, TypeError, ValueError, IndexError) as exc:
+            raise ValueError(
+                f"{where}: the forward pass failed on inputs of shape "
+                f"{tuple(x.shape)}: {exc}"
+            ) from exc
+    finally:
+        for handle in handles:
+            handle.remove()
+    return calls, outputs
+
+
+def _display_names(calls):
+    """``{(name, k): label}``; ``name:k`` only for modules that ran several times."""
+    counts = Counter(name for name, _ in calls)
+    return {
+        (name, k): name if counts[name] == 1 else f"{name}:{k}" for name, k in calls
+    }
+
+
+def _auto_keys(calls, kinds, where):
+    """The calls whose outputs are the paper's x^(1), ..., x^(D)."""
+    picked = []  # (nonlinearity call, the affine call whose output it takes)
+    pending = last_affine = None
+    for key in calls:
+        kind = kinds[key[0]]
+        if kind == "affine":
+            # An affine call straight after another one replaces it: the
+            # composite of two affine maps is one affine layer.
+            pending = last_affine = key
+        elif kind == "nonlinear" and pending is not None:
+            picked.append((key, pending))
+            pending = None
+    if last_affine is None:
+        raise ValueError(
+            f"{where}: no affine layer (Linear, Conv1d/2d/3d, Bilinear) ran in the "
+            "forward pass, so layers='auto' has nothing to take; pass `layers` as "
+            "a list of module names."
+        )
+    # The last layer is the logits, as in the paper (sigma_D is omitted): a
+    # softmax or other nonlinearity after the last affine layer is left out.
+    return [key for key, affine in picked if affine != last_affine] + [last_affine]
+
+
+def _check_layer_list(layers):
+    layers = list(layers)
+    bad = [
+        f"item {i} is {item!r}"
+        for i, item in enumerate(layers)
+        if not isinstance(item, str)
+        and (isinstance(item, bool) or not isinstance(item, Integral))
+    ]
+    if bad:
+        raise ValueError(
+            "`layers` must be 'auto' or a list of module names (str) and/or "
+            f"indices into the 'auto' layers (int); {', '.join(bad)}."
+        )
+    if not layers:
+        raise ValueError(
+            "`layers` is empty; name at least one layer or use layers='auto'."
+        )
+
+
+def _kept_names(layers, kinds):
+    """The modules whose outputs a forward pass must copy to serve ``layers``."""
+    items = [] if isinstance(layers, str) else layers
+    names = [item for item in items if isinstance(item, str)]
+    # "act:1" is a call of module "act".
+    keep = {name if name in kinds else name.rpartition(":")[0] for name in names}
+    if isinstance(layers, str) or len(names) < len(items):
+        # "auto" or an index into it: any affine or nonlinear call may be picked.
+        keep |= {name for name, kind in kinds.items() if kind is not None}
+    return keep
+
+
+def _select_layers(calls, kinds, layers, where):
+    """The names and call keys of the requested layers, in the requested order."""
+    names = _display_names(calls)
+    if isinstance(layers, str):
+        keys = _auto_keys(calls, kinds, where)
+        return [names[key] for key in keys], keys
+    by_label = {label: key for key, label in names.items()}
+    auto = None
+    keys = []
+    for item in layers:
+        if isinstance(item, str):
+            keys.append(_lookup_name(item, by_label, calls, kinds, where))
+            continue
+        if auto is None:
+            auto = _auto_keys(calls, kinds, where)
+        if not -len(auto) <= item < len(auto):
+            raise ValueError(
+                f"{where}: layer index {item} in `layers` is out of range: "
+                f"layers='auto' has {len(auto)} layers "
+                f"{[names[key] for key in auto]}, so indices run from "
+                f"{-len(auto)} to {len(auto) - 1}."
+            )
+        keys.append(auto[item])
+    return [names[key] for key in keys], keys
+
+
+def _lookup_name(label, by_label, calls, kinds, where):
+    if label in by_label:
+        return by_label[label]
+    ran = Counter(name for name, _ in calls)
+    if ran[label] > 1:
+        options = [f"{label}:{k}" for k in range(ran[label])]
+        raise ValueError(
+            f"{where}: module {label!r} runs {ran[label]} times in the forward "
+            f"pass; name one call in `layers`: {options}."
+        )
+    if label in kinds:
+        raise ValueError(
+            f"{where}: module {label!r} (from `layers`) did not run in the forward "
+            "pass, so it has no activations."
+        )
+    valid = list(by_label)
+    close = difflib.get_close_matches(label, valid, n=1)
+    hint = f"Did you mean {close[0]!r}? " if close else ""
+    raise ValueError(
+        f"{where}: unknown layer {label!r} in `layers`. {hint}Valid names (the "
+        f"modules that ran, in forward order): {valid}."
+    )
+
+
+def _as_cloud(output, n_points, name, where, torch):
+    """One layer's output as a float64 array of shape (n_points, width)."""
+    if not torch.is_tensor(output):
+        raise ValueError(
+            f"{where}: layer {name!r} returned a {output}, not a tensor, so it has "
+            "no activations to take; pick another module in `layers`."
+        )
+    if output.ndim == 0 or output.shape[0] != n_points:
+        raise ValueError(
+            f"{where}: layer {name!r} returned shape {tuple(output.shape)}; every "
+            f"layer must keep one row per input point ({n_points} points) on its "
+            "first axis."
+        )
+    return output.reshape(n_points, -1).to(device="cpu", dtype=torch.float64).numpy()
+
+
+def _extract(module, batch, *, layers, include_input, device, batch_size, where, torch):
+    """The names and clouds of one network on one batch."""
+    kinds = _layer_kinds(module, torch)
+    keep = _kept_names(layers, kinds)
+    target = _target_device(device, module, torch)
+    with _running(module, target, torch) as running:
+        x = _as_network_input(batch, running, target, where, torch)
+        step = len(x) if batch_size is None else batch_size
+        names, pieces = None, []
+        for start in range(0, len(x), step):
+            chunk = x[start : start + step]
+            calls, outputs = _record_forward(running, chunk, keep, kinds, where, torch)
+            chunk_names, keys = _select_layers(calls, kinds, layers, where)
+            if names is None:
+                names = chunk_names
+            elif chunk_names != names:
+                raise ValueError(
+                    f"{where}: the forward pass runs different layers on different "
+                    f"chunks ({names} vs {chunk_names}), so `batch_size` changes "
+                    "the result; use batch_size=None."
+                )
+            pieces.append(
+                [
+                    _as_cloud(outputs[key], len(chunk), name, where, torch)
+                    for key, name in zip(keys, chunk_names)
+                ]
+            )
+    clouds = [np.concatenate(layer_pieces) for layer_pieces in zip(*pieces)]
+    if include_input:
+        values = _as_float64(batch, where, torch)
+        names = [_INPUT_NAME, *names]
+        clouds = [values.reshape(len(values), -1), *clouds]
+    return names, clouds
+
+
+# --- checks of the result ---------------------------------------------------
+
+
+def _check_layer_counts(names):
+    errors = [
+        f"sample {i} has {len(layer_names)} layers {layer_names}, sample 0 has "
+        f"{len(names[0])} {names[0]}"
+        for i, layer_names in enumerate(names)
+        if len(layer_names) != len(names[0])
+    ]
+    _raise_if_errors(
+        errors,
+        "layers: every sample needs the same number",
+        "Networks with different depths cannot share one output; pass `layers` "
+        "as a list of names or indices that every network has.",
+    )
+
+
+def _check_finite(names, rows):
+    errors = []
+    for i, (layer_names, clouds) in enumerate(zip(names, rows)):
+        for layer, (name, cloud) in enumerate(zip(layer_names, clouds)):
+            # Only the first bad layer per sample: later ones follow from it.
+            if not np.isfinite(cloud).all():
+                errors.append(f"sample {i}, layer {layer} ({name!r}): NaN or inf")
+                break
+    _raise_if_errors(
+        errors,
+        "activations (not finite)",
+        "A network whose training diverged gives NaN or inf activations; drop it "
+        "from X. In layer 'input', the input batch itself is not finite.",
+    )
