@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 from gudhi.sklearn import RipsPersistence as _GudhiRips
-from joblib import effective_n_jobs
+from joblib import effective_n_jobs, parallel_config
 from scipy.spatial.distance import pdist, squareform
 from sklearn.base import BaseEstimator, TransformerMixin
 from tqdm.auto import tqdm
@@ -309,8 +309,14 @@ def _diagrams_of_cloud(cell, *, dims, local, radius, max_edge_length, metric, co
         input_type=input_type,
         num_collapses=0,
         homology_coeff_field=coeff,
+        n_jobs=1,
     )
-    return [_clean(diagram) for diagram in rips.fit_transform([data])[0]]
+    # One cloud, so no parallelism inside. gudhi still calls joblib, which would
+    # send that call to the backend running this one: with the Dask backend the
+    # nested graph fails on the scheduler and the outer job waits forever.
+    with parallel_config(backend="sequential"):
+        diagrams = rips.fit_transform([data])[0]
+    return [_clean(diagram) for diagram in diagrams]
 
 
 def _clean(diagram):

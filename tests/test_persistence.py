@@ -141,6 +141,29 @@ def test_results_do_not_depend_on_n_jobs(rng, n_jobs):
         np.testing.assert_array_equal(a, b)
 
 
+def test_dask_backend_gives_the_same_diagrams(rng):
+    # Through joblib's Dask backend (the way to a cluster), with worker threads
+    # that would deadlock if anything inside a task sent nested work back to
+    # the cluster.
+    distributed = pytest.importorskip("distributed")
+    from joblib import parallel_config
+
+    X = [[rng.normal(size=(30, 3)) for _ in range(2)] for _ in range(6)]
+    serial = RipsPersistence(homology_dimensions=(0, 1)).fit_transform(X)
+    with (
+        distributed.LocalCluster(
+            processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster),
+        parallel_config(backend="dask"),
+    ):
+        on_dask = RipsPersistence(homology_dimensions=(0, 1), n_jobs=-1).fit_transform(
+            X
+        )
+    for a, b in zip(serial.ravel(), on_dask.ravel()):
+        np.testing.assert_array_equal(a, b)
+
+
 @settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), shift=st.floats(-100, 100))
 def test_diagrams_invariant_under_translation_and_row_order(seed, shift):
