@@ -1,0 +1,786 @@
+"""Many networks of one architecture trained together as one batched computation.
+
+Network ``k``'s weights of layer ``l`` are row ``k`` of a stacked tensor of shape
+``(n_networks, width_out, width_in)``; one ``torch.baddbmm`` per layer runs every
+network on its own minibatch, and Adam (which is elementwise) updates the stacked
+tensors as if each network had its own optimizer. Networks that passed their last
+threshold are dropped from the stacks, so they stop changing and cost nothing.
+"""
+
+import dataclasses
+import json
+import math
+import numbers
+import os
+import warnings
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from tqdm.auto import tqdm
+
+from sklandscapes.exceptions import SklandscapesWarning
+from sklandscapes.nets._mlp import (
+    check_widths,
+    init_linear_,
+    mlp_from_state_dict,
+    resolve_activation,
+)
+from sklandscapes.nets._skorch import resolve_device
+from sklandscapes.nets._snapshots import (
+    atomic_write,
+    check_thresholds,
+    save_snapshot,
+    write_log,
+)
+
+__all__ = ["ThresholdNotReachedWarning", "TrainingResult", "train_networks"]
+
+# Rows (networks x points) per chunk when scoring whole training sets: big
+# enough to amortize the per-call overhead, small enough that a chunk's
+# activations stay in the CPU cache (or a modest slice of GPU memory).
+_EVAL_ROWS = 1 << 16
+
+
+class ThresholdNotReachedWarning(SklandscapesWarning):
+    """Some networks ended training before reaching every threshold.
+
+    Raise ``max_epochs`` (or lower the thresholds) to silence it.
+    """
+
+
+@dataclasses.dataclass
+class TrainingResult:
+    """Networks snapshotted by :func:`train_networks`, with their training log.
+
+    Epochs count from 1, as in skorch's history. Accuracies are fractions of
+    the network's own training (or test) set, measured after the epoch.
+
+    Attributes
+    ----------
+    thresholds : tuple of float
+        The training-accuracy thresholds, increasing.
+    widths : tuple of int
+        The architecture.
+    activation : str or nn.Module subclass
+        Its activation.
+    snapshots : list of list of (MLP or None)
+        ``snapshots[j][k]`` is network ``k`` as it was after the first epoch
+        whose training accuracy reached ``thresholds[j]``, on the CPU in eval
+        mode; ``None`` where it never did.
+    snapshot_epoch : ndarray of shape (n_networks, n_thresholds), dtype int
+        That epoch; ``-1`` where the threshold was not reached.
+    snapshot_train_accuracy : ndarray of shape (n_networks, n_thresholds)
+        Training accuracy of each snapshot; NaN where there is none.
+    snapshot_test_accuracy : ndarray of shape (n_networks, n_thresholds)
+        Accuracy of each snapshot on the network's test set; NaN where there
+        is no snapshot or no test set.
+    train_accuracy : ndarray of shape (n_networks, n_epochs)
+        Training accuracy after every epoch; NaN after the network stopped.
+    n_epochs_trained : ndarray of shape (n_networks,), dtype int
+        Epochs each network trained: the epoch of its last snapshot when it
+        reached every threshold, otherwise every epoch that ran.
+    train_indices : ndarray of shape (n_networks, n_train), dtype int
+        Rows of ``X`` each network trained on (sorted).
+    test_indices : ndarray of shape (n_networks, n_test), dtype int
+        Rows of ``X`` held out from each network (sorted).
+    seeds : ndarray of shape (n_networks,), dtype int
+        Network ``k`` started from the weights of ``MLP(widths, activation,
+        random_state=seeds[k])``, its split is ``train_test_split(...,
+        random_state=seeds[k])`` and its minibatch orders come from
+        ``torch.Generator().manual_seed(seeds[k])`` after the initial weights.
+    paths : list of list of (str or None)
+        ``paths[j][k]``, the file of ``snapshots[j][k]`` when a ``directory``
+        was given, else ``None``.
+    """
+
+    thresholds: tuple
+    widths: tuple
+    activation: object
+    snapshots: list
+    snapshot_epoch: np.ndarray
+    snapshot_train_accuracy: np.ndarray
+    snapshot_test_accuracy: np.ndarray
+    train_accuracy: np.ndarray
+    n_epochs_trained: np.ndarray
+    train_indices: np.ndarray
+    test_indices: np.ndarray
+    seeds: np.ndarray
+    paths: list
+
+    @property
+    def reached(self):
+        """Boolean array ``(n_networks, n_thresholds)``: which snapshots exist."""
+        return self.snapshot_epoch >= 0
+
+    def networks_at(self, threshold):
+        """The snapshots taken at ``threshold``, skipping networks that missed it.
+
+        Parameters
+        ----------
+        threshold : float
+            One of ``thresholds``.
+
+        Returns
+        -------
+        networks : list of MLP
+            In network order; ``reached[:, j]`` says which networks they are.
+        """
+        matches = [
+            j for j, t in enumerate(self.thresholds) if math.isclose(t, threshold)
+        ]
+        if not matches:
+            raise ValueError(
+                f"threshold {threshold!r} is not one of the trained thresholds "
+                f"{self.thresholds!r}."
+            )
+        return [net for net in self.snapshots[matches[0]] if net is not None]
+
+    @property
+    def log(self):
+        """Per-network training log: a list with one dict per network."""
+        return [self._network_log(k) for k in range(len(self.seeds))]
+
+    def _network_log(self, k):
+        n_epochs = int(self.n_epochs_trained[k])
+        snapshots = []
+        for j, threshold in enumerate(self.thresholds):
+            if self.snapshot_epoch[k, j] < 0:
+                snapshots.append(None)
+                continue
+            snapshots.append(
+                dict(
+                    threshold=threshold,
+                    epoch=int(self.snapshot_epoch[k, j]),
+                    train_accuracy=float(self.snapshot_train_accuracy[k, j]),
+                    test_accuracy=_json_float(self.snapshot_test_accuracy[k, j]),
+                    path=self.paths[j][k],
+                )
+            )
+        return dict(
+            network=k,
+            seed=int(self.seeds[k]),
+            epochs=n_epochs,
+            train_accuracy=self.train_accuracy[k, :n_epochs].tolist(),
+            reached_all=bool(self.reached[k].all()),
+            snapshots=snapshots,
+        )
+
+
+def _json_float(value):
+    return None if np.isnan(value) else float(value)
+
+
+def _check_count(value, name, minimum=1):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or value < minimum
+    ):
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def _check_data(X, y, widths):
+    X = np.asarray(X)
+    y = np.asarray(y)
+    if X.ndim != 2:
+        raise ValueError(
+            f"X must be a 2-D array (n_samples, n_features), got shape {X.shape}."
+        )
+    if y.ndim != 1:
+        raise ValueError(
+            f"y must be a 1-D array of class indices, got shape {y.shape}."
+        )
+    if len(X) != len(y):
+        raise ValueError(
+            f"X and y must have the same length, got {len(X)} rows in X and "
+            f"{len(y)} labels in y."
+        )
+    if X.shape[1] != widths[0]:
+        raise ValueError(
+            f"X has {X.shape[1]} features but the network's input width "
+            f"widths[0] is {widths[0]}."
+        )
+    if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= widths[-1]:
+        raise ValueError(
+            f"y must hold class indices 0, ..., {widths[-1] - 1} (the output width "
+            f"widths[-1] is {widths[-1]}), got values of dtype {y.dtype} in "
+            f"[{y.min()!r}, {y.max()!r}]."
+        )
+    return X.astype(np.float32, copy=False), y.astype(np.int64, copy=False)
+
+
+def _check_test_size(test_size, n_samples):
+    if isinstance(test_size, numbers.Real) and not isinstance(test_size, bool):
+        if isinstance(test_size, numbers.Integral):
+            ok = 0 <= test_size < n_samples
+        else:
+            ok = 0 <= test_size < 1
+        if ok:
+            return test_size
+    raise ValueError(
+        f"test_size must be a float in [0, 1) or an int in [0, n_samples) = "
+        f"[0, {n_samples}), got {test_size!r}."
+    )
+
+
+def _split(y, test_size, seed):
+    n_samples = len(y)
+    indices = np.arange(n_samples)
+    if test_size == 0:
+        return indices, indices[:0]
+    # Stratified like skorch's default ValidSplit for classifiers, which the
+    # paper's code relied on to hold out test data.
+    train, test = train_test_split(
+        indices, test_size=test_size, stratify=y, random_state=seed
+    )
+    return np.sort(train), np.sort(test)
+
+
+def _initial_stacks(widths, generators):
+    """Stacked weights and biases, network ``k`` drawn as ``MLP`` draws them."""
+    stacks = []
+    for n_in, n_out in zip(widths, widths[1:]):
+        weight = torch.empty(len(generators), n_out, n_in)
+        bias = torch.empty(len(generators), n_out)
+        stacks.append((weight, bias))
+    # Network-major order: each network's generator draws its layers in the
+    # same sequence as MLP(widths, random_state=seed) does.
+    for k, generator in enumerate(generators):
+        for weight, bias in stacks:
+            init_linear_(weight[k], bias[k], generator)
+    return stacks
+
+
+def _pad_stacks(stacks, multiple=16):
+    """Zero-pad every hidden width up to a multiple of ``multiple``.
+
+    Small batched products whose sizes are a multiple of the SIMD width run about
+    twice as fast on the CPU (15 -> 16 in the paper's network). The padded units
+    compute exactly 0 + 0 and feed the next layer through zero weights, so the
+    logits are those of the unpadded network; the padded weights get exactly zero
+    gradient (or are zeroed, see ``_train_stacked``), so Adam leaves them at zero.
+    """
+    padded = []
+    n_in = stacks[0][0].shape[2]
+    for index, (weight, bias) in enumerate(stacks):
+        n_networks, n_out, _ = weight.shape
+        if index < len(stacks) - 1:
+            n_out_padded = -(-n_out // multiple) * multiple
+        else:
+            n_out_padded = n_out
+        new_weight = weight.new_zeros(n_networks, n_out_padded, n_in)
+        new_weight[:, :n_out, : weight.shape[2]] = weight
+        new_bias = bias.new_zeros(n_networks, n_out_padded)
+        new_bias[:, :n_out] = bias
+        padded.append((new_weight, new_bias))
+        n_in = n_out_padded
+    return padded
+
+
+def _unpad(layers, shapes):
+    """Copies of padded layers (weight, bias) cut to the true ``(n_out, n_in)``."""
+    contiguous = torch.contiguous_format
+    return [
+        (
+            weight[..., :n_out, :n_in].clone(memory_format=contiguous),
+            bias[..., :n_out].clone(memory_format=contiguous),
+        )
+        for (weight, bias), (n_out, n_in) in zip(layers, shapes)
+    ]
+
+
+def _forward(weights, biases, inputs, activation):
+    """Logits of every network on its own inputs: (n, m, in) -> (n, m, out)."""
+    hidden = inputs
+    last = len(weights) - 1
+    for index, (weight, bias) in enumerate(zip(weights, biases)):
+        hidden = torch.baddbmm(bias.unsqueeze(1), hidden, weight.transpose(1, 2))
+        if index < last:
+            hidden = activation(hidden)
+    return hidden
+
+
+@torch.no_grad()
+def _accuracy(weights, biases, X, y, indices, activation):
+    """Fraction of ``indices[k]`` that network ``k`` classifies correctly."""
+    n_networks, n_points = indices.shape
+    if n_points == 0:
+        return np.full(n_networks, np.nan)
+    correct = torch.zeros(n_networks, dtype=torch.int64, device=X.device)
+    chunk = max(1, _EVAL_ROWS // n_networks)
+    for start in range(0, n_points, chunk):
+        rows = indices[:, start : start + chunk]
+        logits = _forward(weights, biases, X[rows], activation)
+        correct += (logits.argmax(dim=2) == y[rows]).sum(dim=1)
+    # float64 division, like sklearn's accuracy_score in skorch's scoring.
+    return correct.cpu().numpy() / n_points
+
+
+def _make_adam(leaves, lr, device):
+    # Adam is elementwise, so one optimizer over the stacked tensors is one
+    # independent Adam per network; the fused kernel is the fastest where torch
+    # has one for this device.
+    try:
+        return torch.optim.Adam(leaves, lr=lr, fused=True)
+    except (RuntimeError, ValueError):
+        return torch.optim.Adam(leaves, lr=lr)
+
+
+def _keep_rows(leaves, optimizer, keep, lr, device):
+    """New leaves and Adam holding only the networks (rows) in ``keep``."""
+    new_leaves = [leaf.detach()[keep].requires_grad_() for leaf in leaves]
+    new_optimizer = _make_adam(new_leaves, lr, device)
+    for old, new in zip(leaves, new_leaves):
+        state = optimizer.state.get(old)
+        if state:
+            new_optimizer.state[new] = {
+                key: (value if key == "step" else value[keep])
+                for key, value in state.items()
+            }
+    return new_leaves, new_optimizer
+
+
+@dataclasses.dataclass
+class _StackedRun:
+    train_accuracy: np.ndarray
+    n_epochs_trained: np.ndarray
+    snapshot_epoch: np.ndarray
+    snapshot_train_accuracy: np.ndarray
+    snapshot_test_accuracy: np.ndarray
+    final: list
+
+
+def _train_stacked(
+    stacks,
+    X,
+    y,
+    train_indices,
+    epoch_orders,
+    thresholds,
+    *,
+    activation,
+    lr,
+    batch_size,
+    max_epochs,
+    test_indices=None,
+    on_snapshot=None,
+    on_epoch=None,
+):
+    """Train stacked networks with Adam; the testable core of ``train_networks``.
+
+    Parameters
+    ----------
+    stacks : list of (Tensor (n, out, in), Tensor (n, out))
+        Initial weights and biases of every layer, on the training device; not
+        modified.
+    X, y : Tensor (n_samples, n_features) float32, Tensor (n_samples,) int64
+        All data, on the training device.
+    train_indices : Tensor (n, n_train) int64
+        Rows of ``X`` that each network trains on.
+    epoch_orders : callable (epoch, networks) -> Tensor (len(networks), n_train)
+        For each listed network still training, a permutation of
+        ``range(n_train)``: the order in which it visits its training rows in
+        that (1-based) epoch, in minibatches of ``batch_size`` (the last one
+        smaller), exactly like a shuffled ``DataLoader``.
+    thresholds : tuple of float
+    activation : nn.Module
+        Applied after every layer but the last.
+    test_indices : Tensor (n, n_test) int64 or None
+    on_snapshot : callable or None
+        ``on_snapshot(network, threshold_index, epoch, train_accuracy,
+        test_accuracy, layers)`` with ``layers`` a list of CPU ``(weight,
+        bias)`` of that network, at every threshold crossing.
+    on_epoch : callable or None
+        ``on_epoch(epoch, n_training)`` after every epoch.
+
+    Returns
+    -------
+    run : _StackedRun
+        ``final`` holds the stacked CPU weights each network had when it
+        stopped (at its last threshold or at ``max_epochs``).
+    """
+    n_networks, n_train = train_indices.shape
+    n_thresholds = len(thresholds)
+    device = X.device
+    threshold_array = np.asarray(thresholds)
+
+    shapes = [tuple(weight.shape[1:]) for weight, _ in stacks]
+    final = [t.detach().cpu().clone() for pair in stacks for t in pair]
+    padded = _pad_stacks(stacks)
+    leaves = [t.detach().clone().requires_grad_() for pair in padded for t in pair]
+    optimizer = _make_adam(leaves, lr, device)
+    # Padded units output activation(0); where that is not 0 (sigmoid) the
+    # padded input columns of the next layer would get a gradient, so zero it.
+    with torch.no_grad():
+        leaks = bool(activation(X.new_zeros(1)).item() != 0)
+    masked_columns = [
+        (2 * index, n_in)
+        for index, (_, n_in) in enumerate(shapes)
+        if leaks and padded[index][0].shape[2] > n_in
+    ]
+    training = np.arange(n_networks)
+    train_rows = train_indices
+    test_rows = test_indices
+
+    train_accuracy = np.full((n_networks, max_epochs), np.nan)
+    n_epochs_trained = np.full(n_networks, max_epochs)
+    snapshot_epoch = np.full((n_networks, n_thresholds), -1)
+    snapshot_train = np.full((n_networks, n_thresholds), np.nan)
+    snapshot_test = np.full((n_networks, n_thresholds), np.nan)
+    n_reached = np.zeros(n_networks, dtype=int)
+
+    epoch = 0
+    for epoch in range(1, max_epochs + 1):
+        order = epoch_orders(epoch, training).to(device)
+        epoch_rows = train_rows.gather(1, order)
+        for start in range(0, n_train, batch_size):
+            rows = epoch_rows[:, start : start + batch_size]
+            logits = _forward(leaves[0::2], leaves[1::2], X[rows], activation)
+            # Sum over networks of each network's mean loss: network k's
+            # gradient is exactly that of its own mean cross-entropy.
+            loss = (
+                F.cross_entropy(
+                    logits.flatten(0, 1), y[rows].flatten(), reduction="sum"
+                )
+                / rows.shape[1]
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            for leaf, n_in in masked_columns:
+                leaves[leaf].grad[..., n_in:] = 0
+            optimizer.step()
+
+        weights, biases = leaves[0::2], leaves[1::2]
+        accuracy = _accuracy(weights, biases, X, y, train_rows, activation)
+        train_accuracy[training, epoch - 1] = accuracy
+        reached = np.searchsorted(threshold_array, accuracy, side="right")
+        crossing = np.flatnonzero(reached > n_reached[training])
+        if crossing.size:
+            test_accuracy = np.full(crossing.size, np.nan)
+            if test_rows is not None and test_rows.shape[1]:
+                select = torch.as_tensor(crossing, device=device)
+                test_accuracy = _accuracy(
+                    [w.detach()[select] for w in weights],
+                    [b.detach()[select] for b in biases],
+                    X,
+                    y,
+                    test_rows[select],
+                    activation,
+                )
+            for position, test_acc in zip(crossing, test_accuracy):
+                network = training[position]
+                layers = _unpad(
+                    [
+                        (w[position].detach().cpu(), b[position].detach().cpu())
+                        for w, b in zip(weights, biases)
+                    ],
+                    shapes,
+                )
+                for j in range(n_reached[network], reached[position]):
+                    snapshot_epoch[network, j] = epoch
+                    snapshot_train[network, j] = accuracy[position]
+                    snapshot_test[network, j] = test_acc
+                    if on_snapshot is not None:
+                        on_snapshot(
+                            network, j, epoch, accuracy[position], test_acc, layers
+                        )
+                n_reached[network] = reached[position]
+
+        done = n_reached[training] == n_thresholds
+        if on_epoch is not None:
+            on_epoch(epoch, int((~done).sum()))
+        if done.any():
+            finished = training[done]
+            n_epochs_trained[finished] = epoch
+            done_rows = torch.as_tensor(np.flatnonzero(done), device=device)
+            _store(final, leaves, shapes, torch.as_tensor(finished), done_rows)
+            keep = torch.as_tensor(np.flatnonzero(~done), device=device)
+            training = training[~done]
+            if training.size == 0:
+                break
+            leaves, optimizer = _keep_rows(leaves, optimizer, keep, lr, device)
+            train_rows = train_rows[keep]
+            if test_rows is not None:
+                test_rows = test_rows[keep]
+
+    if training.size:
+        n_epochs_trained[training] = epoch
+        _store(final, leaves, shapes, torch.as_tensor(training), slice(None))
+    n_epochs = int(n_epochs_trained.max())
+    return _StackedRun(
+        train_accuracy=train_accuracy[:, :n_epochs],
+        n_epochs_trained=n_epochs_trained,
+        snapshot_epoch=snapshot_epoch,
+        snapshot_train_accuracy=snapshot_train,
+        snapshot_test_accuracy=snapshot_test,
+        final=[(final[i], final[i + 1]) for i in range(0, len(final), 2)],
+    )
+
+
+def _store(final, leaves, shapes, networks, rows):
+    """Copy the unpadded weights of ``rows`` of the stacks to ``final[networks]``."""
+    pairs = [
+        (leaves[i].detach()[rows], leaves[i + 1].detach()[rows])
+        for i in range(0, len(leaves), 2)
+    ]
+    for index, (weight, bias) in enumerate(_unpad(pairs, shapes)):
+        final[2 * index][networks] = weight.cpu()
+        final[2 * index + 1][networks] = bias.cpu()
+
+
+def _state_dict(layers):
+    state_dict = {}
+    for index, (weight, bias) in enumerate(layers):
+        state_dict[f"layers.{2 * index}.weight"] = weight
+        state_dict[f"layers.{2 * index}.bias"] = bias
+    return state_dict
+
+
+def train_networks(
+    X,
+    y,
+    n_networks,
+    widths,
+    thresholds,
+    *,
+    activation="relu",
+    lr=1e-3,
+    batch_size=128,
+    max_epochs=100,
+    test_size=0.2,
+    random_state=None,
+    device="auto",
+    verbose=0,
+    directory=None,
+):
+    """Train ``n_networks`` MLPs of one architecture at once, snapshotting each
+    at training-accuracy thresholds.
+
+    Every network has its own initial weights (drawn like ``nn.Linear``'s
+    defaults), its own stratified train/test split of ``(X, y)`` and its own
+    minibatch order every epoch, all derived from ``random_state`` in this
+    process. They train with Adam on the cross-entropy of their logits, exactly
+    as :func:`make_mlp_classifier` trains one network, but together: every
+    layer of every network is one batched matrix product. After each epoch the
+    training accuracy of every network on its whole training set is measured;
+    the first epoch that reaches each threshold gives a snapshot, as with
+    :class:`AccuracyThresholdSnapshots`. A network stops (its weights frozen)
+    after the epoch in which it reached its last threshold; training ends when
+    all have, or after ``max_epochs``.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Inputs; ``n_features`` must equal ``widths[0]``.
+    y : array-like of shape (n_samples,)
+        Class indices in ``0, ..., widths[-1] - 1``.
+    n_networks : int
+        How many networks to train.
+    widths : sequence of int
+        Architecture, as for :class:`MLP`.
+    thresholds : sequence of float
+        Training accuracies in (0, 1], strictly increasing.
+    activation : str or nn.Module subclass, default="relu"
+        As for :class:`MLP`; a class must have no parameters.
+    lr : float, default=1e-3
+        Adam's learning rate (torch's default; see
+        :func:`make_mlp_classifier`).
+    batch_size : int, default=128
+        Minibatch size; the last minibatch of an epoch may be smaller.
+    max_epochs : int, default=100
+        Most epochs to train.
+    test_size : float or int, default=0.2
+        Fraction (or number) of the samples each network holds out, stratified
+        by class like skorch's default validation split; ``0`` trains on all
+        samples (test accuracies are then NaN).
+    random_state : int, RandomState instance or None, default=None
+        Seeds everything random; the same value gives the same result. Network
+        ``k`` depends only on ``seeds[k]`` (see :class:`TrainingResult`), not on
+        how many networks train beside it.
+    device : str or torch.device, default="auto"
+        ``"auto"`` trains on CUDA when torch sees a GPU, on the CPU otherwise.
+    verbose : int, default=0
+        If positive, a tqdm progress bar over epochs.
+    directory : str, path-like or None, default=None
+        If given (created when missing), every snapshot is written there as it
+        is taken, atomically, to ``network<k>_threshold<j>.pt`` in the format
+        of :func:`save_snapshot`, and ``snapshots.jsonl`` (rewritten
+        atomically) lists them; an interrupted run keeps every snapshot already
+        taken. At the end ``training_log.json`` holds :attr:`TrainingResult.log`.
+        Needs a named activation.
+
+    Returns
+    -------
+    result : TrainingResult
+        Snapshots per threshold and network, training log and splits.
+
+    Warns
+    -----
+    ThresholdNotReachedWarning
+        When some networks did not reach every threshold within ``max_epochs``;
+        their missing snapshots are ``None`` and listed in the log.
+
+    See Also
+    --------
+    make_mlp_classifier, AccuracyThresholdSnapshots : One network with skorch.
+
+    Notes
+    -----
+    Training accuracy is that of the network after the epoch, on its whole
+    training set (not the running accuracy of the epoch's minibatches).
+    Network ``k`` trained here matches ordinary single-network training with
+    ``torch.optim.Adam`` from the same initial weights and data order up to
+    float32 rounding (the batched products sum in a different order).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklandscapes.nets import train_networks
+    >>> X = np.array([[-1.0, 0.0], [1.0, 0.0]] * 20, dtype=np.float32)
+    >>> y = np.array([0, 1] * 20)
+    >>> result = train_networks(X, y, n_networks=3, widths=(2, 8, 2),
+    ...                         thresholds=(0.9, 1.0), lr=0.05, batch_size=8,
+    ...                         max_epochs=50, random_state=0, device="cpu")
+    >>> result.reached.all()
+    np.True_
+    >>> len(result.networks_at(1.0)), result.train_indices.shape
+    (3, (3, 32))
+    """
+    n_networks = _check_count(n_networks, "n_networks")
+    widths = check_widths(widths)
+    thresholds = check_thresholds(thresholds)
+    activation_class = resolve_activation(activation)
+    batch_size = _check_count(batch_size, "batch_size")
+    max_epochs = _check_count(max_epochs, "max_epochs")
+    if not (isinstance(lr, numbers.Real) and lr > 0):
+        raise ValueError(f"lr must be a positive number, got {lr!r}.")
+    X, y = _check_data(X, y, widths)
+    test_size = _check_test_size(test_size, len(y))
+    # In place saves a pass over memory per layer; safe because the batched
+    # product before it does not need its own output for the backward pass.
+    activation_module = (
+        torch.nn.ReLU(inplace=True)
+        if activation_class is torch.nn.ReLU
+        else activation_class()
+    )
+    if any(True for _ in activation_module.parameters()):
+        raise ValueError(
+            f"train_networks needs an activation without parameters, got "
+            f"{activation!r}; train such networks one at a time with "
+            "make_mlp_classifier."
+        )
+    if directory is not None and not isinstance(activation, str):
+        raise ValueError(
+            "snapshots are written to `directory` only for a named activation, "
+            f"got activation={activation!r}; pass directory=None."
+        )
+    device = torch.device(resolve_device(device))
+
+    seeds = check_random_state(random_state).randint(
+        np.iinfo(np.int32).max, size=n_networks
+    )
+    splits = [_split(y, test_size, int(seed)) for seed in seeds]
+    train_indices = np.stack([train for train, _ in splits])
+    test_indices = np.stack([test for _, test in splits])
+    generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
+    stacks = [
+        (weight.to(device), bias.to(device))
+        for weight, bias in _initial_stacks(widths, generators)
+    ]
+    n_train = train_indices.shape[1]
+
+    def epoch_orders(epoch, networks):
+        return torch.stack(
+            [torch.randperm(n_train, generator=generators[k]) for k in networks]
+        )
+
+    snapshots = [[None] * n_networks for _ in thresholds]
+    paths = [[None] * n_networks for _ in thresholds]
+    records = []
+    if directory is not None:
+        os.makedirs(directory, exist_ok=True)
+
+    def on_snapshot(network, j, epoch, train_acc, test_acc, layers):
+        module = mlp_from_state_dict(widths, activation, _state_dict(layers))
+        snapshots[j][network] = module
+        if directory is None:
+            return
+        name = f"network{network:04d}_threshold{j:02d}.pt"
+        path = os.path.join(os.fspath(directory), name)
+        save_snapshot(
+            module, path, threshold=thresholds[j], accuracy=train_acc, epoch=epoch
+        )
+        paths[j][network] = path
+        records.append(
+            dict(
+                network=int(network),
+                threshold_index=j,
+                threshold=thresholds[j],
+                accuracy=float(train_acc),
+                test_accuracy=_json_float(test_acc),
+                epoch=int(epoch),
+                file=name,
+            )
+        )
+        write_log(directory, records)
+
+    with tqdm(total=max_epochs, disable=not verbose, unit="epoch") as bar:
+
+        def on_epoch(epoch, n_training):
+            bar.set_postfix(training=n_training)
+            bar.update()
+
+        run = _train_stacked(
+            stacks,
+            torch.as_tensor(X, device=device),
+            torch.as_tensor(y, device=device),
+            torch.as_tensor(train_indices, device=device),
+            epoch_orders,
+            thresholds,
+            activation=activation_module,
+            lr=lr,
+            batch_size=batch_size,
+            max_epochs=max_epochs,
+            test_indices=torch.as_tensor(test_indices, device=device),
+            on_snapshot=on_snapshot,
+            on_epoch=on_epoch,
+        )
+
+    result = TrainingResult(
+        thresholds=thresholds,
+        widths=widths,
+        activation=activation,
+        snapshots=snapshots,
+        snapshot_epoch=run.snapshot_epoch,
+        snapshot_train_accuracy=run.snapshot_train_accuracy,
+        snapshot_test_accuracy=run.snapshot_test_accuracy,
+        train_accuracy=run.train_accuracy,
+        n_epochs_trained=run.n_epochs_trained,
+        train_indices=train_indices,
+        test_indices=test_indices,
+        seeds=seeds,
+        paths=paths,
+    )
+    if directory is not None:
+        text = json.dumps(result.log, indent=1)
+        atomic_write(
+            os.path.join(directory, "training_log.json"),
+            lambda f: f.write(text.encode()),
+        )
+    missed = ~result.reached.all(axis=1)
+    if missed.any():
+        warnings.warn(
+            f"{int(missed.sum())} of {n_networks} networks did not reach every "
+            f"threshold within max_epochs={max_epochs} (networks "
+            f"{np.flatnonzero(missed).tolist()[:10]}"
+            f"{', ...' if missed.sum() > 10 else ''}); their missing snapshots "
+            "are None and TrainingResult.log lists them. Raise max_epochs to "
+            "silence this warning.",
+            ThresholdNotReachedWarning,
+            stacklevel=2,
+        )
+    return result
