@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/install.sh
-python examples/plot_circles_vs_figure_eights.py "$@"
+sklandscapes demo "$@"

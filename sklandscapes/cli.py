@@ -1,0 +1,180 @@
+"""The ``sklandscapes`` command: reproduce the paper's experiments from a shell."""
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+_DESCRIPTION = """\
+Activation landscapes: persistent homology of the activations of every layer
+of neural networks, summarized as persistence landscapes (Wheeler, Bouza and
+Bubenik, 2021). Trains networks, snapshots them at training-accuracy
+thresholds, computes their activation landscapes, tests the differences between
+thresholds and writes results.npz, figures and report.md to --out.
+"""
+
+_EPILOG = """\
+examples:
+  sklandscapes demo
+  sklandscapes run synthetic --preset paper --n-jobs 2 --out paper-synthetic
+  sklandscapes run digits --networks 10 --thresholds 0.5 0.9 0.99
+  sklandscapes run synthetic --out run1 --resume      # continue an interrupted run
+  sklandscapes run synthetic --backend dask --scheduler tcp://10.0.0.5:8786
+"""
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="sklandscapes",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from sklandscapes import __version__
+
+    parser.add_argument("--version", action="version", version=__version__)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    demo = commands.add_parser(
+        "demo",
+        help="the fast synthetic experiment, written to ./sklandscapes-out",
+        description="Run the fast preset of the synthetic (nine disks) experiment "
+        "and write its report. Run again, it continues the demo run already in "
+        "--out and recomputes nothing stored there.",
+    )
+    _add_runtime_options(demo, default_out="sklandscapes-out")
+
+    run = commands.add_parser(
+        "run",
+        help="run one experiment with chosen settings",
+        description="Run the synthetic (nine disks) or digits experiment.",
+    )
+    run.add_argument("experiment", choices=("synthetic", "digits"))
+    run.add_argument(
+        "--preset",
+        choices=("fast", "paper"),
+        default="fast",
+        help="fast: minutes on 2 CPU cores; paper: the paper's scale (default: fast)",
+    )
+    run.add_argument("--networks", type=int, metavar="N", help="number of networks")
+    run.add_argument(
+        "--thresholds",
+        type=float,
+        nargs="+",
+        metavar="ACC",
+        help="training-accuracy thresholds in (0, 1], increasing",
+    )
+    run.add_argument(
+        "--widths",
+        type=int,
+        nargs="+",
+        metavar="W",
+        help="layer widths, input and output included (e.g. 2 15 15 2)",
+    )
+    run.add_argument("--max-epochs", type=int, metavar="N")
+    run.add_argument("--permutations", type=int, metavar="N")
+    run.add_argument("--seed", type=int, metavar="N", help="random seed (default: 0)")
+    run.add_argument(
+        "--mnist",
+        type=Path,
+        metavar="PATH",
+        help="digits: folder or file with local MNIST data (IDX or .npz)",
+    )
+    _add_runtime_options(run, default_out=None)
+    return parser
+
+
+def _add_runtime_options(parser, default_out):
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=default_out,
+        metavar="DIR",
+        help="output folder (default: "
+        + (default_out or "sklandscapes-EXPERIMENT-PRESET")
+        + ")",
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the run stored in --out"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="start over even if --out holds a run"
+    )
+    parser.add_argument(
+        "--n-jobs", type=int, metavar="N", help="parallel jobs (-1: all cores)"
+    )
+    parser.add_argument(
+        "--device", default="auto", help="torch device: auto, cpu, cuda (default: auto)"
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("loky", "dask"),
+        default="loky",
+        help="where persistence runs: local processes, or a Dask cluster",
+    )
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="Dask scheduler address (default with --backend dask: a local cluster)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def main(argv=None):
+    """Entry point of the ``sklandscapes`` console script; returns the exit code."""
+    args = _parser().parse_args(argv)
+    # Imported here so that --help answers at once.
+    from sklandscapes.experiments import ExperimentError, make_config, run_experiment
+
+    try:
+        if args.command == "demo":
+            config = make_config("synthetic", "fast")
+        else:
+            config = make_config(
+                args.experiment,
+                args.preset,
+                n_networks=args.networks,
+                thresholds=args.thresholds,
+                widths=args.widths,
+                max_epochs=args.max_epochs,
+                n_permutations=args.permutations,
+                seed=args.seed,
+                mnist_path=None if args.mnist is None else str(args.mnist),
+            )
+        if args.scheduler and args.backend != "dask":
+            raise ExperimentError("--scheduler needs --backend dask")
+        out = args.out or Path(f"sklandscapes-{config.experiment}-{config.preset}")
+        result = run_experiment(
+            config,
+            out,
+            resume=args.resume or args.command == "demo",
+            force=args.force,
+            n_jobs=args.n_jobs,
+            device=args.device,
+            backend=args.backend,
+            scheduler=args.scheduler,
+            verbose=0 if args.quiet else 1,
+        )
+    except ExperimentError as exc:
+        print(f"sklandscapes: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "sklandscapes: interrupted; everything computed so far is kept, "
+            "continue with --resume",
+            file=sys.stderr,
+        )
+        return 130
+    print(f"Report: {result.out / 'report.md'}")
+    print(f"Results: {result.out / 'results.npz'}")
+    return 0
+
+
+def main_exit():
+    """Console-script wrapper: exit with :func:`main`'s code."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main_exit()

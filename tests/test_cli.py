@@ -1,0 +1,149 @@
+"""The sklandscapes command as a shell user meets it."""
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sklandscapes.cli import main
+
+
+def test_help_reads_well(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    assert "sklandscapes demo" in text and "run" in text
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = capsys.readouterr().out
+    for option in (
+        "--preset",
+        "--networks",
+        "--thresholds",
+        "--resume",
+        "--backend",
+        "--scheduler",
+        "--n-jobs",
+        "--device",
+        "--out",
+        "--seed",
+    ):
+        assert option in text
+
+
+def test_user_errors_are_one_line_without_traceback(tmp_path, capsys):
+    code = main(
+        ["run", "synthetic", "--thresholds", "0.9", "0.5", "--out", str(tmp_path)]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("sklandscapes: error: thresholds must be increasing")
+    assert len(err.strip().splitlines()) == 1
+    assert (
+        main(["run", "synthetic", "--scheduler", "tcp://x:1", "--out", str(tmp_path)])
+        == 2
+    )
+    assert "--scheduler needs --backend dask" in capsys.readouterr().err
+
+
+def test_unknown_experiment_exits_with_usage(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["run", "cifar"])
+    assert info.value.code == 2
+    assert "invalid choice: 'cifar'" in capsys.readouterr().err
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).parent / "sklandscapes"
+    result = subprocess.run(
+        [str(script), "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0 and result.stdout.strip()
+
+
+@pytest.fixture
+def tiny_settings(monkeypatch):
+    pytest.importorskip("torch")
+    from sklandscapes import experiments
+
+    original = experiments.make_config
+
+    def tiny(experiment, preset="fast", **overrides):
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        values = dict(
+            spacing=0.05,
+            sublattice_step=2,
+            resolution=51,
+            widths=(2, 16, 16, 2),
+            max_epochs=40,
+            lr=1e-2,
+            batch_size=64,
+            n_networks=2,
+            thresholds=(0.6, 0.7),
+            n_permutations=50,
+        )
+        values.update(overrides)
+        return original(experiment, preset, **values)
+
+    monkeypatch.setattr(experiments, "make_config", tiny)
+    return experiments
+
+
+def test_tiny_run_from_the_command_line(tmp_path, capsys, tiny_settings):
+    code = main(
+        [
+            "run",
+            "synthetic",
+            "--networks",
+            "2",
+            "--thresholds",
+            "0.6",
+            "0.7",
+            "--permutations",
+            "50",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert f"Report: {tmp_path / 'report.md'}" in out
+    assert (tmp_path / "report.md").exists()
+    # The same command again is refused: the folder holds this run already.
+    again = ["run", "synthetic", "--networks", "2", "--out", str(tmp_path)]
+    assert main([*again, "--thresholds", "0.6", "0.7", "--quiet"]) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_demo_twice_recomputes_nothing(tmp_path, capsys, tiny_settings, monkeypatch):
+    assert main(["demo", "--out", str(tmp_path), "--quiet"]) == 0
+    first = (tmp_path / "results.npz").read_bytes()
+
+    def fail(*args, **kwargs):
+        raise AssertionError("recomputed")
+
+    monkeypatch.setattr(tiny_settings, "_save_diagrams", fail)
+    monkeypatch.setattr("sklandscapes.nets.train_networks", fail)
+    assert main(["demo", "--out", str(tmp_path), "--quiet"]) == 0
+    assert "Report:" in capsys.readouterr().out
+    stored = np.load(tmp_path / "results.npz")
+    with np.load(io.BytesIO(first)) as before:
+        np.testing.assert_array_equal(stored["landscapes"], before["landscapes"])
+
+
+def test_interrupt_exits_130_with_a_hint(tmp_path, capsys, tiny_settings, monkeypatch):
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tiny_settings, "_save_diagrams", interrupt)
+    assert main(["demo", "--out", str(tmp_path), "--quiet"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "--resume" in err

@@ -1,0 +1,181 @@
+"""The experiments end to end on a tiny configuration: outputs, resume, Dask."""
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from sklandscapes import experiments  # noqa: E402
+from sklandscapes.experiments import (  # noqa: E402
+    ExperimentError,
+    make_config,
+    run_experiment,
+)
+
+
+def tiny_config(**overrides):
+    values = dict(
+        n_networks=2,
+        widths=(2, 16, 16, 16, 2),
+        thresholds=(0.6, 0.7),
+        # Class 1 is 65% of the points: 0.6 comes at once, 0.7 within ~10 epochs.
+        lr=1e-2,
+        batch_size=64,
+        max_epochs=40,
+        spacing=0.05,
+        sublattice_step=2,
+        resolution=51,
+        n_permutations=99,
+    )
+    values.update(overrides)
+    return make_config("synthetic", "fast", **values)
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory):
+    out = tmp_path_factory.mktemp("baseline")
+    return run_experiment(tiny_config(), out, verbose=0)
+
+
+def test_outputs_and_report(baseline):
+    out = baseline.out
+    for name in ("config.json", "results.npz", "report.md", "training/log.json"):
+        assert (out / name).exists(), name
+    for figure in ("landscapes", "curves", "complexity", "pvalues", "activations"):
+        assert (out / f"{figure}.png").stat().st_size > 5_000
+    n_samples = len(baseline.thresholds)
+    assert baseline.landscapes.shape == (n_samples, int(np.prod(baseline.shape)))
+    # Input + 4 layers (3 hidden activations and the logits), H1 only.
+    assert baseline.shape[:2] == (5, 1)
+    stored = np.load(out / "results.npz")
+    np.testing.assert_array_equal(stored["landscapes"], baseline.landscapes)
+    np.testing.assert_array_equal(stored["pvalues"], baseline.test.pvalues_)
+    assert json.loads(str(stored["config"]))["n_networks"] == 2
+    report = (out / "report.md").read_text()
+    assert "## Permutation tests" in report and "![" in report
+    # The input batch (the complement of the nine disks) has nine holes.
+    assert baseline.observations["input_h1_features"] == 9
+
+
+def test_diagrams_are_stored_per_sample(baseline):
+    files = sorted((baseline.out / "diagrams").glob("*.npz"))
+    assert len(files) == len(baseline.thresholds)
+    diagrams = experiments._load_diagrams(files[0])
+    assert diagrams.shape == (5, 1)
+    assert diagrams[0, 0].shape[1] == 2
+
+
+def test_interrupted_run_resumes_to_the_same_results(baseline, tmp_path, monkeypatch):
+    config = tiny_config()
+    saves = []
+    original = experiments._save_diagrams
+
+    def interrupt_after_two(path, diagrams):
+        if len(saves) == 2:
+            raise KeyboardInterrupt
+        saves.append(path)
+        original(path, diagrams)
+
+    monkeypatch.setattr(experiments, "_save_diagrams", interrupt_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(config, tmp_path, verbose=0)
+    assert len(list((tmp_path / "diagrams").glob("*.npz"))) == 2
+    assert not list((tmp_path / "diagrams").glob(".*tmp"))
+
+    # Resuming retrains nothing and recomputes only the missing diagrams.
+    monkeypatch.setattr(experiments, "_save_diagrams", original)
+    import sklandscapes.nets
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("training was recomputed")
+
+    monkeypatch.setattr(sklandscapes.nets, "train_networks", no_training)
+    computed = []
+    monkeypatch.setattr(
+        experiments,
+        "_save_diagrams",
+        lambda path, diagrams: (computed.append(path), original(path, diagrams)),
+    )
+    result = run_experiment(config, tmp_path, resume=True, verbose=0)
+    assert len(computed) == len(baseline.thresholds) - 2
+    np.testing.assert_array_equal(result.landscapes, baseline.landscapes)
+    np.testing.assert_array_equal(result.test.pvalues_, baseline.test.pvalues_)
+
+
+def test_training_interrupted_between_groups_resumes(tmp_path, monkeypatch):
+    import sklandscapes.nets
+
+    config = tiny_config(networks_per_group=1)
+    whole = run_experiment(config, tmp_path / "whole", verbose=0)
+    original = sklandscapes.nets.train_networks
+    calls = []
+
+    def train(*args, **kwargs):
+        calls.append(args[2])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(sklandscapes.nets, "train_networks", train)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(config, tmp_path / "cut", verbose=0)
+    assert (tmp_path / "cut" / "training" / "group0000.pt").exists()
+
+    calls.clear()
+    resumed = run_experiment(config, tmp_path / "cut", resume=True, verbose=0)
+    assert calls == [1]  # only the second network trained again
+    np.testing.assert_array_equal(resumed.landscapes, whole.landscapes)
+    np.testing.assert_array_equal(resumed.test.pvalues_, whole.test.pvalues_)
+
+
+def test_dask_local_cluster_gives_the_same_results(baseline, tmp_path):
+    pytest.importorskip("dask.distributed")
+    result = run_experiment(
+        tiny_config(), tmp_path, backend="dask", n_jobs=2, verbose=0
+    )
+    np.testing.assert_array_equal(result.landscapes, baseline.landscapes)
+
+
+def test_existing_out_is_protected(baseline, tmp_path):
+    with pytest.raises(ExperimentError, match="pass --resume to continue"):
+        run_experiment(tiny_config(), baseline.out, verbose=0)
+    with pytest.raises(ExperimentError, match="another configuration .*n_networks"):
+        run_experiment(tiny_config(n_networks=3), baseline.out, resume=True, verbose=0)
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ExperimentError, match="holds no sklandscapes run"):
+        run_experiment(tiny_config(), tmp_path, verbose=0)
+
+
+def test_bad_configurations():
+    with pytest.raises(ExperimentError, match="unknown experiment 'mnist'"):
+        make_config("mnist")
+    with pytest.raises(ExperimentError, match="unknown preset 'huge'"):
+        make_config("synthetic", "huge")
+    with pytest.raises(ExperimentError, match="thresholds must be increasing"):
+        make_config("synthetic", thresholds=(0.9, 0.5))
+    with pytest.raises(ExperimentError, match="thresholds must be increasing"):
+        make_config("synthetic", thresholds=(0.5, 1.2))
+    with pytest.raises(ExperimentError, match="unknown configuration field"):
+        make_config("synthetic", n_layers=3)
+
+
+def test_missing_mnist_is_a_clear_error(tmp_path):
+    config = make_config(
+        "digits", mnist_path=str(tmp_path / "nowhere"), widths=(784, 10, 10)
+    )
+    with pytest.raises(ExperimentError, match="nowhere"):
+        run_experiment(config, tmp_path / "out", verbose=0)
+
+
+def test_unreachable_scheduler(tmp_path):
+    pytest.importorskip("dask.distributed")
+    with pytest.raises(ExperimentError, match="cannot reach the Dask scheduler"):
+        with experiments._backend("dask", "tcp://127.0.0.1:9", None):
+            pass
+
+
+def test_config_round_trips_through_json():
+    config = tiny_config()
+    assert experiments.ExperimentConfig.from_dict(config.to_dict()) == config
