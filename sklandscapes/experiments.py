@@ -660,7 +660,6 @@ def _backend(backend, scheduler, n_jobs):
 
 def _observations(config, diagrams, groups_of, norms, test):
     """The paper's three observations, with the numbers that support them."""
-    thresholds = np.asarray(config.thresholds)
     # 1. Holes of the input found by the first layers: count the long H1 bars of
     # the input batch (layer 0), which does not depend on the network.
     h1 = (
@@ -675,8 +674,8 @@ def _observations(config, diagrams, groups_of, norms, test):
     # gap of at least a factor 3 below the longest bars separates them.
     n_features = _count_long_bars(lengths)
     first_layers = norms[:, : max(2, norms.shape[1] // 4)].mean(axis=0)
-    # 2. Complexity against depth, at the highest threshold.
-    top = groups_of == thresholds.max()
+    # 2. Complexity against depth, at the highest threshold some network reached.
+    top = groups_of == np.max(test.groups_)
     mean_top = norms[top].mean(axis=0)
     increases = [int(layer) for layer in np.flatnonzero(np.diff(mean_top) > 0) + 1]
     # 3. Complexity against the training threshold.
@@ -867,12 +866,13 @@ def _write_report(result, training, data):
             out / f"{name}.png",
             lambda handle, f=fig: f.savefig(handle, format="png", dpi=110),
         )
-    text = _report_text(result, figures, projection).encode()
+    text = _report_text(result, figures, projection, training).encode()
     _atomic_write(out / "report.md", lambda handle: handle.write(text))
 
 
-def _report_text(result, figures, projection):
+def _report_text(result, figures, projection, training):
     config, obs, test = result.config, result.observations, result.test
+    reached = training.reached.sum(axis=0)
     lines = [
         f"# Activation landscapes: {config.experiment} ({config.preset} preset)",
         "",
@@ -881,6 +881,13 @@ def _report_text(result, figures, projection):
         f"normalization, homology in degree(s) {list(config.homology_dimensions)}"
         + (" (local homology)" if config.method == "local" else "")
         + f"; {config.n_landscapes} landscapes on {config.resolution} grid points.",
+        "",
+        "Networks that reached each threshold within "
+        f"{config.max_epochs} epochs: "
+        + ", ".join(
+            f"{t}: {n}/{config.n_networks}" for t, n in zip(config.thresholds, reached)
+        )
+        + ".",
         "",
         "## The paper's observations, checked",
         "",
@@ -902,13 +909,14 @@ def _report_text(result, figures, projection):
         )
     if obs["monotone_decreasing"]:
         lines.append(
-            "2. **Complexity across layers.** At the highest threshold the mean "
-            "norm decreases at every layer here (the paper reports it does not)."
+            f"2. **Complexity across layers.** At threshold {np.max(test.groups_)} "
+            "the mean norm decreases at every layer here (the paper reports it "
+            "does not)."
         )
     else:
         lines.append(
-            "2. **Complexity across layers is not monotonically decreasing**: at the "
-            "highest threshold the mean norm increases at layer(s) "
+            "2. **Complexity across layers is not monotonically decreasing**: at "
+            f"threshold {np.max(test.groups_)} the mean norm increases at layer(s) "
             + ", ".join(map(str, obs["layers_where_complexity_increases"]))
             + "."
         )
