@@ -1,0 +1,109 @@
+"""The examples that train networks run, on small settings, and do what they say."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("skorch")
+pytest.importorskip("matplotlib")
+
+# Each trains networks: seconds, not milliseconds.
+pytestmark = pytest.mark.slow
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def assert_figure(path, min_kb):
+    # The same layouts saved with empty axes take 9 KB (the confusion matrix),
+    # 12 to 18 KB (two axes side by side) and 24 to 31 KB (grids of 10 and 15
+    # landscape axes); each minimum lies well above its empty layout and well
+    # below what the example draws (23, 43, 112, 65 and 93 KB).
+    size = path.stat().st_size
+    assert size > min_kb * 1000, f"{path.name}: {size} bytes"
+
+
+def test_classify_training_stage(tmp_path, capsys):
+    from sklandscapes import ActivationExtractor
+
+    example = load("plot_classify_training_stage")
+    search = example.main(
+        [
+            "--n-networks", "8",
+            "--n-splits", "4",
+            "--n-points", "120",
+            "--n-landscapes", "3", "5",
+            "--C", "1", "10",
+            "--out", str(tmp_path),
+        ]
+    )  # fmt: skip
+    # Three stages: chance is 1/3. The best of 8 candidates on 24 samples
+    # scores between 0.83 and 1.0 for seeds 0 to 2; 0.7 leaves room for
+    # platform rounding while staying more than twice chance.
+    assert search.best_score_ >= 0.7
+    assert len(search.cv_results_["params"]) == 2 * 2 * 2
+    # The networks themselves are the pipeline's input (the used-by case).
+    assert isinstance(search.best_estimator_[0], ActivationExtractor)
+    assert_figure(tmp_path / "training_stage_confusion.png", min_kb=15)
+    assert_figure(tmp_path / "training_stage_landscapes.png", min_kb=60)
+    out = capsys.readouterr().out
+    assert "Best parameters" in out
+    assert "grouped by network" in out
+
+
+def test_permutation_test_stages(tmp_path, capsys):
+    example = load("plot_permutation_test_stages")
+    test = example.main(
+        [
+            "--n-networks", "6",
+            "--max-epochs", "250",
+            "--n-permutations", "999",
+            "--out", str(tmp_path),
+        ]
+    )  # fmt: skip
+    assert 0 < test.pvalue_ <= 1
+    assert test.null_distribution_.shape == (999,)
+    assert test.groups_.tolist() == [0.75, 0.9]
+    # All 6 networks reach both thresholds within 250 epochs, so 6 snapshots
+    # per stage: p-values can go down to about 2 / binom(12, 6) = 0.002, and
+    # this seed gives 0.005. The stages differ at the 5% level.
+    assert (test.table_[0]["n_a"], test.table_[0]["n_b"]) == (6, 6)
+    assert test.pvalue_ <= 0.05
+    assert test.statistic_ > np.percentile(test.null_distribution_, 95)
+    assert_figure(tmp_path / "permutation_test_stages.png", min_kb=30)
+    assert_figure(tmp_path / "permutation_test_landscapes.png", min_kb=45)
+    out = capsys.readouterr().out
+    assert "p-value" in out
+
+
+def test_complexity_curve(tmp_path, capsys):
+    example = load("plot_complexity_curve")
+    thresholds = ["0.7", "0.8", "0.9"]
+    norms = example.main(
+        ["--thresholds", *thresholds, "--max-epochs", "250", "--out", str(tmp_path)]
+    )
+    # Input, three hidden layers and the logits, at every threshold.
+    assert norms.shape == (len(thresholds), 5)
+    assert np.all(norms >= 0)
+    # Layer 0 is the input batch, the same for every snapshot, so its norm is
+    # exactly the same.
+    np.testing.assert_array_equal(norms[:, 0], norms[0, 0])
+    # As in the paper, complexity grows with training: the first hidden layer's
+    # norm is 0.029 at 70% and 0.037 at 90% training accuracy for this seed.
+    assert norms[-1, 1] > 1.1 * norms[0, 1]
+    # The nine holes of the input give a visible H1 landscape.
+    assert norms[0, 0] > 0.01
+    snapshots = sorted((tmp_path / "snapshots").glob("snapshot_*.pt"))
+    assert len(snapshots) == len(thresholds)
+    assert_figure(tmp_path / "complexity_curve.png", min_kb=60)
+    out = capsys.readouterr().out
+    assert "Topological complexity" in out
