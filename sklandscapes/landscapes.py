@@ -299,6 +299,10 @@ class LandscapeVectorizer(TransformerMixin, BaseEstimator):
         Number of layers seen in ``fit``.
     n_homology_dimensions_ : int
         Number of homology dimensions seen in ``fit``.
+    shape_ : tuple of int
+        ``(n_layers_, n_homology_dimensions_, n_landscapes, resolution)``: the
+        layout of each output row, as taken by :func:`reshape_landscapes`,
+        :func:`~sklandscapes.stats.landscape_norms` and the plots.
 
     See Also
     --------
@@ -367,6 +371,12 @@ class LandscapeVectorizer(TransformerMixin, BaseEstimator):
         diagrams = check_layered_diagrams(X)
         self.grid_ = np.linspace(*self._grid_range(diagrams), self.resolution)
         self.n_layers_, self.n_homology_dimensions_ = diagrams.shape[1:]
+        self.shape_ = (
+            self.n_layers_,
+            self.n_homology_dimensions_,
+            self.n_landscapes,
+            self.resolution,
+        )
         return self
 
     def _grid_range(self, diagrams):

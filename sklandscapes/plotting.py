@@ -345,7 +345,8 @@ def plot_pvalues(test, ax=None, alpha=0.05):
             va="center",
             fontsize=8,
             fontweight="bold" if (i != j and p <= alpha) else None,
-            color="white" if p < 0.5 else "black",
+            # viridis_r is dark for large p-values, bright yellow for small ones.
+            color="white" if p > 0.5 else "black",
         )
     ax.set_xticks(range(len(groups)), groups)
     ax.set_yticks(range(len(groups)), groups)

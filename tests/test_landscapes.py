@@ -105,7 +105,9 @@ def test_layout_names_and_reshape(rng):
     assert len(names) == Xt.shape[1]
     assert names[0] == "layer0_H0_k1_t00"
     assert names[2 * 3 * 11 + 3 * 11 + 11 + 7] == "layer1_H1_k2_t07"
-    cube = reshape_landscapes(Xt, 2, 2, 3)
+    assert vectorizer.shape_ == (2, 2, 3, 11)
+    assert int(np.prod(vectorizer.shape_)) == Xt.shape[1]
+    cube = reshape_landscapes(Xt, *vectorizer.shape_[:3])
     expected = landscape_values([X[2, 1, 0]], vectorizer.grid_, 3)[0]
     np.testing.assert_array_equal(cube[2, 1, 0], expected)
     with pytest.raises(ValueError, match="does not split into n_layers=4"):

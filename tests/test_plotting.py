@@ -90,6 +90,16 @@ def test_plot_pvalues_annotates_every_cell(rng):
     assert len(texts) == 9 and texts[0] == "—"
     assert texts[1] == f"{test.pvalues_[0, 1]:.3g}"
     np.testing.assert_array_equal(ax.images[0].get_array(), test.pvalues_)
+    # Every label contrasts with its cell: dark text on light cells and back.
+    from matplotlib.colors import to_rgb
+
+    image = ax.images[0]
+    for text in ax.texts:
+        i, j = (int(round(v)) for v in text.get_position()[::-1])
+        cell = np.array(image.cmap(image.norm(test.pvalues_[i, j]))[:3])
+        ink = np.array(to_rgb(text.get_color()))
+        luminance = np.array([0.299, 0.587, 0.114])
+        assert abs(cell @ luminance - ink @ luminance) > 0.4, (i, j)
     with pytest.raises(ValueError, match="fitted PermutationTest"):
         plot_pvalues(PermutationTest())
 
