@@ -22,38 +22,15 @@ import warnings
 import numpy as np
 import torch
 
+from sklandscapes.datasets import make_nine_disks
 from sklandscapes.nets import make_mlp_classifier, train_networks
 
 WIDTHS = (2,) + (15,) * 10 + (2,)
 
 
-def lattice_nine_disks(n_points=14_235):
-    """Points of a square lattice in the unit disk; label 1 inside nine small disks.
-
-    A stand-in with the shape of the paper's data set, used when
-    ``sklandscapes.datasets.make_nine_disks`` is not available.
-    """
-    spacing = np.sqrt(np.pi / n_points)
-    axis = np.arange(-1.0, 1.0 + spacing / 2, spacing)
-    points = np.stack(np.meshgrid(axis, axis), axis=-1).reshape(-1, 2)
-    points = points[(points**2).sum(axis=1) <= 1.0]
-    centers = np.array([(a, b) for a in (-0.5, 0.0, 0.5) for b in (-0.5, 0.0, 0.5)])
-    distances = np.linalg.norm(points[:, None] - centers[None], axis=2).min(axis=1)
-    return points.astype(np.float32), (distances <= 0.15).astype(np.int64)
-
-
 def load_data():
-    try:
-        from sklandscapes.datasets import make_nine_disks
-
-        X, y = make_nine_disks()[:2]
-        X, y = np.asarray(X, dtype=np.float32), np.asarray(y, dtype=np.int64)
-        if X.ndim == 2 and X.shape[1] == 2 and len(X) == len(y) > 1000:
-            return X, y, "sklandscapes.datasets.make_nine_disks()"
-    except Exception:  # noqa: BLE001 - any failure means: use the stand-in
-        pass
-    X, y = lattice_nine_disks()
-    return X, y, "lattice stand-in (benchmarks/bench_training.py)"
+    X, y = make_nine_disks()
+    return X.astype(np.float32), y.astype(np.int64), "make_nine_disks()"
 
 
 def time_batched(X, y, n_networks, epochs, batch_size):

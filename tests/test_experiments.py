@@ -53,7 +53,11 @@ def test_outputs_and_report(baseline):
     np.testing.assert_array_equal(stored["landscapes"], baseline.landscapes)
     np.testing.assert_array_equal(stored["pvalues"], baseline.test.pvalues_)
     assert json.loads(str(stored["config"]))["n_networks"] == 2
+    timings = json.loads(str(stored["timings"]))
+    assert set(timings) >= {"training", "extraction", "persistence", "tests"}
+    assert timings["training"] > 0 and timings["persistence"] > 0
     report = (out / "report.md").read_text()
+    assert "## Where the time went" in report
     assert "## Permutation tests" in report and "![" in report
     # The input batch (the complement of the nine disks) has nine holes.
     assert baseline.observations["input_h1_features"] == 9
