@@ -221,6 +221,8 @@ def make_config(experiment, preset="fast", **overrides):
     **overrides
         Fields of :class:`ExperimentConfig` to change; ``None`` values are
         ignored, so command-line options can be passed through as they are.
+        For ``"digits"``, a ``mnist_path`` without ``widths`` gives the preset's
+        network with 784 inputs (28 x 28 MNIST images).
 
     Returns
     -------
@@ -246,7 +248,12 @@ def make_config(experiment, preset="fast", **overrides):
     if unknown:
         raise ExperimentError(f"unknown configuration field(s): {', '.join(unknown)}")
     values = dict(_PRESETS[experiment, preset])
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    mnist = experiment == "digits" and "mnist_path" in overrides
+    if mnist and "widths" not in overrides:
+        # MNIST images have 28 x 28 = 784 pixels, not the 8 x 8 of the digits.
+        values["widths"] = (784,) + tuple(values["widths"][1:])
+    values.update(overrides)
     for name in ("widths", "thresholds", "homology_dimensions", "sample_range"):
         if name in values:
             values[name] = tuple(values[name])

@@ -165,6 +165,57 @@ def test_bad_configurations():
         make_config("synthetic", n_layers=3)
 
 
+def test_mnist_gets_784_inputs_unless_widths_are_given():
+    assert make_config("digits", mnist_path="x").widths[0] == 784
+    assert make_config("digits").widths[0] == 64
+    assert make_config("digits", mnist_path="x", widths=(784, 5, 10)).widths == (
+        784,
+        5,
+        10,
+    )
+
+
+def test_digits_experiment_on_local_mnist_files(tmp_path):
+    # A tiny MNIST look-alike in the Keras .npz layout: class k is a bright
+    # band at rows 2k..2k+3 of a noisy 28 x 28 image.
+    rng = np.random.default_rng(0)
+
+    def images(n):
+        labels = rng.integers(0, 10, n)
+        x = rng.integers(0, 60, size=(n, 28, 28))
+        for i, k in enumerate(labels):
+            x[i, 2 * k : 2 * k + 4] += 180
+        return x.astype(np.uint8), labels.astype(np.uint8)
+
+    (x_train, y_train), (x_test, y_test) = images(300), images(100)
+    np.savez(
+        tmp_path / "mnist.npz",
+        x_train=x_train,
+        y_train=y_train,
+        x_test=x_test,
+        y_test=y_test,
+    )
+    config = make_config(
+        "digits",
+        mnist_path=str(tmp_path / "mnist.npz"),
+        widths=(784, 16, 10),
+        n_networks=2,
+        thresholds=(0.5, 0.9),
+        lr=1e-2,
+        batch_size=32,
+        max_epochs=60,
+        n_inputs=80,
+        n_subsamples=2,
+        resolution=51,
+        n_permutations=99,
+    )
+    result = run_experiment(config, tmp_path / "out", verbose=0)
+    # 2 networks x 2 thresholds x 2 subsamples; input + hidden + logits layers.
+    assert result.landscapes.shape[0] == 8
+    assert result.shape[:2] == (3, 1)
+    assert (tmp_path / "out" / "report.md").exists()
+
+
 def test_missing_mnist_is_a_clear_error(tmp_path):
     config = make_config(
         "digits", mnist_path=str(tmp_path / "nowhere"), widths=(784, 10, 10)
