@@ -32,7 +32,6 @@ are written to ``--out``.
 """
 
 import argparse
-import contextlib
 import tempfile
 import warnings
 from pathlib import Path
@@ -42,7 +41,6 @@ import matplotlib
 matplotlib.use("Agg")  # headless-safe: the figures go to files
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from joblib import Memory
 from sklearn.metrics import ConfusionMatrixDisplay
 from sklearn.model_selection import (
@@ -82,17 +80,6 @@ def snapshot_samples(training):
     return networks, stages, owners
 
 
-@contextlib.contextmanager
-def torch_threads(n_threads):
-    """Run torch on ``n_threads`` threads inside the block, then restore."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[1])
     parser.add_argument("--n-networks", type=int, default=16)
@@ -107,18 +94,10 @@ def main(argv=None):
         "--cache", type=Path, default=None, help="cache folder (default: temporary)"
     )
     parser.add_argument("--n-jobs", type=int, default=None)
-    parser.add_argument(
-        "--torch-threads",
-        type=int,
-        default=1,
-        help="threads for torch; these networks are so small that one thread is "
-        "fastest, and far faster than two when other programs use the cores",
-    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("sklandscapes-out"))
     args = parser.parse_args(argv)
-    with torch_threads(args.torch_threads):
-        return run(args)
+    return run(args)
 
 
 def run(args):

@@ -21,7 +21,6 @@ to ``--out``, and the complexity table is printed.
 """
 
 import argparse
-import contextlib
 from pathlib import Path
 
 import matplotlib
@@ -29,7 +28,6 @@ import matplotlib
 matplotlib.use("Agg")  # headless-safe: the figure goes to a file
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from sklearn.pipeline import Pipeline
 
 from sklandscapes import (
@@ -42,17 +40,6 @@ from sklandscapes.datasets import make_nine_disks, sublattice_mask
 from sklandscapes.nets import AccuracyThresholdSnapshots, make_mlp_classifier
 from sklandscapes.plotting import plot_complexity
 from sklandscapes.stats import landscape_norms
-
-
-@contextlib.contextmanager
-def torch_threads(n_threads):
-    """Run torch on ``n_threads`` threads inside the block, then restore."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def main(argv=None):
@@ -72,18 +59,10 @@ def main(argv=None):
         help="the batch is every step-th lattice point of the nine-holed class",
     )
     parser.add_argument("--n-jobs", type=int, default=None)
-    parser.add_argument(
-        "--torch-threads",
-        type=int,
-        default=1,
-        help="threads for torch; this network is so small that one thread is "
-        "fastest, and far faster than two when other programs use the cores",
-    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("sklandscapes-out"))
     args = parser.parse_args(argv)
-    with torch_threads(args.torch_threads):
-        return run(args)
+    return run(args)
 
 
 def run(args):

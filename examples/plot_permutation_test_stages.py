@@ -23,7 +23,6 @@ average landscapes of each stage are written to ``--out``.
 """
 
 import argparse
-import contextlib
 import warnings
 from pathlib import Path
 
@@ -32,7 +31,6 @@ import matplotlib
 matplotlib.use("Agg")  # headless-safe: the figures go to files
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from sklearn.pipeline import Pipeline
 
 from sklandscapes import (
@@ -45,17 +43,6 @@ from sklandscapes import (
 from sklandscapes.datasets import make_nine_disks, sublattice_mask
 from sklandscapes.nets import ThresholdNotReachedWarning, train_networks
 from sklandscapes.plotting import plot_landscapes, plot_pvalues
-
-
-@contextlib.contextmanager
-def torch_threads(n_threads):
-    """Run torch on ``n_threads`` threads inside the block, then restore."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def main(argv=None):
@@ -81,18 +68,10 @@ def main(argv=None):
     )
     parser.add_argument("--n-permutations", type=int, default=9999)
     parser.add_argument("--n-jobs", type=int, default=None)
-    parser.add_argument(
-        "--torch-threads",
-        type=int,
-        default=1,
-        help="threads for torch; these networks are so small that one thread is "
-        "fastest, and far faster than two when other programs use the cores",
-    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("sklandscapes-out"))
     args = parser.parse_args(argv)
-    with torch_threads(args.torch_threads):
-        return run(args)
+    return run(args)
 
 
 def run(args):
