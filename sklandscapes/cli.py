@@ -122,7 +122,25 @@ def _add_runtime_options(parser, default_out):
 
 
 def main(argv=None):
-    """Entry point of the ``sklandscapes`` console script; returns the exit code."""
+    """Entry point of the ``sklandscapes`` console script; returns the exit code.
+
+    Parameters
+    ----------
+    argv : list of str, default=None
+        The arguments after ``sklandscapes``; ``None`` reads ``sys.argv``.
+
+    Returns
+    -------
+    code : int
+        0 on success, 2 for a user error (one line on stderr), 130 when
+        interrupted (everything computed so far is kept for ``--resume``).
+
+    Examples
+    --------
+    >>> from sklandscapes.cli import main
+    >>> main(["run", "synthetic", "--thresholds", "0.9", "0.5"])
+    2
+    """
     args = _parser().parse_args(argv)
     # Imported here so that --help answers at once.
     from sklandscapes.experiments import ExperimentError, make_config, run_experiment

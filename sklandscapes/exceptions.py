@@ -4,8 +4,38 @@ __all__ = ["SklandscapesWarning", "GridWarning"]
 
 
 class SklandscapesWarning(UserWarning):
-    """Base class of every warning that sklandscapes emits."""
+    """Base class of every warning that sklandscapes emits.
+
+    Filter it to silence (or raise) all of them at once.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from sklandscapes.exceptions import GridWarning, SklandscapesWarning
+    >>> issubclass(GridWarning, SklandscapesWarning)
+    True
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("error", SklandscapesWarning)
+    ...     # any sklandscapes warning raised here becomes an exception
+    """
 
 
 class GridWarning(SklandscapesWarning):
-    """A landscape grid could not be learned as asked and a fallback was used."""
+    """A landscape grid could not be learned as asked and a fallback was used.
+
+    Examples
+    --------
+    With ``sample_range="auto"``, diagrams without a finite pair leave nothing
+    to learn the grid from, so ``[0, 1]`` is used:
+
+    >>> import warnings
+    >>> import numpy as np
+    >>> from sklandscapes import LandscapeVectorizer
+    >>> from sklandscapes.exceptions import GridWarning
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     vectorizer = LandscapeVectorizer(sample_range="auto", resolution=3)
+    ...     vectorizer = vectorizer.fit([np.empty((0, 2))])
+    >>> caught[0].category is GridWarning, vectorizer.grid_.tolist()
+    (True, [0.0, 0.5, 1.0])
+    """

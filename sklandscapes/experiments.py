@@ -57,6 +57,15 @@ class ExperimentError(Exception):
     """A problem with the user's request (configuration, folder, data, cluster).
 
     The command line prints its message on one line, without a traceback.
+
+    Examples
+    --------
+    >>> from sklandscapes.experiments import ExperimentError, make_config
+    >>> try:
+    ...     make_config("synthetic", thresholds=(0.9, 0.5))
+    ... except ExperimentError as error:
+    ...     print(error)
+    thresholds must be increasing training accuracies in (0, 1], got (0.9, 0.5)
     """
 
 
@@ -65,6 +74,7 @@ class ExperimentConfig:
     """Everything that determines an experiment's results.
 
     Use :func:`make_config` to start from a preset and change some fields.
+    It is frozen and round-trips through JSON (``config.json`` in ``--out``).
 
     Parameters
     ----------
@@ -119,6 +129,15 @@ class ExperimentConfig:
         Digits: folder or file of local MNIST data (see
         :func:`sklandscapes.datasets.load_mnist`); ``None`` uses the 8 x 8
         digits that ship with scikit-learn.
+
+    Examples
+    --------
+    >>> from sklandscapes.experiments import ExperimentConfig, make_config
+    >>> config = make_config("digits", n_networks=4)
+    >>> config.method, config.n_networks, config.widths
+    ('local', 4, (64, 32, 32, 32, 10))
+    >>> ExperimentConfig.from_dict(config.to_dict()) == config
+    True
     """
 
     experiment: str
@@ -319,6 +338,23 @@ class ExperimentResult:
         Seconds spent in this call on each stage: ``data``, ``training``,
         ``extraction``, ``persistence``, ``landscapes`` (with norms) and
         ``tests``. On resume, stages stored before are only loaded.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from sklandscapes.experiments import make_config, run_experiment
+    >>> config = make_config(
+    ...     "synthetic", n_networks=2, widths=(2, 16, 16, 2), thresholds=(0.6, 0.7),
+    ...     lr=1e-2, batch_size=64, max_epochs=40, spacing=0.05,
+    ...     sublattice_step=2, resolution=51, n_permutations=99)
+    >>> out = tempfile.mkdtemp()
+    >>> result = run_experiment(config, out, verbose=0)
+    >>> result.shape  # input + 2 hidden layers + logits, H1, 5 landscapes
+    (4, 1, 5, 51)
+    >>> result.norms.shape == (len(result.landscapes), 4)
+    True
+    >>> result.observations["input_h1_features"]  # the nine holes
+    9
     """
 
     config: ExperimentConfig
@@ -773,6 +809,24 @@ def run_experiment(
     Returns
     -------
     result : ExperimentResult
+
+    Examples
+    --------
+    A tiny synthetic run (two small networks, two thresholds):
+
+    >>> import tempfile
+    >>> from sklandscapes.experiments import make_config, run_experiment
+    >>> config = make_config(
+    ...     "synthetic", n_networks=2, widths=(2, 16, 16, 2), thresholds=(0.6, 0.7),
+    ...     lr=1e-2, batch_size=64, max_epochs=40, spacing=0.05,
+    ...     sublattice_step=2, resolution=51, n_permutations=99)
+    >>> out = tempfile.mkdtemp()
+    >>> result = run_experiment(config, out, verbose=0)
+    >>> sorted(p.name for p in result.out.iterdir() if p.suffix != ".png")
+    ['config.json', 'diagrams', 'report.md', 'results.npz', 'training']
+    >>> resumed = run_experiment(config, out, resume=True, verbose=0)  # loads all
+    >>> bool((resumed.landscapes == result.landscapes).all())
+    True
     """
     out = _prepare_out(out, config, resume, force)
     timings = dict.fromkeys(

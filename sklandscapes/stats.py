@@ -142,6 +142,22 @@ class CurveProjection:
         layer ``l`` in group ``g``; consecutive layers form the curve.
     explained_variance_ratio : ndarray of shape (n_components,)
         Share of the variance of the average landscapes each axis keeps.
+
+    See Also
+    --------
+    landscape_curve_projection : Computes it.
+    sklandscapes.plotting.plot_landscape_curves : Draws it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklandscapes.stats import landscape_curve_projection
+    >>> X = np.random.default_rng(0).random((4, 2 * 1 * 1 * 3))
+    >>> proj = landscape_curve_projection(X, ["a", "a", "b", "b"], shape=(2, 1, 1, 3))
+    >>> proj.groups.tolist(), proj.coordinates.shape
+    (['a', 'b'], (2, 2, 2))
+    >>> float(proj.explained_variance_ratio.sum()) <= 1.0
+    True
     """
 
     groups: np.ndarray

@@ -94,6 +94,22 @@ class TrainingResult:
     paths : list of list of (str or None)
         ``paths[j][k]``, the file of ``snapshots[j][k]`` when a ``directory``
         was given, else ``None``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklandscapes.nets import train_networks
+    >>> X = np.array([[-1.0, 0.0], [1.0, 0.0]] * 20, dtype=np.float32)
+    >>> y = np.array([0, 1] * 20)
+    >>> result = train_networks(X, y, n_networks=2, widths=(2, 8, 2),
+    ...                         thresholds=(0.9, 1.0), lr=0.05, batch_size=8,
+    ...                         max_epochs=50, random_state=0, device="cpu")
+    >>> result.reached.tolist()
+    [[True, True], [True, True]]
+    >>> [sorted(entry) for entry in result.log][0][:3]
+    ['epochs', 'network', 'reached_all']
+    >>> type(result.snapshots[1][0]).__name__  # network 0 at threshold 1.0
+    'MLP'
     """
 
     thresholds: tuple

@@ -268,6 +268,27 @@ class Snapshot:
         A copy of the module's ``state_dict`` on the CPU.
     path : str or None
         The snapshot file, when one was written.
+
+    Examples
+    --------
+    The weights go back into a network of the same architecture the usual
+    torch way:
+
+    >>> import numpy as np
+    >>> from sklandscapes.nets import (
+    ...     MLP, AccuracyThresholdSnapshots, make_mlp_classifier)
+    >>> X = np.array([[-1.0, 0.0], [1.0, 0.0]] * 16, dtype=np.float32)
+    >>> y = np.array([0, 1] * 16)
+    >>> callback = AccuracyThresholdSnapshots(thresholds=(1.0,))
+    >>> net = make_mlp_classifier((2, 8, 2), lr=0.05, max_epochs=200,
+    ...                           train_split=None, random_state=0, verbose=0,
+    ...                           callbacks=[callback], device="cpu").fit(X, y)
+    >>> snapshot = callback.snapshots_[0]
+    >>> snapshot.threshold, snapshot.accuracy
+    (1.0, 1.0)
+    >>> module = MLP((2, 8, 2))
+    >>> module.load_state_dict(snapshot.state_dict)
+    <All keys matched successfully>
     """
 
     threshold: float
