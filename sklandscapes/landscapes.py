@@ -18,15 +18,15 @@ __all__ = [
     "reshape_landscapes",
 ]
 
-# Work is cut into blocks of whole diagrams with about this many (pair, grid
-# point) entries, so that the work arrays of a block stay in the CPU caches,
-# which the scattered maxima of `_top_tents` depend on; a block never holds more
-# than _MAX_DIAGRAMS_PER_BLOCK diagrams, which bounds its output array.
-_ENTRIES_PER_BLOCK = 1 << 16
+# Diagrams are handled in blocks of about this many work entries, which bounds
+# the memory of a block.
+_ENTRIES_PER_BLOCK = 1 << 18
+_TENTS_PER_BLOCK = 1 << 16
 _MAX_DIAGRAMS_PER_BLOCK = 64
-# Dropping nested pairs (`_is_nested`) costs a few sorts of all the pairs; it
-# pays off once tents cover this many grid points on average.
-_PRUNE_MIN_MEAN_SUPPORT = 32
+# Two exact methods: one costs about the total number of grid points under the
+# tents of a diagram (its support), the other about n_bins * n_landscapes per
+# diagram. Measured here, the first is the cheaper below this ratio.
+_SUPPORT_PER_CELL = 0.75
 
 
 def quadrature_weights(grid):
@@ -83,6 +83,15 @@ def landscape_values(diagrams, grid, n_landscapes):
     -------
     values : ndarray of shape (n_diagrams, n_landscapes, n_bins)
 
+    Notes
+    -----
+    Two exact algorithms share the work, each diagram going to the cheaper:
+    one visits the grid points under every tent (its cost is the support of
+    the pairs on the grid), the other sweeps the grid with running top-K of
+    the deaths and births of the pairs sorted by their middles (its cost is
+    about ``n_bins * n_landscapes`` per diagram). Both return the tent values
+    themselves, ``t - b`` or ``d - t``, so no rounding is added.
+
     Examples
     --------
     >>> import numpy as np
@@ -95,13 +104,12 @@ def landscape_values(diagrams, grid, n_landscapes):
     """
     grid = np.asarray(grid, dtype=np.float64)
     n_diagrams, n_bins = len(diagrams), len(grid)
-    counts = np.array([len(d) for d in diagrams], dtype=np.intp)
     values = np.zeros((n_diagrams, n_landscapes, n_bins))
-    if counts.sum() == 0:
+    diagrams = [np.asarray(d, dtype=np.float64).reshape(-1, 2) for d in diagrams]
+    counts = np.array([len(d) for d in diagrams], dtype=np.intp)
+    if counts.sum() == 0 or n_bins == 0:
         return values
-    pairs = np.concatenate(
-        [np.asarray(d, dtype=np.float64).reshape(-1, 2) for d in diagrams]
-    )
+    pairs = np.concatenate(diagrams)
     births, deaths = pairs[:, 0], pairs[:, 1]
     owner = np.repeat(np.arange(n_diagrams), counts)
     # The tent of (b, d) is positive exactly at the grid points first, ...,
@@ -109,18 +117,49 @@ def landscape_values(diagrams, grid, n_landscapes):
     first = _searchsorted(grid, births, side="right")
     lengths = _searchsorted(grid, deaths, side="left") - first
     np.maximum(lengths, 0, out=lengths)
-    if lengths.sum() > _PRUNE_MIN_MEAN_SUPPORT * len(pairs):
-        keep = ~_is_nested(births, deaths, owner, n_landscapes)
-        births, deaths, owner, first, lengths = (
-            a[keep] for a in (births, deaths, owner, first, lengths)
+    support = np.bincount(owner, weights=lengths, minlength=n_diagrams)
+    by_tents = support < _SUPPORT_PER_CELL * n_bins * n_landscapes
+    chosen = np.flatnonzero(by_tents)
+    if len(chosen):
+        keep = by_tents[owner]
+        renumber = np.cumsum(by_tents) - 1
+        _values_by_tents(
+            values,
+            chosen,
+            births[keep],
+            deaths[keep],
+            renumber[owner[keep]],
+            first[keep],
+            lengths[keep],
+            len(chosen),
+            grid,
+            n_landscapes,
         )
+    chosen = np.flatnonzero(~by_tents)
+    if len(chosen):
+        _values_by_sweep(
+            values, chosen, [diagrams[i] for i in chosen], counts[chosen], grid
+        )
+    return values
+
+
+def _values_by_tents(
+    values, rows, births, deaths, owner, first, lengths, n_diagrams, grid, n_landscapes
+):
+    """``values[rows]`` from the grid points under each tent.
+
+    The work is proportional to the support of the pairs on the grid, which
+    suits diagrams of short pairs. ``owner`` numbers the diagrams from 0, and
+    diagram ``i`` is ``values[rows[i]]``.
+    """
+    n_bins = len(grid)
     pair_offsets = np.zeros(n_diagrams + 1, dtype=np.intp)
     np.cumsum(np.bincount(owner, minlength=n_diagrams), out=pair_offsets[1:])
     entry_offsets = np.concatenate([[0], np.cumsum(lengths)])[pair_offsets]
     tiled_grid = np.tile(grid, min(n_diagrams, _MAX_DIAGRAMS_PER_BLOCK))
     start = 0
     while start < n_diagrams:
-        budget = entry_offsets[start] + _ENTRIES_PER_BLOCK
+        budget = entry_offsets[start] + _TENTS_PER_BLOCK
         stop = int(np.searchsorted(entry_offsets, budget, side="right")) - 1
         stop = min(max(stop, start + 1), start + _MAX_DIAGRAMS_PER_BLOCK, n_diagrams)
         block = slice(pair_offsets[start], pair_offsets[stop])
@@ -133,9 +172,116 @@ def landscape_values(diagrams, grid, n_landscapes):
             tiled_grid,
             n_landscapes,
         )
-        values[start:stop] = top.reshape(n_landscapes, -1, n_bins).swapaxes(0, 1)
+        values[rows[start:stop]] = top.reshape(n_landscapes, -1, n_bins).swapaxes(0, 1)
         start = stop
-    return values
+
+
+def _values_by_sweep(values, rows, diagrams, counts, grid):
+    """``values[rows]`` by sweeping the grid, which suits long pairs.
+
+    The work is about ``n_bins * n_landscapes`` per diagram, whatever the
+    lengths of its pairs; see :func:`_block_values`.
+    """
+    n_diagrams, n_bins = len(diagrams), len(grid)
+    n_landscapes = values.shape[1]
+    # Blocks of diagrams of similar sizes, so that padding them to a common
+    # number of pairs costs little.
+    by_size = np.argsort(counts, kind="stable")
+    per_diagram = (n_bins + counts[by_size]) * n_landscapes
+    max_rows = max(1, _ENTRIES_PER_BLOCK // (n_bins * n_landscapes))
+    start = 0
+    while start < n_diagrams:
+        # Sizes increase along by_size, so the last diagram of a block is its
+        # widest: stop before the block would exceed the budget.
+        n_block = np.arange(1, min(max_rows, n_diagrams - start) + 1)
+        fits = n_block * per_diagram[start : start + len(n_block)] <= _ENTRIES_PER_BLOCK
+        stop = start + max(1, int(np.count_nonzero(fits)))
+        chosen = by_size[start:stop]
+        if counts[chosen[-1]] > 0:
+            values[rows[chosen]] = _block_values(
+                [diagrams[i] for i in chosen], counts[chosen], grid, n_landscapes
+            )
+        start = stop
+
+
+def _block_values(diagrams, counts, grid, n_landscapes):
+    """``landscape_values`` of a few diagrams, padded to one width.
+
+    A tent ``min(t - b, d - t)`` is on its way down (``d - t``) at the grid
+    points ``t`` right of its middle ``m = (b + d) / 2`` and on its way up
+    (``t - b``) left of it. With the pairs of a diagram sorted by middle, the
+    pairs with ``m <= t`` form a prefix and the others a suffix, so the K
+    largest tent values at ``t`` are among the K largest deaths of the prefix
+    (minus ``t``) and the K smallest births of the suffix (``t`` minus them).
+    Running top-K of every prefix and suffix cost ``O(K n)`` per diagram, and
+    the k-th largest of two sorted lists ``A`` and ``B`` is
+    ``max_{i=0..k} min(A_i, B_{k-i})`` (with ``A_0 = B_0 = inf``). The values
+    are the tent values themselves (``d - t`` or ``t - b``), not interpolated.
+    """
+    n_rows, n_bins = len(diagrams), len(grid)
+    width = int(counts.max())
+    real = np.arange(width) < counts[:, None]
+    pairs = np.concatenate(diagrams)
+    births = np.full((n_rows, width), np.inf)
+    deaths = np.full((n_rows, width), -np.inf)
+    births[real], deaths[real] = pairs[:, 0], pairs[:, 1]
+    with np.errstate(invalid="ignore", over="ignore"):
+        middle = births + (deaths - births) / 2
+    middle[~real] = np.inf
+    order = np.argsort(middle, axis=1, kind="stable")
+    births = np.take_along_axis(births, order, axis=1)
+    deaths = np.take_along_axis(deaths, order, axis=1)
+    middle = np.take_along_axis(middle, order, axis=1)[real]
+    down_top = _running_top(deaths, n_landscapes)
+    up_top = -_running_top(-births[:, ::-1], n_landscapes)[:, :, ::-1]
+    up_top = np.ascontiguousarray(up_top)
+    # n_left[r, j]: pairs of diagram r whose middle is <= grid[j].
+    cell = np.searchsorted(grid, middle, side="left")
+    cell += np.repeat(np.arange(n_rows) * (n_bins + 1), counts)
+    n_left = np.bincount(cell, minlength=n_rows * (n_bins + 1))
+    n_left = n_left.reshape(n_rows, n_bins + 1)[:, :n_bins].cumsum(axis=1)
+    row_start = (np.arange(n_rows) * width)[:, None]
+    last_left = row_start + np.maximum(n_left - 1, 0)
+    first_right = row_start + np.minimum(n_left, width - 1)
+    no_left, no_right = n_left == 0, n_left >= counts[:, None]
+    down, up = [], []
+    for k in range(n_landscapes):
+        value = np.take(down_top[k], last_left)
+        np.subtract(value, grid, out=value)
+        value[no_left] = -np.inf
+        down.append(value)
+        value = np.take(up_top[k], first_right)
+        np.subtract(grid, value, out=value)
+        value[no_right] = -np.inf
+        up.append(value)
+    out = np.empty((n_landscapes, n_rows, n_bins))
+    scratch = np.empty((n_rows, n_bins))
+    for k in range(n_landscapes):
+        best = out[k]
+        np.maximum(down[k], up[k], out=best)
+        for i in range(k):
+            np.minimum(down[i], up[k - 1 - i], out=scratch)
+            np.maximum(best, scratch, out=best)
+        np.maximum(best, 0.0, out=best)
+    return out.swapaxes(0, 1)
+
+
+def _running_top(x, n_top):
+    """The ``n_top`` largest values of every prefix of each row of ``x``.
+
+    Returns an array ``(n_top, n_rows, n_cols)``; missing ranks are ``-inf``.
+    The k-th largest of a prefix is the running maximum of
+    ``min(x[j], (k-1)-th largest of the prefix before j)``.
+    """
+    out = np.empty((n_top,) + x.shape)
+    np.maximum.accumulate(x, axis=1, out=out[0])
+    before = np.empty_like(x)
+    for k in range(1, n_top):
+        before[:, 0] = -np.inf
+        before[:, 1:] = out[k - 1][:, :-1]
+        np.minimum(before, x, out=before)
+        np.maximum.accumulate(before, axis=1, out=out[k])
+    return out
 
 
 def _searchsorted(grid, x, side):
@@ -166,35 +312,6 @@ def _searchsorted(grid, x, side):
     if wrong.any():
         guess[wrong] = np.searchsorted(grid, x[wrong], side=side)
     return guess
-
-
-def _is_nested(births, deaths, owner, n_landscapes):
-    """Pairs inside at least ``n_landscapes`` other pairs of their diagram.
-
-    The tent of a pair inside another lies under it everywhere, so a pair
-    inside ``K = n_landscapes`` others never shows in the first K landscapes,
-    and dropping all such pairs leaves those landscapes exactly as they were
-    (each dropped pair keeps K kept pairs above it: those it lies inside, or
-    theirs). Pairs are scanned by birth: pair ``i`` is counted as nested when
-    the K-th largest death among the pairs of its diagram scanned before it is
-    at least its own death. The K-th largest of every prefix follows from the
-    (K-1)-th: it is the running maximum of ``min(x_j, (K-1)-th largest before
-    j)``. The keys ``x`` are integers (diagram, rank of the death), so running
-    maxima never carry over from one diagram to the next; ties are broken one
-    way, which can only miss a nested pair, never add one.
-    """
-    n_pairs = len(births)
-    order = np.lexsort((births, owner))
-    death_rank = np.empty(n_pairs, dtype=np.intp)
-    death_rank[np.argsort(deaths)] = np.arange(n_pairs)
-    key = (owner * (n_pairs + 1) + death_rank + 1)[order]
-    kth_largest = np.maximum.accumulate(key)
-    for _ in range(n_landscapes - 1):
-        before = np.concatenate([[0], kth_largest[:-1]])
-        kth_largest = np.maximum.accumulate(np.minimum(key, before))
-    nested = np.zeros(n_pairs, dtype=bool)
-    nested[order[1:]] = kth_largest[:-1] >= key[1:]
-    return nested
 
 
 def _top_tents(births, deaths, first_cell, lengths, n_cells, tiled_grid, n_landscapes):

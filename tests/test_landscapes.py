@@ -41,8 +41,16 @@ def test_equals_gudhi_over_sqrt2(rng):
     np.testing.assert_allclose(ours * np.sqrt(2), theirs, rtol=0, atol=1e-12)
 
 
-def test_equals_the_definition(rng):
+@pytest.mark.parametrize("method", ["sweep", "tents", "auto"])
+def test_equals_the_definition(rng, monkeypatch, method):
+    # Two exact algorithms; which one a diagram gets depends on its support.
+    import sklandscapes.landscapes as module
+
+    ratio = {"sweep": 0.0, "tents": np.inf, "auto": module._SUPPORT_PER_CELL}[method]
+    monkeypatch.setattr(module, "_SUPPORT_PER_CELL", ratio)
     diagrams = random_diagrams(rng, 25, max_pairs=12)
+    # Long pairs, infinite deaths and zero-length pairs next to short ones.
+    diagrams[1] = np.array([[0.0, 0.9], [0.05, 0.95], [0.3, np.inf], [0.4, 0.4]])
     # Duplicate pairs make ties, which fill several landscape levels at once.
     diagrams[0] = np.array([[0.1, 0.5], [0.1, 0.5], [0.1, 0.5], [0.2, 0.3]])
     grid = np.linspace(0, 1, 57)
