@@ -63,23 +63,6 @@ from sklandscapes.nets import ThresholdNotReachedWarning, train_networks
 from sklandscapes.plotting import plot_landscapes
 
 
-def snapshot_samples(training):
-    """Snapshots of the networks that reached every threshold, with their labels.
-
-    Returns the networks (threshold-major), the threshold index of each and the
-    network it is a snapshot of.
-    """
-    complete = np.flatnonzero(training.reached.all(axis=1))
-    networks = [
-        training.snapshots[j][k]
-        for j in range(len(training.thresholds))
-        for k in complete
-    ]
-    stages = np.repeat(np.arange(len(training.thresholds)), len(complete))
-    owners = np.tile(complete, len(training.thresholds))
-    return networks, stages, owners
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[1])
     parser.add_argument("--n-networks", type=int, default=16)
@@ -120,7 +103,9 @@ def run(args):
             random_state=args.seed,
             device="cpu",
         )
-    networks, stages, owners = snapshot_samples(training)
+    # One sample per (network, threshold), for the networks that reached all.
+    networks, reached_at, owners = training.samples()
+    stages = np.searchsorted(training.thresholds, reached_at)  # 0, 1, 2, ...
     n_complete = len(networks) // len(thresholds)
     print(
         f"{n_complete} of {args.n_networks} networks reached every threshold "

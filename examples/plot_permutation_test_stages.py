@@ -105,8 +105,7 @@ def run(args):
             "a permutation test needs at least 2 networks per stage; raise "
             "--max-epochs or --n-networks, or lower --thresholds."
         )
-    networks = [training.snapshots[j][k] for j in range(2) for k in complete]
-    stages = np.repeat(thresholds, len(complete))
+    networks, stages, _ = training.samples()
 
     # The nine-holed class only: its nine holes are what the layers reshape.
     mask = sublattice_mask(X, args.sublattice_step, spacing=args.spacing) & (y == 1)

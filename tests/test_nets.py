@@ -528,6 +528,11 @@ def test_train_networks_warns_and_reports_unreached_thresholds(rng, tmp_path):
     assert np.isnan(result.snapshot_train_accuracy[:, 1]).all()
     assert result.n_epochs_trained.tolist() == [2, 2]
     assert result.networks_at(1.0) == []
+    # Paired samples need every threshold: none here; all snapshots: two.
+    assert result.samples()[0] == []
+    networks, thresholds, ids = result.samples(complete=False)
+    assert networks == result.snapshots[0]
+    assert thresholds.tolist() == [0.01, 0.01] and ids.tolist() == [0, 1]
     log = json.loads((tmp_path / "training_log.json").read_text())
     assert [entry["reached_all"] for entry in log] == [False, False]
     assert [entry["snapshots"][1] for entry in log] == [None, None]

@@ -154,6 +154,52 @@ class TrainingResult:
             )
         return [net for net in self.snapshots[matches[0]] if net is not None]
 
+    def samples(self, complete=True):
+        """Every snapshot as one sample, with its threshold and network.
+
+        Parameters
+        ----------
+        complete : bool, default=True
+            Only the networks that reached every threshold, so that each
+            threshold has the same networks (a paired design); ``False`` keeps
+            every snapshot taken.
+
+        Returns
+        -------
+        networks : list of MLP
+            Threshold-major: every network at the first threshold, then at the
+            second, and so on.
+        thresholds : ndarray of shape (n_samples,)
+            The threshold of each sample (use it as the group label).
+        network_ids : ndarray of shape (n_samples,)
+            The network each sample is a snapshot of (use it as ``groups`` of a
+            grouped cross-validation).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklandscapes.nets import train_networks
+        >>> X = np.array([[-1.0, 0.0], [1.0, 0.0]] * 20, dtype=np.float32)
+        >>> y = np.array([0, 1] * 20)
+        >>> result = train_networks(X, y, n_networks=2, widths=(2, 8, 2),
+        ...                         thresholds=(0.9, 1.0), lr=0.05, batch_size=8,
+        ...                         max_epochs=50, random_state=0, device="cpu")
+        >>> networks, thresholds, network_ids = result.samples()
+        >>> len(networks), thresholds.tolist(), network_ids.tolist()
+        (4, [0.9, 0.9, 1.0, 1.0], [0, 1, 0, 1])
+        """
+        keep = self.reached.all(axis=1) if complete else np.ones(len(self.seeds), bool)
+        pairs = [
+            (j, k)
+            for j in range(len(self.thresholds))
+            for k in np.flatnonzero(keep)
+            if self.reached[k, j]
+        ]
+        networks = [self.snapshots[j][k] for j, k in pairs]
+        thresholds = np.array([self.thresholds[j] for j, _ in pairs], dtype=float)
+        network_ids = np.array([k for _, k in pairs], dtype=np.intp)
+        return networks, thresholds, network_ids
+
     @property
     def log(self):
         """Per-network training log: a list with one dict per network."""
