@@ -50,6 +50,8 @@ PRESETS = ("fast", "paper")
 
 _CONFIG_FILE = "config.json"
 _TRAINING_DIR = "training"
+# How long to try reaching a Dask scheduler before giving up.
+_SCHEDULER_TIMEOUT = "10s"
 _DIAGRAMS_DIR = "diagrams"
 
 
@@ -709,7 +711,9 @@ def _backend(backend, scheduler, n_jobs):
             client = stack.enter_context(Client(cluster))
         else:
             try:
-                client = stack.enter_context(Client(scheduler, timeout="10s"))
+                client = stack.enter_context(
+                    Client(scheduler, timeout=_SCHEDULER_TIMEOUT)
+                )
             except (OSError, TimeoutError) as exc:
                 raise ExperimentError(
                     f"cannot reach the Dask scheduler at {scheduler!r}: {exc}"

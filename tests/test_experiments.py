@@ -224,8 +224,9 @@ def test_missing_mnist_is_a_clear_error(tmp_path):
         run_experiment(config, tmp_path / "out", verbose=0)
 
 
-def test_unreachable_scheduler(tmp_path):
+def test_unreachable_scheduler(tmp_path, monkeypatch):
     pytest.importorskip("dask.distributed")
+    monkeypatch.setattr(experiments, "_SCHEDULER_TIMEOUT", "1s")
     with pytest.raises(ExperimentError, match="cannot reach the Dask scheduler"):
         with experiments._backend("dask", "tcp://127.0.0.1:9", None):
             pass
