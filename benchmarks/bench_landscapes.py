@@ -46,14 +46,11 @@ Run from the repository root::
 """
 
 import argparse
-import datetime
-import os
-import platform
 import sys
 import time
-from importlib import metadata
 
 import numpy as np
+from _common import best_of, machine_info, print_table
 from gudhi.representations import Landscape
 
 from sklandscapes import LandscapeVectorizer
@@ -74,50 +71,6 @@ FAILURES = []
 
 
 # -- shared helpers ---------------------------------------------------------
-
-
-def version(name):
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def machine_info(packages):
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    lines = [
-        f"date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
-        f"machine: {platform.platform()}, {os.cpu_count()} logical cores "
-        f"({cores} usable), load average "
-        + " ".join(f"{x:.2f}" for x in os.getloadavg()),
-        f"python {platform.python_version()}; "
-        + ", ".join(f"{p} {version(p)}" for p in packages),
-    ]
-    return "\n".join(lines)
-
-
-def best_of(repeats, fn, *args, **kwargs):
-    """Best wall time of ``repeats`` calls and the first call's result."""
-    times, result = [], None
-    for i in range(repeats):
-        start = time.perf_counter()
-        out = fn(*args, **kwargs)
-        times.append(time.perf_counter() - start)
-        if i == 0:
-            result = out
-    return min(times), result
-
-
-def print_table(title, rows):
-    """rows: (name, seconds or None, reference seconds or None, note)."""
-    print(f"\n{title}")
-    print(f"  {'method':<40} {'seconds':>9} {'ratio':>8}  note")
-    for name, seconds, reference, note in rows:
-        if seconds is None:
-            print(f"  {name:<40} {'-':>9} {'-':>8}  {note}")
-            continue
-        ratio = f"{seconds / reference:.2f}" if reference else "-"
-        print(f"  {name:<40} {seconds:9.3f} {ratio:>8}  {note}")
 
 
 def agree(name, expected, actual, atol):

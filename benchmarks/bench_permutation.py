@@ -33,15 +33,12 @@ Run from the repository root::
 """
 
 import argparse
-import datetime
-import os
-import platform
 import sys
 import time
 import tracemalloc
-from importlib import metadata
 
 import numpy as np
+from _common import best_of, machine_info
 
 from sklandscapes.kernels import feature_weights
 from sklandscapes.stats import PermutationTest
@@ -51,38 +48,6 @@ FAILURES = []
 
 
 # -- shared helpers ---------------------------------------------------------
-
-
-def version(name):
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def machine_info(packages):
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    lines = [
-        f"date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
-        f"machine: {platform.platform()}, {os.cpu_count()} logical cores "
-        f"({cores} usable), load average "
-        + " ".join(f"{x:.2f}" for x in os.getloadavg()),
-        f"python {platform.python_version()}; "
-        + ", ".join(f"{p} {version(p)}" for p in packages),
-    ]
-    return "\n".join(lines)
-
-
-def best_of(repeats, fn, *args, **kwargs):
-    """Best wall time of ``repeats`` calls and the first call's result."""
-    times, result = [], None
-    for i in range(repeats):
-        start = time.perf_counter()
-        out = fn(*args, **kwargs)
-        times.append(time.perf_counter() - start)
-        if i == 0:
-            result = out
-    return min(times), result
 
 
 # -- the methods ------------------------------------------------------------

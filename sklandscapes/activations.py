@@ -16,6 +16,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from sklandscapes._base import StatelessTransformerMixin
 from sklandscapes._compat import HasMethods, Interval, StrOptions, _fit_context
 from sklandscapes._validation import _raise_if_errors
 
@@ -40,7 +41,7 @@ class _ForwardError(ValueError):
     """An error raised from inside our own hooks, passed on without rewrapping."""
 
 
-class ActivationExtractor(TransformerMixin, BaseEstimator):
+class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstimator):
     """Activations of every layer of a network, one point cloud per layer.
 
     Exactly one of ``inputs`` and ``model`` is set; it is held fixed while X
@@ -296,14 +297,9 @@ class ActivationExtractor(TransformerMixin, BaseEstimator):
         _raise_if_errors(errors, f"{what} in X")
         return samples
 
-    def __sklearn_is_fitted__(self):
-        return True
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.requires_fit = False
-        # X holds networks or batches, never one 2-D feature matrix.
-        tags.input_tags.two_d_array = False
+        # X holds networks or batches; the output is clouds, not a matrix.
         tags.transformer_tags.preserves_dtype = []
         return tags
 
