@@ -874,6 +874,7 @@ def run_experiment(
             grid=vectorizer.grid_,
             random_state=config.seed,
             n_jobs=n_jobs,
+            verbose=verbose,
         ).fit(landscapes, groups_of)
     else:
         raise ExperimentError(

@@ -10,6 +10,7 @@ from sklearn.base import BaseEstimator
 from sklearn.decomposition import PCA
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
+from tqdm.auto import tqdm
 
 from sklandscapes._compat import Interval, Parallel, StrOptions, _fit_context, delayed
 from sklandscapes.kernels import feature_weights, landscape_inner_products
@@ -247,6 +248,8 @@ class PermutationTest(BaseEstimator):
         Number of jobs to run in parallel. ``None`` means 1 unless in a
         :obj:`joblib.parallel_backend` context. ``-1`` means using all
         processors. Blocks of permutations are spread over the jobs.
+    verbose : int, default=0
+        If positive, a progress bar over the blocks of permutations (tqdm).
 
     Attributes
     ----------
@@ -305,6 +308,7 @@ class PermutationTest(BaseEstimator):
         "layer_weights": ["array-like", None],
         "random_state": ["random_state"],
         "n_jobs": [numbers.Integral, None],
+        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -315,6 +319,7 @@ class PermutationTest(BaseEstimator):
         layer_weights=None,
         random_state=None,
         n_jobs=None,
+        verbose=0,
     ):
         self.n_permutations = n_permutations
         self.kernel = kernel
@@ -322,6 +327,7 @@ class PermutationTest(BaseEstimator):
         self.layer_weights = layer_weights
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
@@ -368,9 +374,18 @@ class PermutationTest(BaseEstimator):
                 )
                 tasks.append((p, sub, len(members[a]), size, seeds[p, block]))
         n_jobs = effective_n_jobs(self.n_jobs)
-        nulls = Parallel(n_jobs=n_jobs, prefer="threads")(
+        blocks = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")(
             delayed(_null_block)(sub, n_a, size, seed)
             for _, sub, n_a, size, seed in tasks
+        )
+        nulls = list(
+            tqdm(
+                blocks,
+                total=len(tasks),
+                disable=not self.verbose,
+                desc="Permutation tests",
+                unit="block",
+            )
         )
 
         k = len(groups)

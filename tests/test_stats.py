@@ -99,6 +99,18 @@ def test_reproducible_for_any_n_jobs(rng, n_jobs):
     assert reference.pvalue_ == other.pvalue_
 
 
+def test_progress_bar_counts_blocks_and_changes_nothing(rng, capsys):
+    X = rng.normal(size=(12, 3))
+    y = np.repeat([0, 1, 2], 4)
+    quiet = PermutationTest(n_permutations=1500, random_state=3).fit(X, y)
+    assert capsys.readouterr().err == ""
+    shown = PermutationTest(n_permutations=1500, random_state=3, verbose=1).fit(X, y)
+    err = capsys.readouterr().err
+    # 3 pairs of groups x 2 blocks of at most 1000 permutations.
+    assert "Permutation tests" in err and "6/6" in err
+    np.testing.assert_array_equal(quiet.pvalues_, shown.pvalues_)
+
+
 def test_calibration_under_the_null():
     # Both groups from one distribution: p-values are (close to) uniform, so
     # the rejection rate at 0.05 is Binomial(n_trials, 0.05) / n_trials.
