@@ -2,6 +2,7 @@
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 __all__ = ["main"]
@@ -163,17 +164,20 @@ def main(argv=None):
         if args.scheduler and args.backend != "dask":
             raise ExperimentError("--scheduler needs --backend dask")
         out = args.out or Path(f"sklandscapes-{config.experiment}-{config.preset}")
-        result = run_experiment(
-            config,
-            out,
-            resume=args.resume or args.command == "demo",
-            force=args.force,
-            n_jobs=args.n_jobs,
-            device=args.device,
-            backend=args.backend,
-            scheduler=args.scheduler,
-            verbose=0 if args.quiet else 1,
-        )
+        with warnings.catch_warnings():
+            # A shell user gets warnings as one line, without our source line.
+            warnings.showwarning = _show_warning
+            result = run_experiment(
+                config,
+                out,
+                resume=args.resume or args.command == "demo",
+                force=args.force,
+                n_jobs=args.n_jobs,
+                device=args.device,
+                backend=args.backend,
+                scheduler=args.scheduler,
+                verbose=0 if args.quiet else 1,
+            )
     except ExperimentError as exc:
         print(f"sklandscapes: error: {exc}", file=sys.stderr)
         return 2
@@ -187,6 +191,10 @@ def main(argv=None):
     print(f"Report: {result.out / 'report.md'}")
     print(f"Results: {result.out / 'results.npz'}")
     return 0
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"sklandscapes: warning: {message}", file=sys.stderr)
 
 
 def main_exit():

@@ -139,6 +139,16 @@ def test_demo_twice_recomputes_nothing(tmp_path, capsys, tiny_settings, monkeypa
         np.testing.assert_array_equal(stored["landscapes"], before["landscapes"])
 
 
+def test_warnings_are_one_line(tmp_path, capsys, tiny_settings):
+    # 0.99 is out of reach in 40 epochs: the run goes on and says so.
+    args = ["run", "synthetic", "--thresholds", "0.6", "0.99", "--out", str(tmp_path)]
+    assert main([*args, "--quiet"]) == 2  # fewer than two thresholds reached
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "warning" in line]
+    assert lines and all(line.startswith("sklandscapes: warning: ") for line in lines)
+    assert "result = train_networks(" not in err
+
+
 def test_interrupt_exits_130_with_a_hint(tmp_path, capsys, tiny_settings, monkeypatch):
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
