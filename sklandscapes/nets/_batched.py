@@ -48,6 +48,24 @@ class ThresholdNotReachedWarning(SklandscapesWarning):
     """Some networks ended training before reaching every threshold.
 
     Raise ``max_epochs`` (or lower the thresholds) to silence it.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import numpy as np
+    >>> from sklandscapes.nets import ThresholdNotReachedWarning, train_networks
+    >>> X = np.array([[-1.0, 0.0], [1.0, 0.0]] * 20, dtype=np.float32)
+    >>> y = np.array([0, 1] * 20)
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     result = train_networks(X, y, n_networks=2, widths=(2, 8, 2),
+    ...                             thresholds=(1.0,), max_epochs=1,
+    ...                             random_state=0, device="cpu")
+    >>> caught[0].category is ThresholdNotReachedWarning
+    True
+    >>> missed = np.flatnonzero(~result.reached[:, 0])  # never reached 1.0
+    >>> len(missed) > 0, all(result.snapshots[0][k] is None for k in missed)
+    (True, True)
     """
 
 
