@@ -681,6 +681,10 @@ def train_networks(
         Seeds everything random; the same value gives the same result. Network
         ``k`` depends only on ``seeds[k]`` (see :class:`TrainingResult`), not on
         how many networks train beside it.
+        Same result means the same computation: PyTorch sums in an order that
+        depends on its thread count and device, so a different
+        ``torch.get_num_threads()`` or device can change the low bits and, over
+        many epochs, when a threshold is crossed.
     device : str or torch.device, default="auto"
         ``"auto"`` trains on CUDA when torch sees a GPU, on the CPU otherwise.
     verbose : int, default=0
