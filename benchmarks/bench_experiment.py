@@ -35,10 +35,14 @@ from sklandscapes.nets import MLP, train_networks
 def time_demo(n_jobs):
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        result = run_experiment(
-            make_config("synthetic", "fast"), out, n_jobs=n_jobs, verbose=0
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = run_experiment(
+                make_config("synthetic", "fast"), out, n_jobs=n_jobs, verbose=0
+            )
         wall = time.perf_counter() - start
+    for warning in caught:
+        print(f"warning: {warning.message}")
     print(f"sklandscapes demo (fast synthetic preset, n_jobs={n_jobs}): {wall:.1f} s")
     for stage, seconds in result.timings.items():
         print(f"  {stage:<12} {seconds:7.1f} s  {seconds / wall:6.1%}")

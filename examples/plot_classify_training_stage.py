@@ -182,12 +182,7 @@ def run(args):
     fig.savefig(confusion_path, dpi=120)
     plt.close(fig)
 
-    shape = (
-        landscapes_step.n_layers_,
-        landscapes_step.n_homology_dimensions_,
-        landscapes_step.n_landscapes,
-        landscapes_step.resolution,
-    )
+    shape = landscapes_step.shape_
     fig = plot_landscapes(
         vectors,
         [names[s] for s in stages],

@@ -106,13 +106,8 @@ def run(args):
     )
     vectors = topology.fit_transform([snapshot.path for snapshot in taken])
     vectorizer = topology.named_steps["landscapes"]
+    shape = vectorizer.shape_
     n_layers = vectorizer.n_layers_
-    shape = (
-        n_layers,
-        vectorizer.n_homology_dimensions_,
-        vectorizer.n_landscapes,
-        vectorizer.resolution,
-    )
     norms = landscape_norms(vectors, shape, grid=vectorizer.grid_)
 
     valid_accuracy = net.history[:, "valid_acc"]

@@ -156,12 +156,7 @@ def run(args):
     fig.savefig(test_path, dpi=120)
     plt.close(fig)
 
-    shape = (
-        vectorizer.n_layers_,
-        vectorizer.n_homology_dimensions_,
-        vectorizer.n_landscapes,
-        vectorizer.resolution,
-    )
+    shape = vectorizer.shape_
     fig = plot_landscapes(vectors, stages, shape, grid=vectorizer.grid_)
     fig.suptitle("Average H1 landscape per layer (rows: training accuracy)")
     landscapes_path = args.out / "permutation_test_landscapes.png"

@@ -16,15 +16,14 @@ permutation tests across thresholds -> ``results.npz``, figures and a report.
 import contextlib
 import dataclasses
 import json
-import os
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from sklandscapes._io import atomic_write
 from sklandscapes.exceptions import SklandscapesWarning
 from sklandscapes.landscapes import LandscapeVectorizer
 from sklandscapes.normalization import ActivationNormalizer
@@ -376,29 +375,6 @@ class ExperimentResult:
 # The output folder
 
 
-def _atomic_write(path, write):
-    """Write a file through a temporary in the same folder, then rename it.
-
-    A reader (or a resumed run) sees the old file or the complete new one,
-    never half of it.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        # mkstemp makes the file private; give it the mode of an ordinary file.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def _prepare_out(out, config, resume, force):
     out = Path(out)
     config_path = out / _CONFIG_FILE
@@ -432,7 +408,7 @@ def _prepare_out(out, config, resume, force):
         _clear_run(out)
     out.mkdir(parents=True, exist_ok=True)
     text = json.dumps(config.to_dict(), indent=2).encode()
-    _atomic_write(config_path, lambda handle: handle.write(text))
+    atomic_write(config_path, lambda handle: handle.write(text))
     return out
 
 
@@ -546,11 +522,11 @@ def _train(config, X, y, out, device, verbose):
                 verbose=verbose,
                 directory=out / _TRAINING_DIR / "snapshots" / f"group{g:04d}",
             )
-        _atomic_write(path, lambda handle, result=result: torch.save(result, handle))
+        atomic_write(path, lambda handle, result=result: torch.save(result, handle))
         groups.append(result)
     result = _merge_training(groups)
     log = json.dumps(result.log, indent=1).encode()
-    _atomic_write(out / _TRAINING_DIR / "log.json", lambda handle: handle.write(log))
+    atomic_write(out / _TRAINING_DIR / "log.json", lambda handle: handle.write(log))
     return result
 
 
@@ -619,7 +595,7 @@ def _save_diagrams(path, diagrams):
         for d in range(diagrams.shape[1])
     }
     arrays["shape"] = np.asarray(diagrams.shape)
-    _atomic_write(path, lambda handle: np.savez(handle, **arrays))
+    atomic_write(path, lambda handle: np.savez(handle, **arrays))
 
 
 def _load_diagrams(path):
@@ -862,7 +838,7 @@ def run_experiment(
         resolution=config.resolution,
     )
     landscapes = vectorizer.fit_transform(layered)
-    shape = (layered.shape[1], layered.shape[2], config.n_landscapes, config.resolution)
+    shape = vectorizer.shape_
     groups_of = np.asarray([config.thresholds[j] for j, _, _ in keys])
     networks = np.asarray([k for _, k, _ in keys])
     norms = landscape_norms(landscapes, shape, grid=vectorizer.grid_)
@@ -916,7 +892,7 @@ def _save_results(result):
         observations=np.asarray(json.dumps(result.observations)),
         timings=np.asarray(json.dumps(result.timings)),
     )
-    _atomic_write(
+    atomic_write(
         result.out / "results.npz", lambda handle: np.savez_compressed(handle, **arrays)
     )
 
@@ -959,12 +935,12 @@ def _write_report(result, training, data):
     figures["complexity"] = plot_complexity(result.norms, result.thresholds)
     figures["pvalues"] = plot_pvalues(result.test)
     for name, fig in figures.items():
-        _atomic_write(
+        atomic_write(
             out / f"{name}.png",
             lambda handle, f=fig: f.savefig(handle, format="png", dpi=110),
         )
     text = _report_text(result, figures, projection, training).encode()
-    _atomic_write(out / "report.md", lambda handle: handle.write(text))
+    atomic_write(out / "report.md", lambda handle: handle.write(text))
 
 
 def _report_text(result, figures, projection, training):

@@ -21,6 +21,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from tqdm.auto import tqdm
 
+from sklandscapes._io import atomic_write
 from sklandscapes.exceptions import SklandscapesWarning
 from sklandscapes.nets._mlp import (
     check_widths,
@@ -30,7 +31,6 @@ from sklandscapes.nets._mlp import (
 )
 from sklandscapes.nets._skorch import resolve_device
 from sklandscapes.nets._snapshots import (
-    atomic_write,
     check_thresholds,
     save_snapshot,
     write_log,

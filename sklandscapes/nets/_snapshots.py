@@ -3,12 +3,12 @@
 import dataclasses
 import json
 import os
-import tempfile
 
 import numpy as np
 import torch
 from skorch.callbacks import Callback
 
+from sklandscapes._io import atomic_write
 from sklandscapes.nets._mlp import ACTIVATIONS, MLP, mlp_from_state_dict
 
 __all__ = [
@@ -46,29 +46,6 @@ def check_thresholds(thresholds):
             "and drop duplicates."
         )
     return tuple(float(v) for v in values)
-
-
-def atomic_write(path, write):
-    """Call ``write(file)`` on a temporary file next to ``path``, then rename it.
-
-    ``os.replace`` within one directory is atomic, so a reader (or a run that was
-    killed mid-write) sees either the old file or the complete new one, never a
-    truncated file.
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(
-        dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
 
 
 def write_log(directory, records):
