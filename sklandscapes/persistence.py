@@ -309,7 +309,6 @@ def _diagrams_of_cloud(cell, *, dims, local, radius, max_edge_length, metric, co
         input_type=input_type,
         num_collapses=0,
         homology_coeff_field=coeff,
-        n_jobs=1,
     )
     # One cloud, so no parallelism inside. gudhi still calls joblib, which would
     # send that call to the backend running this one: with the Dask backend the
