@@ -130,7 +130,9 @@ def test_demo_twice_recomputes_nothing(tmp_path, capsys, tiny_settings, monkeypa
     def fail(*args, **kwargs):
         raise AssertionError("recomputed")
 
-    monkeypatch.setattr(tiny_settings, "_save_diagrams", fail)
+    from sklandscapes.experiments import _folder
+
+    monkeypatch.setattr(_folder, "save_diagrams", fail)
     monkeypatch.setattr("sklandscapes.nets.train_networks", fail)
     assert main(["demo", "--out", str(tmp_path), "--quiet"]) == 0
     assert "Report:" in capsys.readouterr().out
@@ -153,7 +155,9 @@ def test_interrupt_exits_130_with_a_hint(tmp_path, capsys, tiny_settings, monkey
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(tiny_settings, "_save_diagrams", interrupt)
+    from sklandscapes.experiments import _folder
+
+    monkeypatch.setattr(_folder, "save_diagrams", interrupt)
     assert main(["demo", "--out", str(tmp_path), "--quiet"]) == 130
     err = capsys.readouterr().err
     assert "interrupted" in err and "--resume" in err

@@ -10,6 +10,8 @@ pytest.importorskip("torch")
 from sklandscapes import experiments  # noqa: E402
 from sklandscapes.experiments import (  # noqa: E402
     ExperimentError,
+    _compute,
+    _folder,
     make_config,
     run_experiment,
 )
@@ -66,7 +68,7 @@ def test_outputs_and_report(baseline):
 def test_diagrams_are_stored_per_sample(baseline):
     files = sorted((baseline.out / "diagrams").glob("*.npz"))
     assert len(files) == len(baseline.thresholds)
-    diagrams = experiments._load_diagrams(files[0])
+    diagrams = _folder.load_diagrams(files[0])
     assert diagrams.shape == (5, 1)
     assert diagrams[0, 0].shape[1] == 2
 
@@ -74,7 +76,7 @@ def test_diagrams_are_stored_per_sample(baseline):
 def test_interrupted_run_resumes_to_the_same_results(baseline, tmp_path, monkeypatch):
     config = tiny_config()
     saves = []
-    original = experiments._save_diagrams
+    original = _folder.save_diagrams
 
     def interrupt_after_two(path, diagrams):
         if len(saves) == 2:
@@ -82,14 +84,14 @@ def test_interrupted_run_resumes_to_the_same_results(baseline, tmp_path, monkeyp
         saves.append(path)
         original(path, diagrams)
 
-    monkeypatch.setattr(experiments, "_save_diagrams", interrupt_after_two)
+    monkeypatch.setattr(_folder, "save_diagrams", interrupt_after_two)
     with pytest.raises(KeyboardInterrupt):
         run_experiment(config, tmp_path, verbose=0)
     assert len(list((tmp_path / "diagrams").glob("*.npz"))) == 2
     assert not list((tmp_path / "diagrams").glob(".*tmp"))
 
     # Resuming retrains nothing and recomputes only the missing diagrams.
-    monkeypatch.setattr(experiments, "_save_diagrams", original)
+    monkeypatch.setattr(_folder, "save_diagrams", original)
     import sklandscapes.nets
 
     def no_training(*args, **kwargs):
@@ -98,8 +100,8 @@ def test_interrupted_run_resumes_to_the_same_results(baseline, tmp_path, monkeyp
     monkeypatch.setattr(sklandscapes.nets, "train_networks", no_training)
     computed = []
     monkeypatch.setattr(
-        experiments,
-        "_save_diagrams",
+        _folder,
+        "save_diagrams",
         lambda path, diagrams: (computed.append(path), original(path, diagrams)),
     )
     result = run_experiment(config, tmp_path, resume=True, verbose=0)
@@ -226,9 +228,9 @@ def test_missing_mnist_is_a_clear_error(tmp_path):
 
 def test_unreachable_scheduler(tmp_path, monkeypatch):
     pytest.importorskip("dask.distributed")
-    monkeypatch.setattr(experiments, "_SCHEDULER_TIMEOUT", "1s")
+    monkeypatch.setattr(_compute, "_SCHEDULER_TIMEOUT", "1s")
     with pytest.raises(ExperimentError, match="cannot reach the Dask scheduler"):
-        with experiments._backend("dask", "tcp://127.0.0.1:9", None):
+        with _compute.backend("dask", "tcp://127.0.0.1:9", None):
             pass
 
 
