@@ -13,9 +13,12 @@ from sklandscapes.exceptions import GridWarning
 
 __all__ = [
     "LandscapeVectorizer",
+    "landscape_depth",
     "landscape_values",
+    "level_shares",
     "quadrature_weights",
     "reshape_landscapes",
+    "tent_squared_integrals",
 ]
 
 # Diagrams are handled in blocks of about this many work entries, which bounds
@@ -397,8 +400,14 @@ class LandscapeVectorizer(TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    n_landscapes : int, default=5
+    n_landscapes : int or "auto", default=5
         Number of landscape functions ``lambda_1 .. lambda_K`` per diagram.
+        ``"auto"`` chooses it in ``fit`` from the training diagrams: the
+        fewest levels that carry at least 99% of the squared norm of the
+        complete landscapes (all levels) on the grid, summed over the training
+        samples, in every (layer, homology dimension); at most 128. The number
+        is then fixed, so ``transform``'s output width does not depend on the
+        data it is given. See :func:`level_shares`.
     sample_range : (float, float) or "auto", default=(0.0, 1.0)
         Ends of the grid, both included. After
         ``ActivationNormalizer(method="global")`` every filtration value lies in
@@ -416,8 +425,15 @@ class LandscapeVectorizer(TransformerMixin, BaseEstimator):
         Number of layers seen in ``fit``.
     n_homology_dimensions_ : int
         Number of homology dimensions seen in ``fit``.
+    n_landscapes_ : int
+        Landscape functions per diagram: ``n_landscapes``, or the number
+        ``"auto"`` chose.
+    level_share_ : ndarray of shape (n_layers_, n_homology_dimensions_)
+        With ``n_landscapes="auto"`` only: the share of the training
+        landscapes' squared norm (all levels, on the grid) that the kept levels
+        carry, per layer and homology dimension.
     shape_ : tuple of int
-        ``(n_layers_, n_homology_dimensions_, n_landscapes, resolution)``: the
+        ``(n_layers_, n_homology_dimensions_, n_landscapes_, resolution)``: the
         layout of each output row, as taken by :func:`reshape_landscapes`,
         :func:`~sklandscapes.stats.landscape_norms` and the plots.
 
@@ -459,7 +475,10 @@ class LandscapeVectorizer(TransformerMixin, BaseEstimator):
     """
 
     _parameter_constraints = {
-        "n_landscapes": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_landscapes": [
+            Interval(numbers.Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
         "sample_range": [StrOptions({"auto"}), tuple, list],
         "resolution": [Interval(numbers.Integral, 2, None, closed="left")],
     }
@@ -488,10 +507,22 @@ class LandscapeVectorizer(TransformerMixin, BaseEstimator):
         diagrams = check_layered_diagrams(X)
         self.grid_ = np.linspace(*self._grid_range(diagrams), self.resolution)
         self.n_layers_, self.n_homology_dimensions_ = diagrams.shape[1:]
+        if self.n_landscapes == "auto":
+            depth = max([landscape_depth(d) for d in diagrams.ravel()] + [1])
+            shares = level_shares(
+                diagrams, self.grid_, max_levels=min(depth, _AUTO_MAX_LEVELS)
+            )
+            # The first K whose share reaches the target in every cell.
+            enough = (shares >= _AUTO_SHARE).all(axis=(0, 1))
+            n_levels = int(np.argmax(enough)) + 1 if enough.any() else shares.shape[2]
+            self.n_landscapes_ = n_levels
+            self.level_share_ = shares[:, :, n_levels - 1]
+        else:
+            self.n_landscapes_ = int(self.n_landscapes)
         self.shape_ = (
             self.n_layers_,
             self.n_homology_dimensions_,
-            self.n_landscapes,
+            self.n_landscapes_,
             self.resolution,
         )
         return self
@@ -543,7 +574,7 @@ class LandscapeVectorizer(TransformerMixin, BaseEstimator):
         )
         end = self.grid_[-1]
         cells = [np.where(np.isinf(d), end, d) for d in diagrams.ravel()]
-        values = landscape_values(cells, self.grid_, self.n_landscapes)
+        values = landscape_values(cells, self.grid_, self.n_landscapes_)
         return values.reshape(len(diagrams), -1)
 
     def get_feature_names_out(self, input_features=None):
@@ -567,7 +598,7 @@ class LandscapeVectorizer(TransformerMixin, BaseEstimator):
             f"layer{layer}_{dim}_k{k + 1}_t{i:0{width}d}"
             for layer in range(self.n_layers_)
             for dim in input_features
-            for k in range(self.n_landscapes)
+            for k in range(self.n_landscapes_)
             for i in range(self.resolution)
         ]
         return np.asarray(names, dtype=object)
@@ -576,3 +607,146 @@ class LandscapeVectorizer(TransformerMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.two_d_array = False
         return tags
+
+
+# Rule of n_landscapes="auto": keep the fewest levels that carry this share of
+# the squared norm of the training diagrams' complete landscapes, in every
+# (layer, homology dimension); never more than _AUTO_MAX_LEVELS.
+_AUTO_SHARE = 0.99
+_AUTO_MAX_LEVELS = 128
+_DIAGRAMS_PER_SHARE_BLOCK = 64
+
+
+def tent_squared_integrals(diagrams, sample_range):
+    """Exact squared L2 norm of every level of landscapes together, per diagram.
+
+    The values ``lambda_1(t), lambda_2(t), ...`` at a point ``t`` are the
+    values of the tents ``max(0, min(t - b, d - t))`` of the pairs at ``t``,
+    sorted, so ``sum_k integral lambda_k^2 = sum_pairs integral tent^2``: a
+    closed form with no grid. A pair inside the range contributes
+    ``2 h^3 / 3`` with ``h = (d - b) / 2``; the integral is taken over
+    ``sample_range`` only, and an infinite death is truncated at its end, as
+    :class:`LandscapeVectorizer` does.
+
+    Parameters
+    ----------
+    diagrams : sequence of ndarray of shape (n_pairs, 2)
+        (birth, death) pairs.
+    sample_range : (float, float)
+        The interval of integration (the landscape grid's ends).
+
+    Returns
+    -------
+    squared_norms : ndarray of shape (n_diagrams,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklandscapes.landscapes import tent_squared_integrals
+    >>> # h = 0.5: 2 h^3 / 3 = 1/12; the second pair is cut at t = 1.
+    >>> tent_squared_integrals([np.array([[0.0, 1.0]]), np.array([[0.0, 2.0]])],
+    ...                        (0.0, 1.0)) * 12
+    array([1., 4.])
+    """
+    start, stop = (float(v) for v in sample_range)
+    out = np.zeros(len(diagrams))
+    for i, diagram in enumerate(diagrams):
+        pairs = np.asarray(diagram, dtype=np.float64).reshape(-1, 2)
+        births = pairs[:, 0]
+        deaths = np.where(np.isinf(pairs[:, 1]), stop, pairs[:, 1])
+        middles = (births + deaths) / 2
+        # Rising side (t - b) on [b, m], falling side (d - t) on [m, d], each
+        # clipped to [start, stop]; an empty piece contributes 0.
+        low = np.maximum(births, start)
+        high = np.minimum(middles, stop)
+        rising = np.where(
+            high > low, ((high - births) ** 3 - (low - births) ** 3) / 3, 0.0
+        )
+        low = np.maximum(middles, start)
+        high = np.minimum(deaths, stop)
+        falling = np.where(
+            high > low, ((deaths - low) ** 3 - (deaths - high) ** 3) / 3, 0.0
+        )
+        out[i] = rising.sum() + falling.sum()
+    return out
+
+
+def landscape_depth(diagram):
+    """Most pairs alive at once: the number of landscape levels that are not 0.
+
+    ``lambda_k`` is identically 0 for every ``k`` above it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklandscapes.landscapes import landscape_depth
+    >>> landscape_depth(np.array([[0.0, 2.0], [1.0, 3.0], [2.0, 4.0]]))
+    2
+    """
+    pairs = np.asarray(diagram, dtype=np.float64).reshape(-1, 2)
+    pairs = pairs[pairs[:, 1] > pairs[:, 0]]
+    if len(pairs) == 0:
+        return 0
+    # Open intervals: a death at t comes before a birth at t.
+    times = np.concatenate([pairs[:, 0], pairs[:, 1]])
+    steps = np.concatenate([np.ones(len(pairs)), -np.ones(len(pairs))])
+    order = np.lexsort((steps, times))
+    return int(np.cumsum(steps[order]).max())
+
+
+def level_shares(X, grid, max_levels=None):
+    """Share of the landscapes' squared norm carried by their first levels.
+
+    For every (layer, homology dimension), the squared norm of the first
+    ``K`` levels summed over the samples, divided by that of all levels,
+    with the trapezoid rule on ``grid`` (the quadrature every kernel and norm
+    of the package uses), for ``K = 1 .. max_levels``.
+
+    Parameters
+    ----------
+    X : object array of shape (n_samples, n_layers, n_homology_dimensions) \
+            or sequence of diagrams
+        Diagrams; infinite deaths are truncated at ``grid[-1]``.
+    grid : array-like of shape (n_bins,)
+        Increasing grid.
+    max_levels : int, default=None
+        Levels to consider; ``None``: the largest :func:`landscape_depth` of the
+        diagrams, so that the last share is 1.
+
+    Returns
+    -------
+    shares : ndarray of shape (n_layers, n_homology_dimensions, max_levels)
+        Non-decreasing in ``K``; 1 where the landscapes are 0 on the grid.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklandscapes.landscapes import level_shares
+    >>> two_equal_holes = np.array([[0.0, 0.5], [0.0, 0.5]])
+    >>> level_shares([two_equal_holes], np.linspace(0, 1, 11))[0, 0]
+    array([0.5, 1. ])
+    """
+    diagrams = check_layered_diagrams(X)
+    grid = np.asarray(grid, dtype=np.float64)
+    weights = quadrature_weights(grid)
+    end = grid[-1]
+    n_samples, n_layers, n_dims = diagrams.shape
+    if max_levels is None:
+        max_levels = max([landscape_depth(d) for d in diagrams.ravel()] + [1])
+    levels = np.zeros((n_layers, n_dims, max_levels))
+    totals = np.zeros((n_layers, n_dims))
+    for layer, dim in np.ndindex(n_layers, n_dims):
+        cells = [np.where(np.isinf(d), end, d) for d in diagrams[:, layer, dim]]
+        for start in range(0, n_samples, _DIAGRAMS_PER_SHARE_BLOCK):
+            block = cells[start : start + _DIAGRAMS_PER_SHARE_BLOCK]
+            values = landscape_values(block, grid, max_levels)
+            levels[layer, dim] += (values**2 @ weights).sum(axis=0)
+            for pairs in block:
+                # All levels at once: at each t the levels are the tents there.
+                tents = np.minimum(grid - pairs[:, :1], pairs[:, 1:] - grid)
+                totals[layer, dim] += (np.maximum(tents, 0.0) ** 2 @ weights).sum()
+    cumulative = np.cumsum(levels, axis=2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares = cumulative / totals[..., None]
+    shares[totals == 0] = 1.0
+    return np.minimum(shares, 1.0)

@@ -13,7 +13,9 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from tqdm.auto import tqdm
 
 from sklandscapes._compat import Interval, Parallel, StrOptions, _fit_context, delayed
+from sklandscapes._validation import check_layered_diagrams
 from sklandscapes.kernels import feature_weights, landscape_inner_products
+from sklandscapes.landscapes import tent_squared_integrals
 
 __all__ = [
     "CurveProjection",
@@ -21,6 +23,7 @@ __all__ = [
     "landscape_curve_projection",
     "landscape_norms",
     "mean_landscapes",
+    "topological_complexity",
 ]
 
 # Permutations handled together: one block costs an (n, block) matrix product
@@ -128,6 +131,69 @@ def landscape_norms(X, shape, grid=None):
     weights = feature_weights(X.shape[1], grid)
     squares = (X * X * weights).reshape(len(X), shape[0], -1).sum(axis=2)
     return np.sqrt(squares)
+
+
+def topological_complexity(X, sample_range=(0.0, 1.0)):
+    """Topological complexity of each layer, exact: the norm of all its landscapes.
+
+    The paper (II-C) defines the topological complexity of a persistence
+    landscape as its norm. With every level kept it has a closed form in the
+    pairs, ``sqrt(sum_dims sum_pairs 2 h^3 / 3)`` with ``h`` half a pair's
+    persistence (see :func:`~sklandscapes.landscapes.tent_squared_integrals`),
+    so it needs no grid: prefer it to :func:`landscape_norms` wherever bars may
+    be narrower than the grid step, as in deep layers, where the trapezoid rule
+    on a grid can miss a bar entirely or double it.
+
+    Parameters
+    ----------
+    X : object array of shape (n_samples, n_layers, n_homology_dimensions) \
+            or sequence of diagrams
+        Persistence diagrams, as :class:`~sklandscapes.RipsPersistence` gives.
+    sample_range : (float, float), default=(0.0, 1.0)
+        The landscapes are integrated over this interval, and an infinite
+        death is truncated at its end, as :class:`~sklandscapes.
+        LandscapeVectorizer` does with the same ``sample_range``.
+
+    Returns
+    -------
+    complexity : ndarray of shape (n_samples, n_layers)
+
+    See Also
+    --------
+    landscape_norms : The same norm from landscape vectors on a grid (kept
+        levels only, trapezoid rule).
+
+    Examples
+    --------
+    A single pair (0, 1) has h = 1/2, so its complexity is sqrt(2/3 / 8):
+
+    >>> import numpy as np
+    >>> from sklandscapes.stats import topological_complexity
+    >>> topological_complexity([np.array([[0.0, 1.0]])])
+    array([[0.28867513]])
+    >>> float(np.sqrt(2 / 3 / 8))
+    0.28867513459481287
+    """
+    diagrams = check_layered_diagrams(X)
+    start, stop = _check_sample_range(sample_range)
+    squares = tent_squared_integrals(list(diagrams.ravel()), (start, stop))
+    squares = squares.reshape(diagrams.shape).sum(axis=2)
+    return np.sqrt(squares)
+
+
+def _check_sample_range(sample_range):
+    try:
+        start, stop = (float(v) for v in sample_range)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"sample_range must be a pair of numbers (start, stop), got "
+            f"{sample_range!r}."
+        ) from exc
+    if not (np.isfinite(start) and np.isfinite(stop) and start < stop):
+        raise ValueError(
+            f"sample_range must be finite with start < stop, got {sample_range!r}."
+        )
+    return start, stop
 
 
 @dataclass
