@@ -4,7 +4,11 @@ The topological core imports without PyTorch; the torch side lives in
 :mod:`sklandscapes.nets` and :class:`ActivationExtractor`.
 """
 
-from sklandscapes.activations import ActivationExtractor, activation_layers
+from sklandscapes.activations import (
+    ActivationExtractor,
+    activation_layers,
+    relu_layers,
+)
 from sklandscapes.kernels import LandscapeKernel
 from sklandscapes.landscapes import LandscapeVectorizer, reshape_landscapes
 from sklandscapes.normalization import ActivationNormalizer
@@ -21,6 +25,7 @@ __all__ = [
     "PermutationTest",
     "RipsPersistence",
     "activation_layers",
+    "relu_layers",
     "reshape_landscapes",
     "__version__",
 ]

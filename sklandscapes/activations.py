@@ -20,7 +20,7 @@ from sklandscapes._base import StatelessTransformerMixin
 from sklandscapes._compat import HasMethods, Interval, StrOptions, _fit_context
 from sklandscapes._validation import _raise_if_errors
 
-__all__ = ["ActivationExtractor", "activation_layers"]
+__all__ = ["ActivationExtractor", "activation_layers", "relu_layers"]
 
 # Name of the cloud of the input batch itself (the paper's x^(0)).
 _INPUT_NAME = "input"
@@ -355,6 +355,65 @@ def activation_layers(network, inputs=None):
             ) from exc
     names = _display_names(calls)
     return [names[key] for key in _auto_keys(calls, kinds, "network")]
+
+
+def relu_layers(network, inputs=None, *, layers="auto", include_input=True):
+    """Which clouds of :class:`ActivationExtractor` are outputs of a ReLU.
+
+    The paper's local homology (II-D) centers every layer that does not end
+    with a ReLU (the input batch and the logits) and leaves the ReLU layers,
+    whose points are non-negative, as they are. This gives the layer kinds in
+    the order of the extractor's output for the same ``layers`` and
+    ``include_input``, so that ``ActivationNormalizer(method="local",
+    center=~relu_layers(network, batch))`` follows the paper's rule.
+
+    Parameters
+    ----------
+    network : torch.nn.Module, fitted skorch NeuralNet, str or os.PathLike
+        The network, or the path of a snapshot.
+    inputs : array-like or torch.Tensor of shape (n_points, ...), default=None
+        A batch to run forward (the layers are read from a forward pass); a few
+        points suffice. ``None``: as in :func:`activation_layers`.
+    layers : "auto" or list of str and int, default="auto"
+        As in :class:`ActivationExtractor`.
+    include_input : bool, default=True
+        As in :class:`ActivationExtractor`: the input batch, layer 0, is not
+        the output of a ReLU.
+
+    Returns
+    -------
+    is_relu : ndarray of bool of shape (n_layers,)
+        True where the cloud is the output of a ``torch.nn.ReLU`` or ``ReLU6``
+        module.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> from sklandscapes import relu_layers
+    >>> net = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 3), nn.Tanh(),
+    ...                     nn.Linear(3, 2))
+    >>> relu_layers(net)  # input, ReLU, Tanh, logits
+    array([False,  True, False, False])
+    """
+    torch = _import_torch()
+    module = _load_network(network, "network")
+    if not isinstance(layers, str):
+        _check_layer_list(layers)
+    kinds = _layer_kinds(module, torch)
+    if inputs is None:
+        inputs = _guess_inputs(module, torch)
+    elif problem := _batch_problem(inputs):
+        raise ValueError(f"`inputs` {problem}.")
+    device = _module_device(module, torch)
+    with _running(module, device, torch) as running:
+        x = _as_network_input(inputs[:2], running, device, "network", torch)
+        calls, _ = _record_forward(running, x, set(), kinds, "network", torch)
+    layers = layers if isinstance(layers, str) else list(layers)
+    _, keys = _select_layers(calls, kinds, layers, "network")
+    modules = dict(module.named_modules())
+    relu = (torch.nn.ReLU, torch.nn.ReLU6)
+    flags = [isinstance(modules[key[0]], relu) for key in keys]
+    return np.asarray([False] * bool(include_input) + flags, dtype=bool)
 
 
 def _guess_inputs(module, torch):

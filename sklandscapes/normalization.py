@@ -66,11 +66,20 @@ class ActivationNormalizer(StatelessTransformerMixin, TransformerMixin, BaseEsti
         so that the median norm is 1, and replace every vector of norm greater
         than 1 by its unit vector. Use it before
         ``RipsPersistence(local=True, radius=1.0)``.
-    center : {"auto", True, False}, default="auto"
-        Used by ``method="local"`` only (``"global"`` always centers).
-        ``"auto"`` centers unless every coordinate of the cloud is >= 0, which is
-        the case of a layer that ends with a ReLU: the paper leaves such layers
-        uncentered so that the origin keeps its meaning.
+    center : {"auto", True, False} or sequence of bool, default="auto"
+        Used by ``method="local"`` only (``"global"`` always centers). The
+        paper centers every layer that does not end with a ReLU (the input
+        and the logits) and leaves the ReLU layers as they are, so that the
+        origin keeps its meaning.
+
+        - a sequence of bool, one per layer: the paper's rule when the layer
+          kinds are known; :func:`~sklandscapes.relu_layers` gives them for a
+          network (``center = ~relu_layers(network, batch)``).
+        - ``True`` / ``False``: every layer alike.
+        - ``"auto"``: a guess from the data, for clouds of unknown origin:
+          center unless every coordinate is >= 0. It is wrong for layers that
+          are non-negative without a ReLU, such as an input of pixel
+          intensities, which the paper's rule centers.
 
     See Also
     --------
@@ -78,6 +87,14 @@ class ActivationNormalizer(StatelessTransformerMixin, TransformerMixin, BaseEsti
 
     Notes
     -----
+    ``"local"`` rescales by the upper median of the norms, the norm of point
+    ``n // 2`` in increasing order (as the authors' code does), not the mean of
+    the two middle norms that :func:`numpy.median` takes for an even number of
+    points. The median point then has norm exactly 1, and the exterior that
+    :class:`RipsPersistence` cones off (norm >= 1) is exactly the points whose
+    norm is at least the median, as the paper states. For the presets' even
+    batch sizes the two differ by the gap between the two middle norms.
+
     A constant cloud (largest distance 0 for ``"global"``, median norm 0 for
     ``"local"``) cannot be normalized and raises ``ValueError`` naming the
     sample and layer: it usually means a dead layer.
@@ -102,7 +119,7 @@ class ActivationNormalizer(StatelessTransformerMixin, TransformerMixin, BaseEsti
 
     _parameter_constraints = {
         "method": [StrOptions({"global", "local"})],
-        "center": [StrOptions({"auto"}), "boolean"],
+        "center": [StrOptions({"auto"}), "boolean", "array-like"],
     }
 
     def __init__(self, method="global", center="auto"):
@@ -124,8 +141,25 @@ class ActivationNormalizer(StatelessTransformerMixin, TransformerMixin, BaseEsti
         -------
         self : ActivationNormalizer
         """
-        check_layered_clouds(X)
+        clouds = check_layered_clouds(X)
+        self._check_center(clouds.shape[1])
         return self
+
+    def _check_center(self, n_layers):
+        """One centering flag per layer."""
+        if isinstance(self.center, str):
+            return [self.center] * n_layers
+        if np.ndim(self.center) == 0:
+            return [bool(self.center)] * n_layers
+        flags = list(self.center)
+        if len(flags) != n_layers or not all(
+            isinstance(flag, (bool, np.bool_)) for flag in flags
+        ):
+            raise ValueError(
+                "center must be 'auto', a bool, or one bool per layer "
+                f"({n_layers} layers in X), got {self.center!r}."
+            )
+        return [bool(flag) for flag in flags]
 
     def transform(self, X):
         """Normalize each cloud.
@@ -140,11 +174,14 @@ class ActivationNormalizer(StatelessTransformerMixin, TransformerMixin, BaseEsti
             The normalized clouds, float64, same shapes as the input cells.
         """
         clouds = check_layered_clouds(X)
-        normalize = _normalize_global if self.method == "global" else self._local
+        centers = self._check_center(clouds.shape[1])
         out = np.empty(clouds.shape, dtype=object)
         errors = []
         for index in np.ndindex(*clouds.shape):
-            cell, problem = normalize(clouds[index])
+            if self.method == "global":
+                cell, problem = _normalize_global(clouds[index])
+            else:
+                cell, problem = _normalize_local(clouds[index], centers[index[1]])
             if problem:
                 errors.append(f"{_where(index)}: {problem}")
             out[index] = cell
@@ -155,9 +192,6 @@ class ActivationNormalizer(StatelessTransformerMixin, TransformerMixin, BaseEsti
             "equal); drop that layer or network.",
         )
         return out
-
-    def _local(self, cloud):
-        return _normalize_local(cloud, self.center)
 
 
 def _normalize_global(cloud):
@@ -174,7 +208,8 @@ def _normalize_local(cloud, center):
     if center is True or (center == "auto" and (cloud < 0).any()):
         cloud = cloud - cloud.mean(axis=0)
     norms = np.linalg.norm(cloud, axis=1)
-    median = np.median(norms)
+    # The upper median: see the class's Notes.
+    median = np.partition(norms, len(norms) // 2)[len(norms) // 2]
     if median == 0:
         return None, (
             "median norm is 0 (at least half of the points sit at the origin), "

@@ -26,6 +26,7 @@ nn = torch.nn
 from sklandscapes.activations import (  # noqa: E402
     ActivationExtractor,
     activation_layers,
+    relu_layers,
 )
 
 # The networks run in float32 and the references in float64 NumPy. With
@@ -753,3 +754,33 @@ def test_package_imports_without_torch():
         "assert 'torch' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_relu_layers_follow_the_extractor_layout(rng):
+    net = nn.Sequential(
+        nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 2)
+    )
+    batch = rng.normal(size=(7, 3))
+    clouds = ActivationExtractor(inputs=batch).fit_transform([net])
+    flags = relu_layers(net, batch)
+    assert flags.tolist() == [False, True, False, False]
+    assert len(flags) == clouds.shape[1]
+    # The ReLU cloud is non-negative, the others are not by construction.
+    assert (clouds[0, 1] >= 0).all()
+    assert relu_layers(net, batch, include_input=False).tolist() == [True, False, False]
+    assert relu_layers(net, batch, layers=["0", -1, 0]).tolist() == [
+        False,
+        False,
+        False,
+        True,
+    ]
+    with pytest.raises(ValueError, match="out of range"):
+        relu_layers(net, batch, layers=[5])
+
+
+def test_relu_layers_of_the_package_mlp():
+    from sklandscapes.nets import MLP
+
+    flags = relu_layers(MLP((64, 10, 10, 10)))
+    # input (pixels: centered by the paper's rule), 2 ReLU layers, logits
+    assert flags.tolist() == [False, True, True, False]

@@ -39,6 +39,7 @@ def test_local_median_norm_one_and_exterior_on_sphere(rng):
     cloud = rng.normal(size=(101, 5)) * 3 + 1
     out = ActivationNormalizer(method="local").fit_transform([cloud])[0, 0]
     centered = cloud - cloud.mean(axis=0)
+    # Odd n: the upper median is the median.
     norms = np.linalg.norm(centered, axis=1) / np.median(
         np.linalg.norm(centered, axis=1)
     )
@@ -82,3 +83,38 @@ def test_bad_input_and_parameters(rng):
         ActivationNormalizer(method="minmax").fit([rng.normal(size=(3, 2))])
     with pytest.raises(ValueError, match="'center' parameter"):
         ActivationNormalizer(center="yes").fit([rng.normal(size=(3, 2))])
+
+
+def test_local_rescales_by_the_upper_median_on_even_batches(rng):
+    """Even n: the point n // 2 in norm order gets norm 1 (the authors' choice)."""
+    cloud = rng.normal(size=(10, 3))
+    out = ActivationNormalizer(method="local", center=False).fit_transform([cloud])
+    norms = np.linalg.norm(cloud, axis=1)
+    upper = np.sort(norms)[5]
+    assert upper > np.median(norms)  # distinct from the mean of the middle two
+    np.testing.assert_allclose(
+        np.linalg.norm(out[0, 0], axis=1), np.minimum(norms / upper, 1.0), rtol=1e-12
+    )
+    # Exactly the points at or above the median sit on the unit sphere.
+    on_sphere = np.isclose(np.linalg.norm(out[0, 0], axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(on_sphere, norms >= upper)
+
+
+def test_per_layer_centering_follows_the_flags(rng):
+    # A non-negative input (pixels) and a ReLU layer: "auto" centers neither,
+    # the paper's rule centers the input only.
+    pixels = rng.uniform(0, 16, size=(40, 6))
+    relu = np.maximum(rng.normal(size=(40, 4)), 0) + 0.01
+    X = np.empty((1, 2), dtype=object)
+    X[0, 0], X[0, 1] = pixels, relu
+    paper = ActivationNormalizer(method="local", center=[True, False]).fit_transform(X)
+    centered = ActivationNormalizer(method="local", center=True).fit_transform(X)
+    plain = ActivationNormalizer(method="local", center=False).fit_transform(X)
+    auto = ActivationNormalizer(method="local").fit_transform(X)
+    np.testing.assert_array_equal(paper[0, 0], centered[0, 0])
+    np.testing.assert_array_equal(paper[0, 1], plain[0, 1])
+    np.testing.assert_array_equal(auto[0, 0], plain[0, 0])
+    with pytest.raises(ValueError, match="one bool per layer \\(2 layers in X\\)"):
+        ActivationNormalizer(method="local", center=[True]).fit(X)
+    with pytest.raises(ValueError, match="one bool per layer"):
+        ActivationNormalizer(method="local", center=["yes", "no"]).fit(X)
