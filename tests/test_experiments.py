@@ -62,7 +62,72 @@ def test_outputs_and_report(baseline):
     assert "## Where the time went" in report
     assert "## Permutation tests" in report and "![" in report
     # The input batch (the complement of the nine disks) has nine holes.
-    assert baseline.observations["input_h1_features"] == 9
+    assert baseline.observations["holes"]["mean"][0] == 9
+    assert "Holm-corrected" in report and "## Landscape levels and grid" in report
+    assert "| 0.7 | 2/2 |" in report  # networks that reached each threshold
+
+
+def test_complexity_is_exact_and_report_numbers_come_from_tables(baseline):
+    from sklandscapes.stats import topological_complexity
+
+    files = sorted((baseline.out / "diagrams").glob("*.npz"))
+    layered = np.empty((len(files),) + (5, 1), dtype=object)
+    for i, path in enumerate(files):
+        layered[i] = _folder.load_diagrams(path)
+    expected = topological_complexity(layered)
+    # Same files, same closed form: equal up to summation order.
+    np.testing.assert_allclose(
+        np.sort(baseline.norms.ravel()), np.sort(expected.ravel()), rtol=1e-12
+    )
+    report = (baseline.out / "report.md").read_text()
+    obs = baseline.observations
+    table = report.split("## Topological complexity per layer")[1].split("##")[0]
+    for value in obs["mean_complexity"]["0.7"]:
+        assert f"{value:.3g}" in table
+    claims = report.split("## The paper's observations, checked")[1].split("##")[0]
+    for t, total in obs["mean_total_complexity"].items():
+        assert f"{float(t):g}: {total:.3g}" in claims
+    grid = obs["grid"]
+    assert grid["n_landscapes"] == 5 and len(grid["kept_share"]) == 5
+    # Five levels of the nine nearly equal holes keep about half of layer 0.
+    assert 0.4 < grid["kept_share"][0] < 0.7
+
+
+def test_holm_adjustment_matches_the_definition():
+    p = np.array([0.01, 0.04, 0.03, 0.005])
+    # Sorted: 0.005*4, 0.01*3, 0.03*2, 0.04*1 -> running max 0.02, 0.03, 0.06, 0.06
+    np.testing.assert_allclose(
+        _compute.holm_adjust(p), [0.03, 0.06, 0.06, 0.02], rtol=1e-12
+    )
+    assert _compute.holm_adjust([0.9, 0.8]).max() == 1.0
+
+
+def test_digits_input_layer_is_centered_by_the_paper_rule(tmp_path):
+    """Pixels are non-negative: "auto" would leave layer 0 uncentered."""
+    from sklandscapes import ActivationNormalizer, RipsPersistence
+
+    config = make_config(
+        "digits",
+        n_networks=1,
+        widths=(64, 8, 8, 10),
+        thresholds=(0.3, 0.5),
+        max_epochs=60,
+        lr=1e-2,
+        n_inputs=40,
+        n_subsamples=2,
+        n_permutations=9,
+        resolution=21,
+    )
+    result = run_experiment(config, tmp_path, verbose=0)
+    stored = _folder.load_diagrams(next((tmp_path / "diagrams").glob("*.npz")))
+    batch = _compute.load_data(config).batches[0].astype(np.float64)
+    rips = RipsPersistence(local=True)
+    for center, same in ((True, True), ("auto", False)):
+        normalized = ActivationNormalizer(method="local", center=center)
+        expected = rips.fit_transform(normalized.fit_transform([batch]))[0, 0, 0]
+        assert np.array_equal(stored[0, 0], expected) == same
+    assert "rays" in result.observations
+    assert len(result.observations["rays"]["alignment"]) == 4
 
 
 def test_diagrams_are_stored_per_sample(baseline):
@@ -106,6 +171,13 @@ def test_interrupted_run_resumes_to_the_same_results(baseline, tmp_path, monkeyp
     )
     result = run_experiment(config, tmp_path, resume=True, verbose=0)
     assert len(computed) == len(baseline.thresholds) - 2
+    # The timings keep the interrupted call's costs; only the diagrams
+    # computed in a call divide its persistence time.
+    history = result.timing_history
+    assert [call["diagrams_computed"] for call in history] == [2, len(computed)]
+    assert history[0]["timings"]["training"] > 0
+    report = (tmp_path / "report.md").read_text()
+    assert "over all 2 call(s)" in report
     np.testing.assert_array_equal(result.landscapes, baseline.landscapes)
     np.testing.assert_array_equal(result.test.pvalues_, baseline.test.pvalues_)
 

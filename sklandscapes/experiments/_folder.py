@@ -59,7 +59,7 @@ def clear_run(out):
     """Remove what a previous run wrote (only our own files and folders)."""
     for name in (TRAINING_DIR, DIAGRAMS_DIR):
         shutil.rmtree(out / name, ignore_errors=True)
-    for pattern in ("*.png", "*.npz", "*.md", CONFIG_FILE):
+    for pattern in ("*.png", "*.npz", "*.md", CONFIG_FILE, "timings.json"):
         for path in out.glob(pattern):
             path.unlink()
 
@@ -90,3 +90,30 @@ def load_diagrams(path):
         for layer, d in np.ndindex(*shape):
             diagrams[layer, d] = stored[f"layer{layer}_dim{d}"]
     return diagrams
+
+
+TIMINGS_FILE = "timings.json"
+
+
+def record_timings(out, timings, n_computed):
+    """Append this call's stage timings to the folder's history; return it all.
+
+    A resumed run keeps the costs of the calls before it, so the report can
+    show what each stage cost in total, not only what this call reloaded.
+    """
+    path = Path(out) / TIMINGS_FILE
+    calls = []
+    if path.exists():
+        try:
+            calls = json.loads(path.read_text())["calls"]
+        except (ValueError, KeyError, TypeError):
+            calls = []  # a damaged history is started afresh, not fatal
+    calls.append({"timings": dict(timings), "diagrams_computed": int(n_computed)})
+    text = json.dumps({"calls": calls}, indent=1).encode()
+    atomic_write(path, lambda handle: handle.write(text))
+    return calls
+
+
+def count_diagrams(out):
+    """Samples whose diagrams are stored in the folder."""
+    return len(list((Path(out) / DIAGRAMS_DIR).glob("*.npz")))

@@ -22,6 +22,7 @@ def save_results(result):
         config=np.asarray(json.dumps(result.config.to_dict())),
         observations=np.asarray(json.dumps(result.observations)),
         timings=np.asarray(json.dumps(result.timings)),
+        timing_history=np.asarray(json.dumps(result.timing_history)),
     )
     atomic_write(
         result.out / "results.npz", lambda handle: np.savez_compressed(handle, **arrays)
@@ -40,16 +41,18 @@ def write_report(result, training, data):
 
     out, config = result.out, result.config
     figures = {}
-    last = len(config.thresholds) - 1
-    reached_last = np.flatnonzero(training.reached[:, last])
-    if len(reached_last):
-        network = training.snapshots[last][reached_last[0]]
+    # Fig. 1 at the highest threshold that some network reached.
+    reached = np.flatnonzero(training.reached.any(axis=0))
+    if len(reached):
+        top = reached[-1]
+        network = next(n for n in training.snapshots[top] if n is not None)
         extractor = ActivationExtractor(inputs=data.batches[0], device="cpu")
         activations = extractor.transform([network])[0]
         labels = data.batch_labels[0]
         n_layers = activations.shape[0]
         layers = sorted({0, 1, n_layers // 2, n_layers - 1})
         figures["activations"] = plot_activations(activations, labels, layers=layers)
+        result.observations["activations_threshold"] = float(config.thresholds[top])
     groups = result.test.groups_
     shown = sorted({groups[0], groups[len(groups) // 2], groups[-1]})
     figures["landscapes"] = plot_landscapes(
@@ -74,103 +77,268 @@ def write_report(result, training, data):
     atomic_write(out / "report.md", lambda handle: handle.write(text))
 
 
+def _num(value):
+    """Every non-integer number of the report, in one format."""
+    return f"{value:.3g}"
+
+
+def _pvalue(value, floor):
+    """A p-value; at the permutation test's floor, as an upper bound."""
+    return f"≤ {floor:.1g}" if value <= floor * (1 + 1e-9) else _num(value)
+
+
 def _report_text(result, figures, projection, training):
     config, obs, test = result.config, result.observations, result.test
+    n = config.n_networks
     reached = training.reached.sum(axis=0)
+    well = obs["well_reached_thresholds"]
+    thresholds = [float(t) for t in test.groups_]
+
+    def label(t):
+        # Thresholds that fewer than 90% of the networks reached are marked.
+        return f"{t:g}" if t in well else f"{t:g}†"
+
+    grid = obs["grid"]
+    levels = (
+        f"{grid['n_landscapes']} landscape levels (chosen from the data: at least "
+        "99% of every layer's squared norm)"
+        if config.n_landscapes == "auto"
+        else f"{grid['n_landscapes']} landscape levels"
+    )
     lines = [
         f"# Activation landscapes: {config.experiment} ({config.preset} preset)",
         "",
-        f"{config.n_networks} networks of widths {list(config.widths)}, snapshotted at "
-        f"training accuracies {list(config.thresholds)}; {config.method} "
-        f"normalization, homology in degree(s) {list(config.homology_dimensions)}"
+        f"{n} networks of widths {list(config.widths)}, trained with Adam (step "
+        f"{config.lr:g}, batches of {config.batch_size}, at most {config.max_epochs} "
+        f"epochs) and snapshotted at training accuracies {list(config.thresholds)}; "
+        f"{config.method} normalization, homology in degree(s) "
+        f"{list(config.homology_dimensions)}"
         + (" (local homology)" if config.method == "local" else "")
-        + f"; {config.n_landscapes} landscapes on {config.resolution} grid points.",
+        + f"; {levels} on {config.resolution} grid points of "
+        f"{list(config.sample_range)}.",
         "",
-        "Networks that reached each threshold within "
-        f"{config.max_epochs} epochs: "
-        + ", ".join(
-            f"{t}: {n}/{config.n_networks}" for t, n in zip(config.thresholds, reached)
-        )
-        + ".",
+        "## Training",
+        "",
+        "| threshold | networks that reached it | median epoch | snapshots equal to "
+        "the previous threshold's |",
+        "|---|---|---|---|",
+    ]
+    epochs = training.snapshot_epoch
+    for j, t in enumerate(config.thresholds):
+        hit = epochs[:, j] >= 0
+        median = f"{np.median(epochs[hit, j]):g}" if hit.any() else "—"
+        same = int((hit & (epochs[:, j] == epochs[:, j - 1])).sum()) if j > 0 else 0
+        lines.append(f"| {label(float(t))} | {reached[j]}/{n} | {median} | {same} |")
+    lines += [
+        "",
+        "† reached by fewer than 90% of the networks: observations drawn from it "
+        "rest on fewer networks. A snapshot equal to the previous threshold's is "
+        "a network that crossed both thresholds in the same epoch.",
         "",
         "## The paper's observations, checked",
         "",
     ]
-    if config.experiment == "synthetic":
-        lines.append(
-            f"1. **Holes of the input.** The input batch has "
-            f"{obs['input_h1_features']} long H1 bars (the nine-disks complement "
-            "has nine holes); the first layers keep landscape norms "
-            + ", ".join(f"{v:.3g}" for v in obs["first_layers_mean_norm"])
-            + "."
-        )
-    else:
-        lines.append(
-            f"1. **Features of the input.** The input batch has "
-            f"{obs['input_h1_features']} H1 bars that stand out; first-layer norms "
-            + ", ".join(f"{v:.3g}" for v in obs["first_layers_mean_norm"])
-            + "."
-        )
-    if obs["monotone_decreasing"]:
-        lines.append(
-            f"2. **Complexity across layers.** At threshold {np.max(test.groups_)} "
-            "the mean norm decreases at every layer here (the paper reports it "
-            "does not)."
-        )
-    else:
-        lines.append(
-            "2. **Complexity across layers is not monotonically decreasing**: at "
-            f"threshold {np.max(test.groups_)} the mean norm increases at layer(s) "
-            + ", ".join(map(str, obs["layers_where_complexity_increases"]))
-            + "."
-        )
-    totals = obs["mean_total_norm_by_threshold"]
-    lines.append(
-        "3. **Complexity changes with training.** Mean total norm by threshold: "
-        + ", ".join(f"{k}: {v:.3g}" for k, v in totals.items())
-        + f"; {obs['share_of_significant_pairs']:.0%} of the pairs of thresholds "
-        "differ at the 0.05 level."
-    )
-    lines += ["", "## Topological complexity per layer (mean landscape norm)", ""]
+    lines += _observation_lines(config, obs, thresholds, label)
+    lines += [
+        "",
+        "## Topological complexity per layer",
+        "",
+        "Mean over the networks of the exact norm of all landscape levels "
+        "(closed form from the pairs, no grid).",
+        "",
+    ]
     n_layers = result.norms.shape[1]
     lines.append(
         "| threshold | " + " | ".join(f"layer {i}" for i in range(n_layers)) + " |"
     )
     lines.append("|---" * (n_layers + 1) + "|")
-    for group in test.groups_:
-        mean = result.norms[result.thresholds == group].mean(axis=0)
-        lines.append(f"| {group} | " + " | ".join(f"{v:.3g}" for v in mean) + " |")
-    lines += ["", f"## Permutation tests ({config.n_permutations} permutations)", ""]
-    lines.append("| | " + " | ".join(str(g) for g in test.groups_) + " |")
-    lines.append("|---" * (len(test.groups_) + 1) + "|")
-    for i, group in enumerate(test.groups_):
-        cells = [
-            "—" if i == j else f"{test.pvalues_[i, j]:.3g}"
-            for j in range(len(test.groups_))
-        ]
-        lines.append(f"| {group} | " + " | ".join(cells) + " |")
-    n_diagrams = len(result.thresholds) * result.shape[0] * result.shape[1]
+    for t in thresholds:
+        lines.append(
+            f"| {label(t)} | "
+            + " | ".join(_num(v) for v in obs["mean_complexity"][str(t)])
+            + " |"
+        )
     lines += [
         "",
-        "## Where the time went (this call; stages stored earlier are only loaded)",
+        "## Landscape levels and grid",
         "",
-        "| stage | seconds |",
-        "|---|---|",
+        "Share of the squared norm (all levels, on the grid) that the kept levels "
+        "carry, and the grid's squared norm of all levels over the exact one: far "
+        "from 1, the layer's bars are narrower than the grid step, so its "
+        "landscape vectors (plots, kernels, tests) see them only roughly.",
+        "",
+        "| layer | kept levels' share | grid / exact | grid resolves the bars |",
+        "|---|---|---|---|",
     ]
-    lines += [f"| {stage} | {secs:.1f} |" for stage, secs in result.timings.items()]
-    lines.append(
-        f"| persistence per diagram ({n_diagrams} diagrams) | "
-        f"{result.timings['persistence'] / max(n_diagrams, 1):.3g} |"
-    )
+    for i in range(n_layers):
+        ok = "no" if i in grid["unresolved_layers"] else "yes"
+        lines.append(
+            f"| {i} | {grid['kept_share'][i]:.1%} | "
+            f"{_num(grid['grid_over_exact'][i])} | {ok} |"
+        )
+    floor = 1 / (config.n_permutations + 1)
+    lines += [
+        "",
+        f"## Permutation tests ({config.n_permutations} permutations)",
+        "",
+        "p-values of the pairwise tests between thresholds (Table I): raw above "
+        "the diagonal, Holm-corrected over the "
+        f"{len(thresholds) * (len(thresholds) - 1) // 2} pairs below it. "
+        f"The smallest p-value the test can give is {floor:.1g}.",
+        "",
+    ]
+    adjusted = np.zeros_like(test.pvalues_)
+    upper = np.triu_indices(len(thresholds), 1)
+    from sklandscapes.experiments._compute import holm_adjust
+
+    adjusted[upper] = holm_adjust(test.pvalues_[upper])
+    lines.append("| | " + " | ".join(label(t) for t in thresholds) + " |")
+    lines.append("|---" * (len(thresholds) + 1) + "|")
+    for i, t in enumerate(thresholds):
+        cells = [
+            "—"
+            if i == j
+            else _pvalue(test.pvalues_[i, j] if i < j else adjusted[j, i], floor)
+            for j in range(len(thresholds))
+        ]
+        lines.append(f"| {label(t)} | " + " | ".join(cells) + " |")
+    lines += _timing_lines(result)
     lines += ["", "## Figures", ""]
+    top = obs.get("activations_threshold")
     captions = {
-        "activations": "Activations of some layers of one trained network (PCA).",
+        "activations": "Activations of some layers of one network at training "
+        f"accuracy {top} (the highest threshold reached), first two principal "
+        "components.",
         "landscapes": "Average activation landscapes per threshold (rows) and layer.",
         "curves": "2-D projection of the activation landscape curves "
         f"(explained variance {projection.explained_variance_ratio.sum():.0%}).",
-        "complexity": "Landscape norm per layer, one line per threshold.",
+        "complexity": "Exact topological complexity per layer, one line per threshold.",
         "pvalues": "Pairwise permutation-test p-values between thresholds.",
     }
     for name in figures:
         lines += [f"![{captions[name]}]({name}.png)", "", captions[name], ""]
     return "\n".join(lines)
+
+
+def _verdict(holds):
+    return "**holds**" if holds else "**does not hold**"
+
+
+def _observation_lines(config, obs, thresholds, label):
+    lines = []
+    if "holes" in obs:
+        holes = obs["holes"]
+        counts = ", ".join(
+            f"layer {i}: {_num(m)} ({s:.0%} exactly 9)"
+            for i, (m, s) in enumerate(zip(holes["mean"], holes["share_exactly_nine"]))
+        )
+        first = holes["share_exactly_nine"][1] if len(holes["mean"]) > 1 else 0
+        lines.append(
+            "1. **The first layers see the input's nine holes**: "
+            f"{_verdict(first >= 0.5)} at threshold {label(holes['threshold'])} "
+            f"({holes['n_networks']} networks). Mean number of H1 bars longer "
+            f"than 0.05 per network (share of networks with exactly nine): "
+            f"{counts}."
+        )
+    not_monotone = obs["thresholds_not_monotone"]
+    rises = obs["total_rise"]
+    rise_text = ", ".join(f"{label(t)}: {_num(rises[str(t)])}" for t in thresholds)
+    first_rise, last_rise = rises[str(thresholds[0])], rises[str(thresholds[-1])]
+    per_threshold = "; ".join(
+        f"{label(t)}: "
+        + (
+            "layers "
+            + ", ".join(map(str, obs["layers_where_complexity_increases"][str(t)]))
+            if obs["layers_where_complexity_increases"][str(t)]
+            else "none"
+        )
+        for t in thresholds
+    )
+    lines.append(
+        "2. **Complexity is not monotonically decreasing across layers**: "
+        f"{_verdict(len(not_monotone) == len(thresholds))}: the mean complexity "
+        f"increases from one layer to the next at {len(not_monotone)} of "
+        f"{len(thresholds)} thresholds ({per_threshold}). **The effect increases "
+        f"with training**: {_verdict(last_rise > first_rise)}: the sum of these "
+        f"increases is {rise_text}."
+    )
+    totals = obs["mean_total_complexity"]
+    total_text = ", ".join(f"{label(t)}: {_num(totals[str(t)])}" for t in thresholds)
+    if obs["grows_first_last"]:
+        a, b = obs["grows_first_last"]
+        share = obs["share_of_networks_growing"]
+        holds = share > 0.5 and totals[str(b)] > totals[str(a)]
+        lines.append(
+            f"3. **Complexity grows with training**: {_verdict(holds)}: the mean "
+            f"total complexity (sum over layers) is {total_text}; from threshold "
+            f"{a:g} to {b:g} it grows in {share:.0%} of the networks."
+        )
+    else:
+        lines.append(
+            "3. **Complexity grows with training**: not checked, fewer than two "
+            f"thresholds were reached by 90% of the networks (totals: {total_text})."
+        )
+    lines.append(
+        "4. **The thresholds' landscapes differ (Table I)**: "
+        f"{_verdict(obs['share_of_significant_pairs_holm'] == 1)}: "
+        f"{obs['share_of_significant_pairs']:.0%} of the pairs of thresholds differ "
+        f"at the 0.05 level ({obs['share_of_significant_pairs_holm']:.0%} after "
+        f"Holm's correction; largest p-value {_num(obs['largest_pvalue'])}, "
+        f"{_num(obs['largest_pvalue_holm'])} corrected)."
+    )
+    if "rays" in obs:
+        rays = obs["rays"]
+        scores, shuffled = rays["alignment"], rays["shuffled"]
+        n_layers = len(scores)
+        hidden = range(1, n_layers - 1)
+        ending = max(scores[-2:])
+        best_hidden = max(scores[i] for i in hidden) if n_layers > 2 else 0.0
+        table = ", ".join(
+            f"layer {i}: {_num(a)} (shuffled {_num(b)})"
+            for i, (a, b) in enumerate(zip(scores, shuffled))
+        )
+        lines.append(
+            "5. **Classes lie on rays from the origin in the ending layers**: "
+            f"mean cosine between a point and its class's mean direction, at "
+            f"threshold {label(rays['threshold'])} ({rays['n_networks']} networks): "
+            f"{table}. Above the shuffled-label baseline in every layer where "
+            "the score exceeds it; specific to the ending layers "
+            f"{_verdict(ending > best_hidden)} (ending {_num(ending)}, best hidden "
+            f"layer {_num(best_hidden)})."
+        )
+    return lines
+
+
+def _timing_lines(result):
+    history = result.timing_history or [
+        {"timings": result.timings, "diagrams_computed": 0}
+    ]
+    stages = list(result.timings)
+    total = {s: sum(c["timings"].get(s, 0.0) for c in history) for s in stages}
+    computed = sum(c["diagrams_computed"] for c in history)
+    lines = [
+        "",
+        "## Where the time went",
+        "",
+        f"Seconds per stage, in this call and over all {len(history)} call(s) on "
+        "this folder (a resumed call only reloads the stages stored before).",
+        "",
+        "| stage | this call | all calls |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {stage} | {result.timings[stage]:.1f} | {total[stage]:.1f} |"
+        for stage in stages
+    ]
+    now = history[-1]["diagrams_computed"]
+    per_sample = result.shape[0] * result.shape[1]
+
+    def per(seconds, samples):
+        return _num(seconds / (samples * per_sample)) if samples else "—"
+
+    lines.append(
+        f"| persistence per diagram computed ({now * per_sample} in this call, "
+        f"{computed * per_sample} in all) | {per(result.timings['persistence'], now)} "
+        f"| {per(total['persistence'], computed)} |"
+    )
+    return lines

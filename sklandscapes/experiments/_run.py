@@ -8,8 +8,12 @@ import numpy as np
 
 from sklandscapes.experiments import _compute, _folder, _report
 from sklandscapes.experiments._config import ExperimentConfig, ExperimentError
-from sklandscapes.landscapes import LandscapeVectorizer
-from sklandscapes.stats import PermutationTest, landscape_norms
+from sklandscapes.landscapes import LandscapeVectorizer, quadrature_weights
+from sklandscapes.stats import (
+    PermutationTest,
+    landscape_norms,
+    topological_complexity,
+)
 
 
 @dataclasses.dataclass
@@ -29,7 +33,8 @@ class ExperimentResult:
         ``(n_layers, n_homology_dimensions, n_landscapes, n_bins)``.
     grid : ndarray of shape (n_bins,)
     norms : ndarray of shape (n_samples, n_layers)
-        Topological complexity per layer.
+        Topological complexity per layer, exact (all landscape levels, from
+        the pairs: :func:`~sklandscapes.stats.topological_complexity`).
     test : PermutationTest
         Fitted on the landscapes grouped by threshold.
     observations : dict
@@ -40,6 +45,9 @@ class ExperimentResult:
         Seconds spent in this call on each stage: ``data``, ``training``,
         ``extraction``, ``persistence``, ``landscapes`` (with norms) and
         ``tests``. On resume, stages stored before are only loaded.
+    timing_history : list of dict
+        Every call on this run folder, first one first: its ``timings`` and
+        the number of diagrams it computed (``timings.json`` in ``out``).
 
     Examples
     --------
@@ -55,8 +63,8 @@ class ExperimentResult:
     (4, 1, 5, 51)
     >>> result.norms.shape == (len(result.landscapes), 4)
     True
-    >>> result.observations["input_h1_features"]  # the nine holes
-    9
+    >>> result.observations["holes"]["mean"][0]  # the input batch's nine holes
+    9.0
     """
 
     config: ExperimentConfig
@@ -70,6 +78,7 @@ class ExperimentResult:
     observations: dict
     out: Path
     timings: dict
+    timing_history: list = dataclasses.field(default_factory=list)
 
 
 def run_experiment(
@@ -92,8 +101,8 @@ def run_experiment(
         From :func:`make_config`.
     out : str or Path
         Output folder. Holds ``config.json``, ``training/`` (snapshots and
-        log), ``diagrams/`` (one file per sample), ``results.npz``, the figures
-        and ``report.md``.
+        log), ``diagrams/`` (one file per sample), ``results.npz``, the figures,
+        ``report.md`` and ``timings.json`` (the stage timings of every call).
     resume : bool, default=False
         Continue the run in ``out`` (same configuration), skipping every
         result already stored.
@@ -129,7 +138,7 @@ def run_experiment(
     >>> out = tempfile.mkdtemp()
     >>> result = run_experiment(config, out, verbose=0)
     >>> sorted(p.name for p in result.out.iterdir() if p.suffix != ".png")
-    ['config.json', 'diagrams', 'report.md', 'results.npz', 'training']
+    ['config.json', 'diagrams', 'report.md', 'results.npz', 'timings.json', 'training']
     >>> resumed = run_experiment(config, out, resume=True, verbose=0)  # loads all
     >>> bool((resumed.landscapes == result.landscapes).all())
     True
@@ -138,53 +147,68 @@ def run_experiment(
     timings = dict.fromkeys(
         ("data", "training", "extraction", "persistence", "landscapes", "tests"), 0.0
     )
-    clock = time.perf_counter()
-    data = _compute.load_data(config)
-    timings["data"] = time.perf_counter() - clock
-    clock = time.perf_counter()
-    training = _compute.train(config, data.X, data.y, out, device, verbose)
-    timings["training"] = time.perf_counter() - clock
-    if not training.reached.any():
-        raise ExperimentError(
-            "no network reached the first threshold "
-            f"{config.thresholds[0]} within {config.max_epochs} epochs; raise "
-            "max_epochs or lower the thresholds"
+    stored = _folder.count_diagrams(out)
+    try:
+        clock = time.perf_counter()
+        data = _compute.load_data(config)
+        timings["data"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        training = _compute.train(config, data.X, data.y, out, device, verbose)
+        timings["training"] = time.perf_counter() - clock
+        if not training.reached.any():
+            raise ExperimentError(
+                "no network reached the first threshold "
+                f"{config.thresholds[0]} within {config.max_epochs} epochs; raise "
+                "max_epochs or lower the thresholds"
+            )
+        with _compute.backend(backend, scheduler, n_jobs):
+            keys, diagrams = _compute.compute_diagrams(
+                config, training, data.batches, out, n_jobs, device, verbose, timings
+            )
+        clock = time.perf_counter()
+        layered = np.empty((len(diagrams),) + diagrams[0].shape, dtype=object)
+        for i, sample in enumerate(diagrams):
+            layered[i] = sample
+        vectorizer = LandscapeVectorizer(
+            n_landscapes=config.n_landscapes,
+            sample_range=config.sample_range,
+            resolution=config.resolution,
         )
-    with _compute.backend(backend, scheduler, n_jobs):
-        keys, diagrams = _compute.compute_diagrams(
-            config, training, data.batches, out, n_jobs, device, verbose, timings
+        landscapes = vectorizer.fit_transform(layered)
+        shape = vectorizer.shape_
+        groups_of = np.asarray([config.thresholds[j] for j, _, _ in keys])
+        networks = np.asarray([k for _, k, _ in keys])
+        # Complexity from the closed form: deep layers have bars narrower than
+        # the grid step, where the grid's norms are quadrature noise.
+        norms = topological_complexity(layered, config.sample_range)
+        grid = _grid_diagnostics(layered, landscapes, vectorizer, norms)
+        timings["landscapes"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        if len(np.unique(groups_of)) >= 2:
+            test = PermutationTest(
+                n_permutations=config.n_permutations,
+                grid=vectorizer.grid_,
+                random_state=config.seed,
+                n_jobs=n_jobs,
+                verbose=verbose,
+            ).fit(landscapes, groups_of)
+        else:
+            raise ExperimentError(
+                "fewer than two thresholds were reached by any network, so nothing "
+                "can be compared; raise max_epochs or change the thresholds"
+            )
+        timings["tests"] = time.perf_counter() - clock
+        observations = _compute.observations(
+            config, diagrams, keys, training, norms, test
         )
-    clock = time.perf_counter()
-    layered = np.empty((len(diagrams),) + diagrams[0].shape, dtype=object)
-    for i, sample in enumerate(diagrams):
-        layered[i] = sample
-    vectorizer = LandscapeVectorizer(
-        n_landscapes=config.n_landscapes,
-        sample_range=config.sample_range,
-        resolution=config.resolution,
-    )
-    landscapes = vectorizer.fit_transform(layered)
-    shape = vectorizer.shape_
-    groups_of = np.asarray([config.thresholds[j] for j, _, _ in keys])
-    networks = np.asarray([k for _, k, _ in keys])
-    norms = landscape_norms(landscapes, shape, grid=vectorizer.grid_)
-    timings["landscapes"] = time.perf_counter() - clock
-    clock = time.perf_counter()
-    if len(np.unique(groups_of)) >= 2:
-        test = PermutationTest(
-            n_permutations=config.n_permutations,
-            grid=vectorizer.grid_,
-            random_state=config.seed,
-            n_jobs=n_jobs,
-            verbose=verbose,
-        ).fit(landscapes, groups_of)
-    else:
-        raise ExperimentError(
-            "fewer than two thresholds were reached by any network, so nothing "
-            "can be compared; raise max_epochs or change the thresholds"
-        )
-    timings["tests"] = time.perf_counter() - clock
-    observations = _compute.observations(config, diagrams, groups_of, norms, test)
+        observations["grid"] = grid
+        if config.experiment == "digits":
+            observations["rays"] = _rays(config, training, data, observations)
+    except BaseException:
+        # An interrupted call's costs stay in the history of the folder.
+        _folder.record_timings(out, timings, _folder.count_diagrams(out) - stored)
+        raise
+    calls = _folder.record_timings(out, timings, _folder.count_diagrams(out) - stored)
     result = ExperimentResult(
         config=config,
         landscapes=landscapes,
@@ -197,7 +221,67 @@ def run_experiment(
         observations=observations,
         out=out,
         timings=timings,
+        timing_history=calls,
     )
     _report.save_results(result)
     _report.write_report(result, training, data)
     return result
+
+
+# A layer whose grid norm (all levels, trapezoid rule) is off the exact one by
+# more than this share has bars that the grid cannot resolve.
+_RESOLUTION_RTOL = 0.1
+
+
+def _grid_diagnostics(layered, landscapes, vectorizer, norms):
+    """Per layer: the share of the norm the kept levels carry, and resolution.
+
+    ``kept_share``: squared norm of the kept levels on the grid over that of
+    all levels on the grid (summed over samples and homology dimensions).
+    ``grid_over_exact``: squared norm of all levels on the grid over the exact
+    one; far from 1 where bars are narrower than the grid step.
+    """
+    n_layers = vectorizer.n_layers_
+    kept = landscape_norms(landscapes, vectorizer.shape_, grid=vectorizer.grid_)
+    weights = quadrature_weights(vectorizer.grid_)
+    end, grid = vectorizer.grid_[-1], vectorizer.grid_
+    all_levels = np.zeros(n_layers)
+    for (_, layer, _), diagram in np.ndenumerate(layered):
+        pairs = np.where(np.isinf(diagram), end, diagram)
+        tents = np.minimum(grid - pairs[:, :1], pairs[:, 1:] - grid)
+        all_levels[layer] += (np.maximum(tents, 0.0) ** 2 @ weights).sum()
+    kept_squares = (kept**2).sum(axis=0)
+    exact_squares = (norms**2).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        kept_share = np.where(all_levels > 0, kept_squares / all_levels, 1.0)
+        ratio = np.where(exact_squares > 0, all_levels / exact_squares, 1.0)
+    return {
+        "n_landscapes": int(vectorizer.n_landscapes_),
+        "kept_share": [float(v) for v in kept_share],
+        "grid_over_exact": [float(v) for v in ratio],
+        "unresolved_layers": [
+            int(i) for i in np.flatnonzero(np.abs(ratio - 1) > _RESOLUTION_RTOL)
+        ],
+    }
+
+
+def _rays(config, training, data, observations):
+    """Observation 5 (digits): classes on rays, per layer, with a baseline."""
+    from sklandscapes.activations import ActivationExtractor
+
+    well = observations["well_reached_thresholds"]
+    j = config.thresholds.index(well[-1]) if well else len(config.thresholds) - 1
+    nets = [net for net in training.snapshots[j] if net is not None]
+    clouds = ActivationExtractor(inputs=data.batches[0], device="cpu").transform(nets)
+    scores, baselines = zip(
+        *(
+            _compute.ray_alignment(row, data.batch_labels[0], config.seed)
+            for row in clouds
+        )
+    )
+    return {
+        "threshold": float(config.thresholds[j]),
+        "n_networks": len(nets),
+        "alignment": [float(v) for v in np.mean(scores, axis=0)],
+        "shuffled": [float(v) for v in np.mean(baselines, axis=0)],
+    }
