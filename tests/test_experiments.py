@@ -28,6 +28,7 @@ def tiny_config(**overrides):
         max_epochs=40,
         spacing=0.05,
         sublattice_step=2,
+        n_landscapes=5,
         resolution=51,
         n_permutations=99,
     )

@@ -148,6 +148,7 @@ _PRESETS = {
         max_epochs=200,
         batch_class=1,
         sublattice_step=4,
+        n_landscapes="auto",
         n_permutations=2_000,
     ),
     ("synthetic", "paper"): dict(
@@ -177,6 +178,7 @@ _PRESETS = {
         max_epochs=100,
         method="local",
         sample_range=(0.0, 2.0),
+        n_landscapes="auto",
         n_inputs=300,
         n_subsamples=2,
         n_permutations=2_000,

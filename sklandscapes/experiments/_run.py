@@ -56,7 +56,7 @@ class ExperimentResult:
     >>> config = make_config(
     ...     "synthetic", n_networks=2, widths=(2, 16, 16, 2), thresholds=(0.6, 0.7),
     ...     lr=1e-2, batch_size=64, max_epochs=40, spacing=0.05,
-    ...     sublattice_step=2, resolution=51, n_permutations=99)
+    ...     sublattice_step=2, n_landscapes=5, resolution=51, n_permutations=99)
     >>> out = tempfile.mkdtemp()
     >>> result = run_experiment(config, out, verbose=0)
     >>> result.shape  # input + 2 hidden layers + logits, H1, 5 landscapes
@@ -134,7 +134,7 @@ def run_experiment(
     >>> config = make_config(
     ...     "synthetic", n_networks=2, widths=(2, 16, 16, 2), thresholds=(0.6, 0.7),
     ...     lr=1e-2, batch_size=64, max_epochs=40, spacing=0.05,
-    ...     sublattice_step=2, resolution=51, n_permutations=99)
+    ...     sublattice_step=2, n_landscapes=5, resolution=51, n_permutations=99)
     >>> out = tempfile.mkdtemp()
     >>> result = run_experiment(config, out, verbose=0)
     >>> sorted(p.name for p in result.out.iterdir() if p.suffix != ".png")
