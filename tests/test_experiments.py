@@ -310,3 +310,23 @@ def test_unreachable_scheduler(tmp_path, monkeypatch):
 def test_config_round_trips_through_json():
     config = tiny_config()
     assert experiments.ExperimentConfig.from_dict(config.to_dict()) == config
+
+
+@pytest.mark.parametrize("preset", ["fast", "paper"])
+def test_synthetic_presets_keep_the_input_layers_nine_holes(preset):
+    """The nine nearly equal holes need nine levels: "auto" keeps >= 98%."""
+    from sklandscapes import LandscapeVectorizer, RipsPersistence
+    from sklandscapes.normalization import ActivationNormalizer
+
+    config = make_config("synthetic", preset)
+    batch = _compute.load_data(config).batches[0].astype(np.float64)
+    diagrams = RipsPersistence().fit_transform(
+        ActivationNormalizer().fit_transform([batch])
+    )
+    vectorizer = LandscapeVectorizer(
+        n_landscapes=config.n_landscapes,
+        sample_range=config.sample_range,
+        resolution=config.resolution,
+    ).fit(diagrams)
+    assert vectorizer.n_landscapes_ >= 9
+    assert vectorizer.level_share_[0, 0] >= 0.98
