@@ -1,9 +1,11 @@
 """Sphinx configuration of the sklandscapes documentation.
 
 Build with ``bash scripts/docs.sh`` (warnings are errors). The gallery is built
-from ``examples/`` by sphinx-gallery without running the examples, since the
-test suite runs them (``tests/test_examples*.py``); set
-``SKLANDSCAPES_DOCS_RUN_GALLERY=1`` to execute them and show their output.
+from ``examples/`` by sphinx-gallery, which runs every example (about two
+minutes on 2 CPU cores, with the options of ``sphinxext/gallery_runner.py``) and
+shows what it prints and the figures it writes;
+``SKLANDSCAPES_DOCS_RUN_GALLERY=0`` builds the pages without running them (no
+figures, placeholder thumbnails), for a quick look at the text.
 The figures of the user guide are drawn at build time by our own code through
 matplotlib's plot directive (the scripts are in ``docs/_pyplots/`` or inline).
 """
@@ -17,6 +19,8 @@ import sklandscapes
 DOCS = Path(__file__).resolve().parent
 # The plot directive's scripts import the small helpers in docs/_pyplots.
 sys.path.insert(0, str(DOCS / "_pyplots"))
+# How the gallery runs the examples (options, figures); see gallery_runner.py.
+sys.path.insert(0, str(DOCS / "sphinxext"))
 
 # The figures must not depend on how many threads torch finds free on a busy
 # machine: these networks are tiny, one thread is fastest.
@@ -77,7 +81,7 @@ if os.environ.get("SKLANDSCAPES_DOCS_INTERSPHINX", "0") != "1":
 
 # -- Gallery -----------------------------------------------------------------
 
-run_gallery = os.environ.get("SKLANDSCAPES_DOCS_RUN_GALLERY", "0") == "1"
+run_gallery = os.environ.get("SKLANDSCAPES_DOCS_RUN_GALLERY", "1") != "0"
 sphinx_gallery_conf = {
     "examples_dirs": "../examples",
     "gallery_dirs": "auto_examples",
@@ -90,6 +94,11 @@ sphinx_gallery_conf = {
     "reference_url": {"sklandscapes": None},
     "remove_config_comments": True,
     "show_memory": False,
+    # The examples are scripts that write their figures to --out: run them
+    # with small options and an output folder in the build, and show the
+    # files they write. Named by string, so that the configuration pickles.
+    "reset_argv": "gallery_runner.reset_argv",
+    "image_scrapers": ("gallery_runner.written_figures",),
 }
 
 # -- Figures drawn at build time ---------------------------------------------

@@ -49,7 +49,9 @@ def make_clouds(n_per_class, n_points, noise, rng):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[1])
+    # sphinx-gallery, which runs the examples for the docs, empties __doc__.
+    description = __doc__.split("\n\n")[1] if __doc__ else None
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--n-per-class", type=int, default=40)
     parser.add_argument("--n-points", type=int, default=100)
     parser.add_argument("--noise", type=float, default=0.08)

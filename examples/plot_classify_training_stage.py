@@ -64,7 +64,9 @@ from sklandscapes.plotting import plot_landscapes
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[1])
+    # sphinx-gallery, which runs the examples for the docs, empties __doc__.
+    description = __doc__.split("\n\n")[1] if __doc__ else None
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--n-networks", type=int, default=16)
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.5, 0.9, 0.99])
     parser.add_argument("--hidden", type=int, nargs="+", default=[32, 32, 32])

@@ -43,7 +43,9 @@ from sklandscapes.stats import landscape_norms
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[1])
+    # sphinx-gallery, which runs the examples for the docs, empties __doc__.
+    description = __doc__.split("\n\n")[1] if __doc__ else None
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
         "--thresholds", type=float, nargs="+", default=[0.7, 0.8, 0.9, 0.95]
     )

@@ -46,7 +46,9 @@ from sklandscapes.plotting import plot_landscapes, plot_pvalues
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[1])
+    # sphinx-gallery, which runs the examples for the docs, empties __doc__.
+    description = __doc__.split("\n\n")[1] if __doc__ else None
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--n-networks", type=int, default=10)
     parser.add_argument(
         "--thresholds",

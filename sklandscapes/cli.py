@@ -73,8 +73,21 @@ def _parser():
         metavar="W",
         help="layer widths, input and output included (e.g. 2 15 15 2)",
     )
-    run.add_argument("--max-epochs", type=int, metavar="N")
-    run.add_argument("--permutations", type=int, metavar="N")
+    run.add_argument(
+        "--max-epochs",
+        type=int,
+        metavar="N",
+        help="most training epochs per network; a network that has not reached a "
+        "threshold by then has no snapshot there (default: the preset's, "
+        "synthetic 200 fast / 1000 paper, digits 100 / 500)",
+    )
+    run.add_argument(
+        "--permutations",
+        type=int,
+        metavar="N",
+        help="random relabelings per pair of thresholds in the permutation test; "
+        "the smallest p-value is 1/(N+1) (default: 2000 fast, 10000 paper)",
+    )
     run.add_argument("--seed", type=int, metavar="N", help="random seed (default: 0)")
     run.add_argument(
         "--mnist",
@@ -112,7 +125,10 @@ def _add_runtime_options(parser, default_out):
         "--backend",
         choices=("loky", "dask"),
         default="loky",
-        help="where persistence runs: local processes, or a Dask cluster",
+        help="where the persistence stage runs: loky, on this machine in "
+        "--n-jobs threads of this process (GUDHI releases the GIL); dask, on the "
+        "Dask cluster at --scheduler, or on a local in-process cluster of "
+        "--n-jobs workers (default: loky)",
     )
     parser.add_argument(
         "--scheduler",

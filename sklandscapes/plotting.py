@@ -47,24 +47,85 @@ def _layer_list(activations):
     return layers
 
 
-def plot_activations(activations, labels=None, layers=None, n_components=2):
+# A qualitative colour map keeps every class distinct; past 20 classes no
+# qualitative map has enough colours and a continuous one with a colour bar
+# reads better than repeated colours.
+_MAX_LEGEND_CLASSES = 20
+
+
+def _distinct_in_order(values):
+    """The distinct values of ``values`` in order of first appearance."""
+    values = np.asarray(values)
+    if values.ndim != 1:
+        raise ValueError(
+            f"expected a 1-D sequence of labels, got shape {values.shape}."
+        )
+    _, first = np.unique(values, return_index=True)
+    return values[np.sort(first)]
+
+
+def _group_text(group):
+    """A label as text: ``0.9`` rather than ``0.9000000000000001``."""
+    if isinstance(group, (float, np.floating)):
+        return f"{group:.6g}"
+    return str(group)
+
+
+def _is_numeric(values):
+    return np.asarray(values).dtype.kind in "biuf"
+
+
+def _axis_names(points, n_components):
+    """Project a layer on its principal axes; name the axes by what they show."""
+    from sklearn.decomposition import PCA
+
+    width = points.shape[1]
+    if width > n_components:
+        pca = PCA(n_components=n_components).fit(points)
+        names = [
+            f"PC {i} ({ratio:.0%} var.)"
+            for i, ratio in enumerate(pca.explained_variance_ratio_, start=1)
+        ]
+        return pca.transform(points), names
+    # A layer this narrow is shown as is: its axes are its units.
+    coords = np.zeros((len(points), n_components))
+    coords[:, :width] = points
+    names = [f"unit {i}" for i in range(1, width + 1)]
+    names += [f"(none: {width} unit{'s' if width > 1 else ''})"] * (
+        n_components - width
+    )
+    return coords, names
+
+
+def plot_activations(
+    activations, labels=None, layers=None, n_components=2, *, label_name="class"
+):
     """Scatter the activations of some layers on their principal axes (Fig. 1).
+
+    Each axis is labelled with its principal component and the share of the
+    layer's variance it keeps (``PC 1 (62% var.)``); a layer with at most
+    ``n_components`` units is shown as is, on axes named by its units.
 
     Parameters
     ----------
     activations : object array of shape (n_layers,) or (1, n_layers), or list
         One sample's activations, e.g. ``ActivationExtractor(...).transform([net])[0]``.
     labels : array-like of shape (n_points,), default=None
-        Class of each input point, for the colours.
+        Class of each input point, for the colours. Up to 20 distinct classes
+        get the qualitative colour map ``tab10`` (``tab20`` past 10) and a
+        legend, in sorted order; more classes, or many distinct float values,
+        get the continuous ``viridis`` and a colour bar.
     layers : sequence of int, default=None
         Layers to show; ``None`` shows all.
     n_components : {2, 3}, default=2
         Dimension of the PCA projection of each layer.
+    label_name : str, default="class"
+        What ``labels`` are: the title of the legend or colour bar.
 
     Returns
     -------
     fig : matplotlib.figure.Figure
-        One axes per layer.
+        One axes per layer (and one for the colour bar, if any).
 
     Examples
     --------
@@ -72,11 +133,14 @@ def plot_activations(activations, labels=None, layers=None, n_components=2):
     >>> from sklandscapes.plotting import plot_activations
     >>> rng = np.random.default_rng(0)
     >>> fig = plot_activations([rng.normal(size=(50, 2)), rng.normal(size=(50, 5))],
-    ...                        labels=rng.integers(0, 2, 50))
-    >>> len(fig.axes)
-    2
+    ...                        labels=rng.integers(0, 2, 50), label_name="digit")
+    >>> len(fig.axes), fig.axes[1].get_xlabel()[:4]
+    (2, 'PC 1')
+    >>> fig.legends[0].get_title().get_text()
+    'digit'
     """
-    from sklearn.decomposition import PCA
+    from matplotlib import colormaps
+    from matplotlib.lines import Line2D
 
     if n_components not in (2, 3):
         raise ValueError(f"n_components must be 2 or 3, got {n_components!r}.")
@@ -87,23 +151,95 @@ def plot_activations(activations, labels=None, layers=None, n_components=2):
             raise ValueError(
                 f"layer {layer!r} does not exist; there are {len(all_layers)} layers."
             )
-    fig = _figure(figsize=(3.2 * len(layers), 3.2), layout="constrained")
-    projection = "3d" if n_components == 3 else None
-    for position, layer in enumerate(layers, start=1):
-        points = all_layers[layer]
-        ax = fig.add_subplot(1, len(layers), position, projection=projection)
-        if points.shape[1] > n_components:
-            coords = PCA(n_components=n_components).fit_transform(points)
+    colour, classes, palette = None, None, None
+    if labels is not None:
+        labels = np.asarray(labels)
+        n_points = len(all_layers[layers[0]]) if len(layers) else 0
+        if labels.shape != (n_points,):
+            raise ValueError(
+                f"labels must have shape ({n_points},), one class per point, "
+                f"got shape {labels.shape}."
+            )
+        classes, codes = np.unique(labels, return_inverse=True)
+        categorical = len(classes) <= _MAX_LEGEND_CLASSES
+        if categorical:
+            palette = colormaps["tab10" if len(classes) <= 10 else "tab20"]
+            colour = palette(codes)
         else:
-            coords = np.zeros((len(points), n_components))
-            coords[:, : points.shape[1]] = points
-        ax.scatter(*coords.T, c=labels, s=4, cmap="coolwarm")
+            colour = labels if _is_numeric(labels) else codes
+    fig = _figure(figsize=(3.2 * len(layers) + 1, 3.4), layout="constrained")
+    projection = "3d" if n_components == 3 else None
+    scatter = None
+    for position, layer in enumerate(layers, start=1):
+        ax = fig.add_subplot(1, len(layers), position, projection=projection)
+        coords, names = _axis_names(all_layers[layer], n_components)
+        continuous = colour is not None and palette is None
+        scatter = ax.scatter(
+            *coords.T, c=colour, s=4, cmap="viridis" if continuous else None
+        )
         ax.set_title(f"layer {layer}")
+        ax.set_xlabel(names[0])
+        ax.set_ylabel(names[1])
+        if n_components == 3:
+            ax.set_zlabel(names[2])
+    if palette is not None:
+        handles = [
+            Line2D([], [], ls="", marker="o", ms=5, color=palette(i))
+            for i in range(len(classes))
+        ]
+        fig.legend(
+            handles,
+            [_group_text(c) for c in classes],
+            title=label_name,
+            loc="outside right upper",
+            fontsize="small",
+        )
+    elif labels is not None and scatter is not None:
+        fig.colorbar(scatter, ax=fig.axes, label=label_name)
     return fig
 
 
+def _check_sharey(sharey):
+    if sharey is True:
+        return "all"
+    if sharey is False:
+        return "none"
+    if sharey not in ("all", "row", "col", "none"):
+        raise ValueError(
+            "sharey must be 'all', 'row', 'col', 'none', True or False, "
+            f"got {sharey!r}."
+        )
+    return sharey
+
+
+def _row_label_function(row_label, y_name, numeric):
+    if callable(row_label):
+        return row_label
+    if isinstance(row_label, str):
+        return row_label.format
+    if row_label is not None:
+        raise ValueError(
+            "row_label must be None, a format string such as "
+            f"'training accuracy ≥ {{:.0%}}' or a callable, got {row_label!r}."
+        )
+    if numeric:
+        return lambda group: f"{y_name} = {_group_text(group)}"
+    return _group_text
+
+
 def plot_landscapes(
-    X, y, shape, grid=None, groups=None, layers=None, homology_dimension=0
+    X,
+    y,
+    shape,
+    grid=None,
+    groups=None,
+    layers=None,
+    homology_dimension=0,
+    *,
+    sharey="col",
+    y_name="threshold",
+    row_label=None,
+    title=None,
 ):
     """Average landscapes on a grid of groups (rows) by layers (columns) (Fig. 2).
 
@@ -118,38 +254,63 @@ def plot_landscapes(
     grid : array-like of shape (n_bins,), default=None
         The x values (the vectorizer's ``grid_``); ``None`` uses grid indices.
     groups : sequence, default=None
-        Groups to show, in order; ``None`` shows all.
+        Groups to show, in order from top to bottom; ``None`` shows all, in
+        order of first appearance in ``y`` (not sorted).
     layers : sequence of int, default=None
         Layers to show; ``None`` shows all.
     homology_dimension : int, default=0
         Position on the homology-dimension axis of the landscapes to show.
+    sharey : {"col", "row", "all", "none"} or bool, default="col"
+        Which axes share their y-scale. ``"col"`` gives every layer its own
+        scale, shared by the groups, so that layers whose landscapes are small
+        are not flat lines and groups stay comparable within a layer;
+        ``"all"`` (or ``True``) puts every axes on one scale; ``"none"`` (or
+        ``False``) scales each axes on its own.
+    y_name : str, default="threshold"
+        What ``y`` is; names the rows when ``row_label`` is ``None``.
+    row_label : str or callable, default=None
+        Text of each row from its group: a format string with one field, such
+        as ``"training accuracy ≥ {:.0%}"``, or a function of the group.
+        ``None`` writes ``"{y_name} = {group}"`` for numeric groups and the
+        group as given otherwise.
+    title : str, default=None
+        The figure's title; ``None`` writes what the grid shows.
 
     Returns
     -------
     fig : matplotlib.figure.Figure
         ``len(groups) * len(layers)`` axes, each with one line per landscape
-        function ``lambda_1 .. lambda_K``.
+        function ``lambda_1 .. lambda_K``; the x-axis is the filtration value
+        ``t`` and the y-axis ``lambda_k(t)``.
 
     Examples
     --------
     >>> import numpy as np
     >>> from sklandscapes.plotting import plot_landscapes
     >>> X = np.random.default_rng(0).random((4, 3 * 1 * 2 * 10))
-    >>> fig = plot_landscapes(X, [0, 0, 1, 1], shape=(3, 1, 2, 10))
+    >>> fig = plot_landscapes(X, [0.9, 0.9, 0.5, 0.5], shape=(3, 1, 2, 10),
+    ...                       row_label="training accuracy ≥ {:.0%}")
     >>> len(fig.axes), len(fig.axes[0].lines)
     (6, 2)
+    >>> fig.axes[0].get_ylabel(), fig.axes[3].get_ylabel()
+    ('training accuracy ≥ 90%', 'training accuracy ≥ 50%')
     """
     X, shape = _check_vectors(X, shape)
+    sharey = _check_sharey(sharey)
     all_groups, means = mean_landscapes(X, y)
     cube = means.reshape((len(all_groups),) + shape)
+    if groups is None:
+        groups = _distinct_in_order(y)
     group_rows = _positions(all_groups, groups, "groups")
+    label_of = _row_label_function(row_label, y_name, _is_numeric(all_groups))
     layers = range(shape[0]) if layers is None else list(layers)
     x = np.arange(shape[3]) if grid is None else np.asarray(grid)
     fig = _figure(
-        figsize=(2.2 * len(layers), 1.8 * len(group_rows)), layout="constrained"
+        figsize=(2.2 * len(layers) + 0.6, 1.8 * len(group_rows) + 0.8),
+        layout="constrained",
     )
     axes = fig.subplots(
-        len(group_rows), len(layers), sharex=True, sharey=True, squeeze=False
+        len(group_rows), len(layers), sharex=True, sharey=sharey, squeeze=False
     )
     for row, g in enumerate(group_rows):
         for column, layer in enumerate(layers):
@@ -159,27 +320,111 @@ def plot_landscapes(
             if row == 0:
                 ax.set_title(f"layer {layer}")
             if column == 0:
-                ax.set_ylabel(f"{all_groups[g]}")
+                ax.set_ylabel(label_of(all_groups[g]), fontweight="bold")
     axes[0, -1].legend(fontsize="small")
+    fig.supxlabel("filtration value t" if grid is not None else "grid index of t")
+    fig.supylabel("$\\lambda_k(t)$")
+    if title is None:
+        title = f"Average persistence landscapes by layer (columns) and {y_name} (rows)"
+    fig.suptitle(title)
     return fig
 
 
-def _positions(all_groups, groups, name):
+def _positions(all_groups, groups, name, source="a label of y"):
     if groups is None:
         return list(range(len(all_groups)))
     positions = []
     for g in groups:
         found = np.flatnonzero(all_groups == g)
         if not len(found):
+            g = g.item() if isinstance(g, np.generic) else g
             raise ValueError(
-                f"{name}: {g!r} is not a label of y; labels are "
+                f"{name}: {g!r} is not {source}; the groups are "
                 f"{all_groups.tolist()!r}."
             )
         positions.append(int(found[0]))
     return positions
 
 
-def plot_landscape_curves(projection, ax=None):
+# Offsets tried for a label, in points from its marker: nearest first, in
+# eight directions, so that a label moves only as far as it must.
+_LABEL_RADII = (4, 10, 17, 25, 34)
+_LABEL_DIRECTIONS = [
+    (np.cos(a), np.sin(a)) for a in np.deg2rad([45, 135, 315, 225, 0, 90, 180, 270])
+]
+
+
+def _place_labels(ax, anchors, texts, colours, fontsize=7):
+    """Annotate each anchor (data coordinates) with a text that overlaps no other.
+
+    Every candidate offset is measured on the drawn figure; a label takes the
+    nearest offset whose box overlaps no label placed before, no marker and
+    stays inside the axes. Far offsets get a leader line to their marker. A
+    label with no free offset keeps the nearest one rather than disappearing.
+    """
+    from matplotlib.transforms import Bbox
+
+    fig = ax.figure
+    fig.draw_without_rendering()  # fixes the layout and the axis limits
+    frame = ax.get_window_extent()
+    scale = fig.dpi / 72
+    markers = [
+        Bbox.from_bounds(px - 3 * scale, py - 3 * scale, 6 * scale, 6 * scale)
+        for px, py in ax.transData.transform(anchors)
+    ]
+    placed = []
+    annotations = []
+    for anchor, text, colour in zip(anchors, texts, colours):
+        style = dict(
+            textcoords="offset points",
+            fontsize=fontsize,
+            color=colour,
+            ha="center",
+            va="center",
+        )
+        probe = ax.annotate(text, anchor, xytext=(0, 0), **style)
+        offset = None
+        for radius in _LABEL_RADII:
+            for dx, dy in _LABEL_DIRECTIONS:
+                probe.xyann = (radius * dx, radius * dy)
+                box = probe.get_window_extent()
+                inside = frame.contains(box.x0, box.y0) and frame.contains(
+                    box.x1, box.y1
+                )
+                if inside and not any(box.overlaps(b) for b in placed + markers):
+                    offset = probe.xyann
+                    break
+            if offset is not None:
+                break
+        probe.remove()
+        if offset is None:
+            dx, dy = _LABEL_DIRECTIONS[0]
+            offset = (_LABEL_RADII[0] * dx, _LABEL_RADII[0] * dy)
+        if np.hypot(*offset) > _LABEL_RADII[1]:
+            # A label moved away from its marker points back to it.
+            style["arrowprops"] = dict(arrowstyle="-", lw=0.5, color=colour)
+        annotation = ax.annotate(text, anchor, xytext=offset, **style)
+        placed.append(annotation.get_window_extent())
+        annotations.append(annotation)
+    return annotations
+
+
+def _merge_coincident(points, tolerance):
+    """Group the indices of points closer than ``tolerance`` (display units)."""
+    clusters = []
+    for i, p in enumerate(points):
+        for cluster in clusters:
+            if np.hypot(*(points[cluster[0]] - p)) < tolerance:
+                cluster.append(i)
+                break
+        else:
+            clusters.append([i])
+    return clusters
+
+
+def plot_landscape_curves(
+    projection, ax=None, *, y_name="threshold", order=None, layer_labels="ends"
+):
     """The projected activation landscape curves, one per group (Fig. 3).
 
     Parameters
@@ -188,11 +433,23 @@ def plot_landscape_curves(projection, ax=None):
         From :func:`~sklandscapes.stats.landscape_curve_projection`.
     ax : matplotlib Axes, default=None
         Axes to draw on; ``None`` makes a new figure.
+    y_name : str, default="threshold"
+        What the groups are: the title of the legend.
+    order : array-like, default=None
+        Order of the groups in the legend: their first appearance in
+        ``order`` (so the ``y`` of the projection can be passed as is);
+        ``None`` keeps the projection's order.
+    layer_labels : {"ends", "all"}, default="ends"
+        Which layers are numbered on the curves: the first and the last
+        (where the curves start and end) or every layer. Labels are placed
+        where they overlap neither each other nor a marker; where curves
+        meet in one point (every group's layer 0 when it is the shared input
+        batch) the point gets one label, in grey.
 
     Returns
     -------
     fig : matplotlib.figure.Figure
-        One line per group through its layers, each layer marked and numbered.
+        One line per group through its layers, each layer marked.
 
     Examples
     --------
@@ -202,39 +459,71 @@ def plot_landscape_curves(projection, ax=None):
     >>> X = np.random.default_rng(0).random((6, 4 * 1 * 1 * 5))
     >>> proj = landscape_curve_projection(X, [0, 0, 1, 1, 2, 2], shape=(4, 1, 1, 5))
     >>> fig = plot_landscape_curves(proj)
-    >>> len(fig.axes[0].lines)
-    3
+    >>> len(fig.axes[0].lines), fig.axes[0].get_legend().get_title().get_text()
+    (3, 'threshold')
     """
     if not isinstance(projection, CurveProjection):
         raise ValueError(
             "projection must be a CurveProjection from landscape_curve_projection, "
             f"got {type(projection).__name__}."
         )
+    if layer_labels not in ("ends", "all"):
+        raise ValueError(f"layer_labels must be 'ends' or 'all', got {layer_labels!r}.")
+    rows = _positions(
+        np.asarray(projection.groups),
+        None if order is None else _distinct_in_order(order),
+        "order",
+        "a group of the projection",
+    )
     if ax is None:
-        fig = _figure(figsize=(5, 4), layout="constrained")
+        fig = _figure(figsize=(6, 4.2), layout="constrained")
         ax = fig.add_subplot()
     else:
         fig = ax.figure
-    for group, curve in zip(projection.groups, projection.coordinates):
-        (line,) = ax.plot(curve[:, 0], curve[:, 1], marker="o", ms=3, label=str(group))
-        for layer, (x, y) in enumerate(curve[:, :2]):
-            ax.annotate(
-                str(layer),
-                (x, y),
-                fontsize=6,
-                color=line.get_color(),
-                xytext=(2, 2),
-                textcoords="offset points",
-            )
+    coordinates = projection.coordinates
+    n_layers = coordinates.shape[1]
+    colours, lines = {}, {}
+    for g in rows:
+        curve = coordinates[g]
+        (line,) = ax.plot(
+            curve[:, 0],
+            curve[:, 1] if curve.shape[1] > 1 else np.zeros(n_layers),
+            marker="o",
+            ms=3,
+            label=_group_text(projection.groups[g]),
+        )
+        colours[g], lines[g] = line.get_color(), line
     ratio = projection.explained_variance_ratio
-    ax.set_xlabel(f"PC 1 ({ratio[0]:.0%})")
+    ax.set_xlabel(f"PC 1 ({ratio[0]:.0%} var.)")
     if len(ratio) > 1:
-        ax.set_ylabel(f"PC 2 ({ratio[1]:.0%})")
-    ax.legend(title="group", fontsize="small")
+        ax.set_ylabel(f"PC 2 ({ratio[1]:.0%} var.)")
+    ax.set_title("Activation landscape curves (numbers: layers)")
+    ax.legend(
+        title=y_name,
+        fontsize="small",
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1),
+        borderaxespad=0,
+    )
+    ax.margins(0.12)  # room for the labels inside the axes
+    shown = [0, n_layers - 1] if layer_labels == "ends" else range(n_layers)
+    fig.draw_without_rendering()  # the axis limits, to find coincident points
+    anchors, texts, label_colours = [], [], []
+    for layer in sorted(set(shown)):
+        xy = np.column_stack([lines[g].get_xydata()[layer] for g in rows]).T
+        display = ax.transData.transform(xy)
+        # Points closer than a marker's size share one label.
+        for cluster in _merge_coincident(display, tolerance=3 * fig.dpi / 72):
+            anchors.append(xy[cluster[0]])
+            texts.append(str(layer))
+            label_colours.append(
+                colours[rows[cluster[0]]] if len(cluster) == 1 else "0.25"
+            )
+    _place_labels(ax, np.array(anchors), texts, label_colours)
     return fig
 
 
-def plot_complexity(norms, y, band="std", ax=None):
+def plot_complexity(norms, y, band="std", ax=None, *, y_name="threshold"):
     """Topological complexity against layer, one line per group (Fig. 4).
 
     Parameters
@@ -248,11 +537,14 @@ def plot_complexity(norms, y, band="std", ax=None):
         the interquartile range; ``None`` draws no band.
     ax : matplotlib Axes, default=None
         Axes to draw on; ``None`` makes a new figure.
+    y_name : str, default="threshold"
+        What ``y`` is: the title of the legend.
 
     Returns
     -------
     fig : matplotlib.figure.Figure
-        One line (the group mean) and one band per group.
+        One line (the group mean) and one band per group, in order of first
+        appearance in ``y``.
 
     Examples
     --------
@@ -278,8 +570,9 @@ def plot_complexity(norms, y, band="std", ax=None):
     else:
         fig = ax.figure
     layers = np.arange(norms.shape[1])
-    for group, mean in zip(groups, means):
-        (line,) = ax.plot(layers, mean, marker="o", ms=3, label=str(group))
+    for g in _positions(groups, _distinct_in_order(y), "y"):
+        group, mean = groups[g], means[g]
+        (line,) = ax.plot(layers, mean, marker="o", ms=3, label=_group_text(group))
         members = norms[y == group]
         if band == "std":
             low, high = mean - members.std(0), mean + members.std(0)
@@ -290,12 +583,31 @@ def plot_complexity(norms, y, band="std", ax=None):
     ax.set_xlabel("layer")
     ax.set_ylabel("landscape norm")
     ax.set_xticks(layers)
-    ax.legend(title="group", fontsize="small")
+    ax.legend(title=y_name, fontsize="small")
     return fig
 
 
-def plot_pvalues(test, ax=None, alpha=0.05):
+def _floor_text(floor):
+    """``floor`` rounded up to one significant digit, as short text.
+
+    Rounding up keeps "p ≤ text" true: 1/3000 is written "4e-4", not "3e-4".
+    """
+    exponent = int(np.floor(np.log10(floor)))
+    # round() absorbs the error of the division (0.001 / 1e-3 is 1.0000000000000002).
+    mantissa = int(np.ceil(round(floor / 10.0**exponent, 9)))
+    if mantissa == 10:
+        mantissa, exponent = 1, exponent + 1
+    if exponent >= -3:
+        return f"{mantissa * 10.0**exponent:.{max(-exponent, 0)}f}"
+    return f"{mantissa}e{exponent}"
+
+
+def plot_pvalues(test, ax=None, alpha=0.05, *, y_name="threshold", order=None):
     """Pairwise p-values as an annotated heat map (Table I).
+
+    A p-value at the floor of the test, ``1 / (n_permutations + 1)`` (no
+    relabeling was as extreme as the data), is written as a bound: "≤ 1e-4"
+    for 9 999 permutations.
 
     Parameters
     ----------
@@ -305,6 +617,12 @@ def plot_pvalues(test, ax=None, alpha=0.05):
         Axes to draw on; ``None`` makes a new figure.
     alpha : float, default=0.05
         Cells with p-value at most ``alpha`` are annotated in bold.
+    y_name : str, default="threshold"
+        What the groups are: the label of both axes.
+    order : array-like, default=None
+        Order of the rows and columns: the groups in order of first
+        appearance in ``order``, so the ``y`` given to the test can be passed
+        as is; ``None`` keeps ``test.groups_`` (sorted).
 
     Returns
     -------
@@ -316,8 +634,12 @@ def plot_pvalues(test, ax=None, alpha=0.05):
     >>> from sklandscapes import PermutationTest
     >>> from sklandscapes.plotting import plot_pvalues
     >>> X = np.random.default_rng(0).normal(size=(12, 4))
-    >>> test = PermutationTest(n_permutations=99, random_state=0).fit(X, [0, 1, 2] * 4)
-    >>> fig = plot_pvalues(test)
+    >>> X[:4] += 10
+    >>> y = ["untrained", "trained (95%)", "trained (99%)"] * 4
+    >>> test = PermutationTest(n_permutations=99, random_state=0).fit(X, y)
+    >>> fig = plot_pvalues(test, y_name="stage", order=y)
+    >>> [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    ['untrained', 'trained (95%)', 'trained (99%)']
     >>> len(fig.axes[0].texts)
     9
     """
@@ -327,20 +649,35 @@ def plot_pvalues(test, ax=None, alpha=0.05):
             "test must be a fitted PermutationTest (it has no pvalues_); "
             "call fit first."
         )
-    groups = [str(g) for g in test.groups_]
+    rows = _positions(
+        np.asarray(test.groups_),
+        None if order is None else _distinct_in_order(order),
+        "order",
+        "a group of the test",
+    )
+    pvalues = pvalues[np.ix_(rows, rows)]
+    groups = [_group_text(test.groups_[g]) for g in rows]
+    floor = 1 / (test.n_permutations + 1)
     if ax is None:
         fig = _figure(
-            figsize=(1.2 * len(groups) + 2, 1.1 * len(groups) + 1), layout="constrained"
+            figsize=(1.2 * len(groups) + 2.4, 1.1 * len(groups) + 1.4),
+            layout="constrained",
         )
         ax = fig.add_subplot()
     else:
         fig = ax.figure
     image = ax.imshow(pvalues, cmap="viridis_r", vmin=0, vmax=1)
     for (i, j), p in np.ndenumerate(pvalues):
+        if i == j:
+            text = "—"
+        elif p <= floor * (1 + 1e-9):
+            text = f"≤ {_floor_text(floor)}"
+        else:
+            text = f"{p:.3g}"
         ax.text(
             j,
             i,
-            "—" if i == j else f"{p:.3g}",
+            text,
             ha="center",
             va="center",
             fontsize=8,
@@ -348,8 +685,12 @@ def plot_pvalues(test, ax=None, alpha=0.05):
             # viridis_r is dark for large p-values, bright yellow for small ones.
             color="white" if p > 0.5 else "black",
         )
-    ax.set_xticks(range(len(groups)), groups)
+    ax.set_xticks(range(len(groups)), groups, rotation=30, ha="right")
     ax.set_yticks(range(len(groups)), groups)
-    ax.set_title("permutation test p-values")
+    ax.set_xlabel(y_name)
+    ax.set_ylabel(y_name)
+    ax.set_title(
+        f"permutation test p-values\n({test.n_permutations} permutations per pair)"
+    )
     fig.colorbar(image, ax=ax, label="p-value")
     return fig

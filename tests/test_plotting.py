@@ -3,8 +3,12 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.colors import to_rgba  # noqa: E402
+
 from sklandscapes import PermutationTest  # noqa: E402
 from sklandscapes.plotting import (  # noqa: E402
+    _floor_text,
     plot_activations,
     plot_complexity,
     plot_landscape_curves,
@@ -12,6 +16,28 @@ from sklandscapes.plotting import (  # noqa: E402
     plot_pvalues,
 )
 from sklandscapes.stats import landscape_curve_projection  # noqa: E402
+
+STAGES = ["untrained", "trained (95%)", "trained (99%)"]
+
+
+def drawn(fig):
+    """Draw ``fig`` for real, so that every text has its final extent."""
+    FigureCanvasAgg(fig).draw()
+    return fig
+
+
+def legend_texts(legend):
+    return [t.get_text() for t in legend.get_texts()]
+
+
+def assert_no_overlap(texts):
+    boxes = [t.get_window_extent() for t in texts]
+    for i, a in enumerate(boxes):
+        for j in range(i):
+            assert not a.overlaps(boxes[j]), (
+                texts[i].get_text(),
+                texts[j].get_text(),
+            )
 
 
 def test_plot_activations_projects_each_layer(rng):
@@ -29,8 +55,51 @@ def test_plot_activations_projects_each_layer(rng):
     assert spread[0] > 5 * spread[1]
     fig3 = plot_activations(layers, labels, n_components=3)
     assert fig3.axes[0].name == "3d"
+    assert fig3.axes[1].get_zlabel().startswith("PC 3 (")
     with pytest.raises(ValueError, match="layer 5 does not exist; there are 3"):
         plot_activations(layers, layers=[5])
+
+
+def test_plot_activations_names_axes_by_what_they_show(rng):
+    from sklearn.decomposition import PCA
+
+    wide = rng.normal(size=(40, 6)) * [10, 3, 1, 1, 1, 1]
+    fig = plot_activations([rng.normal(size=(40, 2)), wide, rng.normal(size=(40, 1))])
+    labels = [(ax.get_xlabel(), ax.get_ylabel()) for ax in fig.axes]
+    ratio = PCA(n_components=2).fit(wide).explained_variance_ratio_
+    assert labels == [
+        ("unit 1", "unit 2"),
+        (f"PC 1 ({ratio[0]:.0%} var.)", f"PC 2 ({ratio[1]:.0%} var.)"),
+        ("unit 1", "(none: 1 unit)"),
+    ]
+
+
+def test_plot_activations_ten_classes_get_distinct_colours_and_a_legend(rng):
+    from matplotlib import colormaps
+
+    digits = np.arange(10)[::-1].repeat(6)  # given in reverse, legend sorted
+    fig = plot_activations([rng.normal(size=(60, 5))], digits, label_name="digit")
+    (legend,) = fig.legends
+    assert legend.get_title().get_text() == "digit"
+    assert legend_texts(legend) == [str(d) for d in range(10)]
+    colours = fig.axes[0].collections[0].get_facecolors()
+    np.testing.assert_allclose(colours, colormaps["tab10"](digits))
+    # tab10 gives ten different colours: no class is a faint copy of another.
+    assert len({tuple(c) for c in colours}) == 10
+    handles = legend.legend_handles
+    for digit, handle in enumerate(handles):
+        assert to_rgba(handle.get_color()) == colormaps["tab10"](digit)
+
+
+def test_plot_activations_many_classes_get_a_colour_bar(rng):
+    values = rng.random(60)  # a continuous label: 60 distinct values
+    fig = plot_activations([rng.normal(size=(60, 3))], values, label_name="radius")
+    assert fig.legends == []
+    colour_bar = fig.axes[-1]
+    assert colour_bar.get_ylabel() == "radius"
+    np.testing.assert_allclose(fig.axes[0].collections[0].get_array(), values)
+    with pytest.raises(ValueError, match=r"labels must have shape \(60,\)"):
+        plot_activations([rng.normal(size=(60, 3))], values[:5])
 
 
 def test_plot_landscapes_draws_group_means(rng):
@@ -46,23 +115,126 @@ def test_plot_landscapes_draws_group_means(rng):
     expected = X[4:].mean(0).reshape(shape)[2, 0, 1]
     np.testing.assert_allclose(line.get_ydata(), expected)
     np.testing.assert_allclose(line.get_xdata(), grid)
-    assert fig.axes[0].get_ylabel() == "1.0"
+    assert fig.axes[0].get_ylabel() == "threshold = 1"
+    assert fig.axes[2].get_ylabel() == "threshold = 0.5"
     assert fig.axes[1].get_title() == "layer 2"
     with pytest.raises(ValueError, match="0.7 is not a label of y"):
         plot_landscapes(X, y, shape, groups=[0.7])
 
 
+def test_plot_landscapes_says_what_it_shows(rng):
+    shape = (2, 1, 3, 5)
+    X = rng.random((6, int(np.prod(shape))))
+    y = np.repeat(STAGES, 2)
+    fig = drawn(plot_landscapes(X, y, shape, grid=np.linspace(0, 1, 5)))
+    # Rows follow the labels as given, not their sorted order.
+    assert [ax.get_ylabel() for ax in fig.axes[::2]] == STAGES
+    assert fig.get_suptitle() == (
+        "Average persistence landscapes by layer (columns) and threshold (rows)"
+    )
+    assert fig.get_supxlabel() == "filtration value t"
+    assert fig.get_supylabel() == "$\\lambda_k(t)$"
+    assert legend_texts(fig.axes[1].get_legend()) == [
+        "$\\lambda_{1}$",
+        "$\\lambda_{2}$",
+        "$\\lambda_{3}$",
+    ]
+    assert_no_overlap([ax.yaxis.label for ax in fig.axes[::2]])
+    fig = plot_landscapes(
+        X, np.repeat([0.5, 0.9, 1.0], 2), shape, row_label="accuracy ≥ {:.0%}"
+    )
+    assert [ax.get_ylabel() for ax in fig.axes[::2]] == [
+        "accuracy ≥ 50%",
+        "accuracy ≥ 90%",
+        "accuracy ≥ 100%",
+    ]
+    assert fig.get_supxlabel() == "grid index of t"  # no grid given
+    fig = plot_landscapes(X, y, shape, row_label=str.upper, title="Fig. 2")
+    assert fig.axes[0].get_ylabel() == "UNTRAINED" and fig.get_suptitle() == "Fig. 2"
+    with pytest.raises(ValueError, match="row_label must be None, a format string"):
+        plot_landscapes(X, y, shape, row_label=3)
+
+
+def test_plot_landscapes_y_scales_per_layer(rng):
+    shape = (2, 1, 1, 5)
+    X = rng.random((4, int(np.prod(shape))))
+    X[:, 5:] *= 0.01  # layer 1 is a hundred times smaller than layer 0
+    y = [0, 0, 1, 1]
+
+    def top(fig):
+        return np.array([ax.get_ylim()[1] for ax in fig.axes]).reshape(2, 2)
+
+    per_layer = top(plot_landscapes(X, y, shape))  # sharey="col", the default
+    np.testing.assert_array_equal(per_layer[0], per_layer[1])  # rows comparable
+    assert per_layer[0, 1] < 0.1 * per_layer[0, 0]  # layer 1 is not a flat line
+    assert np.unique(top(plot_landscapes(X, y, shape, sharey="all"))).size == 1
+    assert np.unique(top(plot_landscapes(X, y, shape, sharey=True))).size == 1
+    per_row = top(plot_landscapes(X, y, shape, sharey="row"))
+    np.testing.assert_array_equal(per_row[:, 0], per_row[:, 1])
+    assert np.unique(top(plot_landscapes(X, y, shape, sharey=False))).size == 4
+    with pytest.raises(ValueError, match="sharey must be 'all', 'row'.*got 'layer'"):
+        plot_landscapes(X, y, shape, sharey="layer")
+
+
+def converging_projection(rng, n_layers=6):
+    """Three groups whose curves start in one point and end a few pixels apart."""
+    shape = (n_layers, 1, 2, 8)
+    base = rng.random(shape)
+    X, y = [], []
+    for stage, drift in zip(STAGES, [0.0, 0.05, 0.1]):
+        for _ in range(2):
+            v = base.copy()
+            v[1:] += drift + 0.002 * rng.random(v[1:].shape)
+            X.append(v.ravel())
+            y.append(stage)
+    return landscape_curve_projection(np.array(X), y, shape), y
+
+
 def test_plot_landscape_curves(rng):
     X = rng.random((6, 4 * 1 * 1 * 5))
     projection = landscape_curve_projection(X, [0, 0, 1, 1, 2, 2], (4, 1, 1, 5))
-    fig = plot_landscape_curves(projection)
+    fig = plot_landscape_curves(projection, layer_labels="all")
     ax = fig.axes[0]
     assert len(ax.lines) == 3
     np.testing.assert_allclose(ax.lines[2].get_xdata(), projection.coordinates[2, :, 0])
-    assert len(ax.texts) == 3 * 4  # every layer numbered
-    assert ax.get_xlabel().startswith("PC 1")
+    # Random groups: no two points coincide, so every layer of every curve is
+    # numbered.
+    assert sorted(t.get_text() for t in ax.texts) == sorted(["0", "1", "2", "3"] * 3)
+    assert ax.get_xlabel().startswith("PC 1 (") and ax.get_xlabel().endswith("var.)")
+    assert ax.get_ylabel().startswith("PC 2 (")
+    assert ax.get_title() == "Activation landscape curves (numbers: layers)"
+    legend = ax.get_legend()
+    assert legend.get_title().get_text() == "threshold"
+    assert legend_texts(legend) == ["0", "1", "2"]
+    assert_no_overlap(drawn(fig).axes[0].texts)
     with pytest.raises(ValueError, match="must be a CurveProjection"):
         plot_landscape_curves(np.zeros((2, 3, 2)))
+    with pytest.raises(ValueError, match="layer_labels must be 'ends' or 'all'"):
+        plot_landscape_curves(projection, layer_labels="some")
+
+
+def test_plot_landscape_curves_labels_do_not_overlap_where_curves_meet(rng):
+    projection, y = converging_projection(rng)
+    fig = plot_landscape_curves(projection, y_name="stage", order=y)
+    ax = drawn(fig).axes[0]
+    legend = ax.get_legend()
+    assert legend.get_title().get_text() == "stage"
+    assert legend_texts(legend) == STAGES  # as given, not sorted
+    # The three curves share layer 0: one label, in grey; the ends are apart
+    # by less than a label's width but each gets its own label.
+    texts = sorted(t.get_text() for t in ax.texts)
+    assert texts == ["0", "5", "5", "5"]
+    (start,) = [t for t in ax.texts if t.get_text() == "0"]
+    assert to_rgba(start.get_color()) == to_rgba("0.25")
+    assert_no_overlap(ax.texts)
+    frame = ax.get_window_extent()
+    for text in ax.texts:
+        box = text.get_window_extent()
+        assert frame.contains(box.x0, box.y0) and frame.contains(box.x1, box.y1)
+    # No label covers a marker: every label's box leaves the points free.
+    points = ax.transData.transform(np.vstack([line.get_xydata() for line in ax.lines]))
+    for text in ax.texts:
+        assert not text.get_window_extent().count_contains(points), text.get_text()
 
 
 def test_plot_complexity_lines_and_bands(rng):
@@ -73,11 +245,19 @@ def test_plot_complexity_lines_and_bands(rng):
     assert len(ax.lines) == 3 and len(ax.collections) == 3
     np.testing.assert_allclose(ax.lines[1].get_ydata(), norms[3:6].mean(0))
     assert ax.get_xlabel() == "layer" and ax.get_ylabel() == "landscape norm"
+    assert ax.get_legend().get_title().get_text() == "threshold"
+    assert legend_texts(ax.get_legend()) == ["0.5", "0.9", "1"]
     # The band reaches above the highest mean.
     assert ax.get_ylim()[1] > norms[3:6].mean(0).max()
     assert len(plot_complexity(norms, y, band=None).axes[0].collections) == 0
     with pytest.raises(ValueError, match="band must be"):
         plot_complexity(norms, y, band="minmax")
+    stages = np.repeat(STAGES, 3)
+    fig = plot_complexity(norms, stages, y_name="stage")
+    legend = fig.axes[0].get_legend()
+    assert legend.get_title().get_text() == "stage"
+    assert legend_texts(legend) == STAGES
+    np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), norms[:3].mean(0))
 
 
 def test_plot_pvalues_annotates_every_cell(rng):
@@ -90,6 +270,7 @@ def test_plot_pvalues_annotates_every_cell(rng):
     assert len(texts) == 9 and texts[0] == "—"
     assert texts[1] == f"{test.pvalues_[0, 1]:.3g}"
     np.testing.assert_array_equal(ax.images[0].get_array(), test.pvalues_)
+    assert ax.get_xlabel() == "threshold" and ax.get_ylabel() == "threshold"
     # Every label contrasts with its cell: dark text on light cells and back.
     from matplotlib.colors import to_rgb
 
@@ -102,6 +283,45 @@ def test_plot_pvalues_annotates_every_cell(rng):
         assert abs(cell @ luminance - ink @ luminance) > 0.4, (i, j)
     with pytest.raises(ValueError, match="fitted PermutationTest"):
         plot_pvalues(PermutationTest())
+
+
+def test_plot_pvalues_writes_the_floor_as_a_bound_in_the_given_order(rng):
+    # Ten clearly separated samples per stage: C(20, 10) relabelings, so 99
+    # random ones (seeded) never match the data and p is at its floor, 1/100.
+    y = np.repeat(STAGES, 10)
+    X = rng.normal(size=(30, 3)) + 10 * np.repeat([[0], [1], [2]], 10, axis=0)
+    test = PermutationTest(n_permutations=99, random_state=0).fit(X, y)
+    assert test.pvalues_[0, 1] == 1 / 100  # precondition of the test
+    fig = drawn(plot_pvalues(test, y_name="stage", order=y))
+    ax = fig.axes[0]
+    ticks = [t.get_text() for t in ax.get_yticklabels()]
+    assert ticks == STAGES == [t.get_text() for t in ax.get_xticklabels()]
+    assert ax.get_xlabel() == "stage" and ax.get_ylabel() == "stage"
+    off_diagonal = [t.get_text() for t in ax.texts if t.get_text() != "—"]
+    assert off_diagonal == ["≤ 0.01"] * 6
+    assert "99 permutations" in ax.get_title()
+    assert_no_overlap(ax.get_xticklabels())
+    with pytest.raises(ValueError, match="order: 'trained' is not a group of the test"):
+        plot_pvalues(test, order=["trained"])
+
+
+@pytest.mark.parametrize(
+    "n_permutations, text",
+    [
+        (9_999, "1e-4"),
+        (10_000, "1e-4"),  # 1/10001 < 1e-4
+        (99_999, "1e-5"),
+        (999, "0.001"),
+        (99, "0.01"),
+        (19, "0.05"),
+        (2_999, "4e-4"),  # 1/3000 = 3.3e-4: rounded up, so that p ≤ text holds
+        (1_999, "5e-4"),
+    ],
+)
+def test_floor_text_is_a_true_upper_bound(n_permutations, text):
+    floor = 1 / (n_permutations + 1)
+    assert _floor_text(floor) == text
+    assert floor <= float(text)
 
 
 def test_figures_save_headless(tmp_path, rng):

@@ -22,3 +22,12 @@ def test_readme_snippets_run():
     assert clouds.shape == (len(namespace["networks"]), 4)
     assert set(np.unique(namespace["thresholds"])) == {0.7, 0.75}
     assert namespace["model"].steps[-1][0] == "svm"
+    # The pipeline runs end to end on stage names; two grouped folds, each
+    # tested on two networks (four snapshots), so scores are multiples of 1/4.
+    scores = namespace["scores"]
+    assert scores.shape == (2,)
+    assert np.all(np.isin(scores, [0, 0.25, 0.5, 0.75, 1]))
+    assert sorted(set(namespace["stages"])) == ["accuracy ≥ 70%", "accuracy ≥ 75%"]
+    # What the README warns about: the float thresholds are no class labels.
+    with pytest.raises(ValueError, match="Unknown label type: continuous"):
+        namespace["model"].fit(namespace["clouds"], namespace["thresholds"])
