@@ -22,6 +22,17 @@ from sklandscapes.experiments._config import (
 )
 from sklandscapes.experiments._run import ExperimentResult, run_experiment
 
+# Public names say where users import them from (tracebacks, docs, pickles).
+for _public in (
+    ExperimentConfig,
+    ExperimentError,
+    ExperimentResult,
+    make_config,
+    run_experiment,
+):
+    _public.__module__ = __name__
+del _public
+
 __all__ = [
     "EXPERIMENTS",
     "PRESETS",

@@ -301,8 +301,17 @@ def _observation_lines(config, obs, thresholds, label):
             "5. **Classes lie on rays from the origin in the ending layers**: "
             f"mean cosine between a point and its class's mean direction, at "
             f"threshold {label(rays['threshold'])} ({rays['n_networks']} networks): "
-            f"{table}. Above the shuffled-label baseline in every layer where "
-            "the score exceeds it; specific to the ending layers "
+            f"{table}. "
+            + (
+                "Every layer scores above its shuffled-label baseline; "
+                if all(a > b for a, b in zip(scores, shuffled))
+                else "Layers at or below their shuffled-label baseline: "
+                + ", ".join(
+                    str(i) for i, (a, b) in enumerate(zip(scores, shuffled)) if a <= b
+                )
+                + "; "
+            )
+            + "specific to the ending layers "
             f"{_verdict(ending > best_hidden)} (ending {_num(ending)}, best hidden "
             f"layer {_num(best_hidden)})."
         )
