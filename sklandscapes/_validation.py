@@ -426,7 +426,12 @@ def check_feature_matrix(X, name="X"):
         )
     if hasattr(X, "dtype") or hasattr(X, "tocsr"):
         dtype = getattr(X, "dtype", None)
-        if dtype is not None and dtype.kind in "USO" and not hasattr(X, "tocsr"):
+        if (
+            dtype is not None
+            and dtype.kind in "USO"
+            and np.ndim(X) > 0
+            and not hasattr(X, "tocsr")
+        ):
             _check_rows(np.asarray(X, dtype=object), name)
         return
     if isinstance(X, (list, tuple)):
@@ -434,7 +439,7 @@ def check_feature_matrix(X, name="X"):
 
 
 def _check_rows(X, name):
-    rows = list(X) if np.ndim(X) != 0 else []
+    rows = list(X)
     lengths = []
     for i, row in enumerate(rows):
         if isinstance(row, (str, bytes)):
