@@ -753,3 +753,21 @@ def test_package_imports_without_torch():
         "assert 'torch' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_forward_raising_key_error_gets_the_sample_prefix(rng):
+    class LooksUpAFeature(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(2, 2)
+
+        def forward(self, x):
+            return self.linear({"inputs": x}["features"])
+
+    with pytest.raises(
+        ValueError, match=r"sample 0: the forward pass failed on .*'features'"
+    ) as info:
+        ActivationExtractor(inputs=rng.normal(size=(4, 2))).fit_transform(
+            [LooksUpAFeature()]
+        )
+    assert isinstance(info.value.__cause__, KeyError)
