@@ -288,6 +288,9 @@ def _layer_weights_as_floats(layer_weights):
             f"per layer, got the string {layer_weights!r}."
         )
     try:
+        # Strings such as "0" would convert; numbers only.
+        if np.asarray(layer_weights).dtype.kind not in "iuf":
+            raise TypeError("not numbers")
         return np.asarray(layer_weights, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise ValueError(

@@ -146,3 +146,9 @@ def test_layer_weights_and_unreadable_x_are_named(rng):
     fitted = LandscapeKernel().fit(X)
     with pytest.raises(ValueError, match=r"X\[0\] cannot be read as numbers"):
         fitted.transform(np.array([["a"] * 6]))
+
+
+def test_layer_weights_given_as_numeric_strings_are_refused(rng):
+    # np.asarray(["0", "2"], dtype=float) converts them silently.
+    with pytest.raises(ValueError, match=r"layer_weights must be .*\['0', '2'\]"):
+        LandscapeKernel(layer_weights=["0", "2"]).fit(rng.random((3, 4)))
