@@ -33,6 +33,9 @@ _PERMUTATIONS_PER_BLOCK = 1000
 # the observed one counts as "at least as large".
 _TIE_RTOL = 1e-10
 
+# Rounding of the quadratic form w^T K w, in units of eps * max K_ii per sample.
+_ROUNDING_PER_SAMPLE = 16
+
 
 def _check_labels(X, y):
     _check_label_values(y)
@@ -414,6 +417,7 @@ class PermutationTest(BaseEstimator):
             sub = gram[np.ix_(index, index)]
             observed = float(np.sqrt(max(contrast @ sub @ contrast, 0.0)))
             null = np.concatenate(null_by_pair[p])
+            observed, null = _zero_below_rounding(observed, null, sub)
             exceed = int((null >= observed * (1 - _TIE_RTOL)).sum())
             pvalue = (1 + exceed) / (1 + self.n_permutations)
             observed, null = _scaled_back(observed, null, exponent, groups[[a, b]])
@@ -553,3 +557,18 @@ def _scaled_back(observed, null, exponent, pair):
             "by a constant: p-values do not depend on the scale."
         )
     return observed, null
+
+
+def _zero_below_rounding(observed, null, gram):
+    """Statistics at the rounding level of ``w^T K w`` set to exactly 0.
+
+    For identical groups the quadratic form is 0 plus rounding of about
+    ``n * eps * max K_ii`` (the contrast's entries sum to 2 in absolute value),
+    whose square root, 1e-8 of the norms, would otherwise be a statistic, and
+    the p-value a coin toss instead of 1.
+    """
+    eps = np.finfo(np.float64).eps
+    largest = max(float(np.diag(gram).max()), 0.0)
+    floor = np.sqrt(_ROUNDING_PER_SAMPLE * len(gram) * eps * largest)
+    observed = observed if observed > floor else 0.0
+    return observed, np.where(null > floor, null, 0.0)

@@ -254,3 +254,15 @@ def test_shape_layer_weights_and_n_jobs_are_named(rng):
         PermutationTest(layer_weights=["a", "b"]).fit(X, [0, 0, 1, 1])
     with pytest.raises(ValueError, match="'n_jobs' parameter of PermutationTest"):
         PermutationTest(n_jobs=0).fit(X, [0, 0, 1, 1])
+
+
+def test_identical_groups_give_statistic_zero_and_pvalue_one(rng):
+    # The quadratic form of identical rows is 0 plus rounding (about 1e-19),
+    # whose square root used to be the statistic and made the p-value random.
+    X = np.tile(rng.random(201), (8, 1))
+    for n_rows in range(4, 9):
+        test = PermutationTest(n_permutations=99, random_state=0).fit(
+            X[:n_rows], np.arange(n_rows) % 2
+        )
+        assert test.statistic_ == 0.0
+        assert test.pvalue_ == 1.0
