@@ -158,6 +158,10 @@ class LandscapeKernel(TransformerMixin, BaseEstimator):
     Every inner product, norm and distance in sklandscapes uses the trapezoid
     rule of :func:`~sklandscapes.landscapes.quadrature_weights` on the grid.
 
+    Rows and weights are rescaled by powers of two (exact) before any product,
+    so landscapes of any magnitude give the kernel without overflow; a linear
+    kernel whose values exceed the float range raises ``ValueError``.
+
     Examples
     --------
     >>> import numpy as np

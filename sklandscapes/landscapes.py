@@ -407,7 +407,9 @@ class LandscapeVectorizer(TransformerMixin, BaseEstimator):
         Ends of the grid, both included. After
         ``ActivationNormalizer(method="global")`` every filtration value lies in
         [0, 1]. ``"auto"`` learns the range in ``fit`` from the smallest birth to
-        the largest finite death of the training diagrams.
+        the largest finite death of the training diagrams. The grid must be
+        finite and strictly increasing: ends whose difference overflows, or
+        too close for ``resolution`` distinct floats, raise ``ValueError``.
     resolution : int, default=201
         Number of grid points (at least 2).
 

@@ -287,6 +287,12 @@ class PermutationTest(BaseEstimator):
     parent process, one per block of permutations, so a block's relabelings do
     not depend on which worker computes it.
 
+    The Gram matrix is computed on vectors (and weights) rescaled by powers of
+    two, which is exact, so vectors of any magnitude give the same p-values
+    and statistics scaled back; a statistic beyond the float range raises
+    ``ValueError``. Statistics at the rounding level of the quadratic form
+    (about 1e-8 of the norms of the vectors) count as exactly 0.
+
     References
     ----------
     .. [1] P. Bubenik. "Statistical topological data analysis using
