@@ -414,6 +414,10 @@ def check_feature_matrix(X, name="X"):
     numpy's own messages ("inhomogeneous shape", "could not convert string to
     float") say neither which parameter nor which row is at fault.
     """
+    if hasattr(X, "tocsr"):
+        # Sparse matrices (dok_matrix is also a dict): scikit-learn's checks
+        # say whether sparse input is accepted.
+        return
     if isinstance(X, Mapping):
         raise ValueError(
             f"{name} is a {type(X).__name__}; expected a 2-D array of shape "
@@ -447,7 +451,8 @@ def _check_rows(X, name):
         try:
             values = np.asarray(row, dtype=np.float64)
         except (TypeError, ValueError) as exc:
-            raise ValueError(
+            # The same class as numpy's (scikit-learn's checks expect it).
+            raise type(exc)(
                 f"{name}[{i}] cannot be read as numbers ({exc}); {name} must be a "
                 "2-D array of floats of shape (n_samples, n_features)."
             ) from exc
