@@ -8,6 +8,8 @@ nested input would silently merge equal-shaped cells into one float array.
 """
 
 import numbers
+import os
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -80,8 +82,15 @@ def _as_object_grid(X, n_axes, name):
             f"{name} is a single {X.ndim}-D array of shape {X.shape}; expected a "
             f"sequence of samples, e.g. [cloud] for one cloud of shape {X.shape}."
         )
+    if isinstance(X, Mapping):
+        raise ValueError(
+            f"{name} is a {type(X).__name__} with keys "
+            f"{_preview(list(X.keys()))}; expected a sequence of samples. Pass "
+            f"list({name}.values()) if its values are the samples."
+        )
     depth = _depth(X)
     if depth is None:
+        _raise_for_unarrayed_cell(X, name)
         raise ValueError(
             f"{name} must be a sequence of arrays, got {type(X).__name__}."
         )
@@ -237,11 +246,20 @@ def check_layered_diagrams(X, *, name="X"):
     grid = _as_object_grid(X, 3, name)
     out = np.empty(grid.shape, dtype=object)
     errors = []
+    looks_like_clouds = True
     for index in np.ndindex(*grid.shape):
         cell, problem = _check_diagram(grid[index])
         if problem:
             errors.append(f"{_where(index)}: {problem}")
+            looks_like_clouds &= _looks_like_cloud(grid[index])
         out[index] = cell
+    if errors and looks_like_clouds:
+        raise ValueError(
+            f"{name} looks like point clouds, not persistence diagrams: "
+            f"{len(errors)} cell(s) are not (birth, death) pairs with deaths >= "
+            f"births (first: {errors[0]}). Compute the diagrams first, e.g. "
+            "make_pipeline(RipsPersistence(), LandscapeVectorizer())."
+        )
     if grid.size == 0:
         errors.append(f"{name} has no cells (shape {grid.shape})")
     _raise_if_errors(errors, f"persistence diagrams in {name}")
@@ -271,6 +289,15 @@ def _check_diagram(cell):
     return arr, None
 
 
+def _looks_like_cloud(cell):
+    """A finite 2-D array of several rows that fails as a diagram: a cloud."""
+    try:
+        arr = np.asarray(cell, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return arr.ndim == 2 and len(arr) > 1 and np.isfinite(arr).all()
+
+
 def check_same_layout(shape, fitted_shape, *, name="X", what="layers"):
     """Check that transform data has the layout seen in fit (all but axis 0)."""
     if tuple(shape[1:]) != tuple(fitted_shape[1:]):
@@ -285,3 +312,155 @@ def check_positive_int(value, name):
     if not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}.")
     return int(value)
+
+
+def _preview(values, limit=5):
+    shown = ", ".join(repr(v) for v in values[:limit])
+    return f"[{shown}{', ...' if len(values) > limit else ''}]"
+
+
+def _raise_for_unarrayed_cell(X, name):
+    """Name the first cell given as nested Python lists rather than an array.
+
+    Cells must be arrays, so that the nesting of the container and the axes of
+    a cell cannot be confused; a 2-D cloud written as lists of lists of
+    numbers is the usual slip. Its numbers sit two levels below the cell.
+    """
+    depth, obj = 0, X
+    while (
+        not isinstance(obj, (str, bytes))
+        and hasattr(obj, "__len__")
+        and len(obj)
+        and not _is_array_like_cell(obj)
+    ):
+        obj = obj[0]
+        depth += 1
+    if depth < 2 or not isinstance(obj, numbers.Number):
+        return
+    if depth == 2:
+        raise ValueError(
+            f"{name} is a list of lists of numbers, not a sequence of arrays: for "
+            f"one cloud (or diagram) pass [np.asarray({name})]."
+        )
+    path = "[0]" * (depth - 2)
+    raise ValueError(
+        f"{name}{path} is a cell given as nested Python lists, not an array: each "
+        f"cell of {name} (a cloud, a distance matrix or a diagram) must be a "
+        f"NumPy array. Wrap the cells with np.asarray, e.g. {name} = "
+        f"[np.asarray(cell) for cell in {name}]."
+    )
+
+
+def binary_exponent(values):
+    """Exponent ``e`` with ``max |values| * 2**-e`` in [0.5, 1); 0 if all are 0.
+
+    Multiplying by a power of two is exact (barring underflow below the
+    smallest normal number), so data rescaled by ``2**-e`` give the same
+    results, scaled back exactly, while their squares can neither overflow
+    nor underflow.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    finite = np.abs(values[np.isfinite(values)])
+    largest = float(finite.max()) if finite.size else 0.0
+    return int(np.frexp(largest)[1]) if largest > 0 else 0
+
+
+def _available_memory():
+    """Bytes of memory available now, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def format_bytes(n_bytes):
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n_bytes < 1024 or unit == "PiB":
+            return f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1024
+
+
+def check_allocation(n_bytes, what, hint=""):
+    """Raise ``ValueError`` before allocating ``n_bytes`` that cannot fit.
+
+    ``what`` says what would be allocated and from which parameters, e.g.
+    ``"n_landscapes=10000000 x resolution=201 values for 4 diagrams"``.
+    """
+    available = _available_memory()
+    if available is None or n_bytes <= available:
+        return
+    hint = f" {hint}" if hint else ""
+    raise ValueError(
+        f"{what} need about {format_bytes(n_bytes)}, more than the "
+        f"{format_bytes(available)} of memory available.{hint}"
+    )
+
+
+def check_integer_param(value, name, minimum=1):
+    """An integer parameter (``bool`` refused: ``True`` is not a count)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"{name} must be an integer >= {minimum}, got {value!r} "
+            f"of type {type(value).__name__}."
+        )
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def check_feature_matrix(X, name="X"):
+    """Read ``X`` as a 2-D float matrix, naming the row that cannot be read.
+
+    numpy's own messages ("inhomogeneous shape", "could not convert string to
+    float") say neither which parameter nor which row is at fault.
+    """
+    if hasattr(X, "tocsr"):
+        # Sparse matrices (dok_matrix is also a dict): scikit-learn's checks
+        # say whether sparse input is accepted.
+        return
+    if isinstance(X, Mapping):
+        raise ValueError(
+            f"{name} is a {type(X).__name__}; expected a 2-D array of shape "
+            "(n_samples, n_features)."
+        )
+    if isinstance(X, (str, bytes)):
+        raise ValueError(
+            f"{name} is a string ({X!r}); expected a 2-D array of shape "
+            "(n_samples, n_features)."
+        )
+    if hasattr(X, "dtype") or hasattr(X, "tocsr"):
+        dtype = getattr(X, "dtype", None)
+        if (
+            dtype is not None
+            and dtype.kind in "USO"
+            and np.ndim(X) > 0
+            and not hasattr(X, "tocsr")
+        ):
+            _check_rows(np.asarray(X, dtype=object), name)
+        return
+    if isinstance(X, (list, tuple)):
+        _check_rows(X, name)
+
+
+def _check_rows(X, name):
+    rows = list(X)
+    lengths = []
+    for i, row in enumerate(rows):
+        if isinstance(row, (str, bytes)):
+            raise ValueError(f"{name}[{i}] is a string ({row!r}); expected numbers.")
+        try:
+            values = np.asarray(row, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            # The same class as numpy's (scikit-learn's checks expect it).
+            raise type(exc)(
+                f"{name}[{i}] cannot be read as numbers ({exc}); {name} must be a "
+                "2-D array of floats of shape (n_samples, n_features)."
+            ) from exc
+        lengths.append(values.shape)
+    if len(set(lengths)) > 1:
+        ragged = [i for i, shape in enumerate(lengths) if shape != lengths[0]]
+        raise ValueError(
+            f"{name} is ragged: row 0 has shape {lengths[0]} but row {ragged[0]} "
+            f"has shape {lengths[ragged[0]]}; every row needs the same number of "
+            "features."
+        )

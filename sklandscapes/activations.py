@@ -681,7 +681,7 @@ def _record_forward(module, x, keep, kinds, where, torch):
             module(x)
         except _ForwardError:
             raise
-        except (RuntimeError, TypeError, ValueError, IndexError) as exc:
+        except (RuntimeError, TypeError, ValueError, IndexError, KeyError) as exc:
             raise ValueError(
                 f"{where}: the forward pass failed on inputs of shape "
                 f"{tuple(x.shape)}: {exc}"

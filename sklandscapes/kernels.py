@@ -7,9 +7,14 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from sklandscapes._compat import Interval, StrOptions, _fit_context
+from sklandscapes._validation import binary_exponent, check_feature_matrix
 from sklandscapes.landscapes import quadrature_weights
 
 __all__ = ["LandscapeKernel", "feature_weights", "landscape_inner_products"]
+
+# A mean squared distance below (this many ulps per training row)^2 of the
+# mean squared norm is rounding, not spread: the rows are identical.
+_ROUNDING_ULPS = 64
 
 
 def feature_weights(n_features, grid=None, layer_weights=None):
@@ -55,7 +60,7 @@ def feature_weights(n_features, grid=None, layer_weights=None):
         )
     weights = np.tile(quadrature, n_features // len(quadrature))
     if layer_weights is not None:
-        layer_weights = np.asarray(layer_weights, dtype=np.float64)
+        layer_weights = _layer_weights_as_floats(layer_weights)
         if (
             layer_weights.ndim != 1
             or len(layer_weights) == 0
@@ -122,7 +127,8 @@ class LandscapeKernel(TransformerMixin, BaseEstimator):
         inner product.
     gamma : float, default=None
         Scale of the ``"rbf"`` kernel. ``None`` uses the inverse of the mean
-        squared distance between training landscapes (``gamma_``).
+        squared distance between training landscapes (``gamma_``), or 1.0
+        when that mean is 0 up to rounding (identical training rows).
     layer_weights : array-like of shape (n_layers,), default=None
         Weight of each layer's term; ``None`` weighs every layer 1.
     grid : array-like of shape (n_bins,), default=None
@@ -151,6 +157,10 @@ class LandscapeKernel(TransformerMixin, BaseEstimator):
     -----
     Every inner product, norm and distance in sklandscapes uses the trapezoid
     rule of :func:`~sklandscapes.landscapes.quadrature_weights` on the grid.
+
+    Rows and weights are rescaled by powers of two (exact) before any product,
+    so landscapes of any magnitude give the kernel without overflow; a linear
+    kernel whose values exceed the float range raises ``ValueError``.
 
     Examples
     --------
@@ -195,20 +205,41 @@ class LandscapeKernel(TransformerMixin, BaseEstimator):
         -------
         self : LandscapeKernel
         """
+        check_feature_matrix(X)
         X = validate_data(self, X, dtype=np.float64)
         self.X_fit_ = X.copy()
         self._weights = feature_weights(X.shape[1], self.grid, self.layer_weights)
-        self._fit_sq_norms = np.einsum("ij,ij,j->i", X, X, self._weights)
         self.gamma_ = None
         if self.kernel == "rbf":
-            self.gamma_ = self.gamma if self.gamma is not None else self._mean_gamma()
+            if self.gamma is not None:
+                mantissa, exponent = np.frexp(float(self.gamma))
+                self._gamma_parts = (float(mantissa), int(exponent))
+            else:
+                self._gamma_parts = self._mean_gamma()
+            with np.errstate(over="ignore", under="ignore"):
+                self.gamma_ = float(np.ldexp(*self._gamma_parts))
         return self
 
     def _mean_gamma(self):
-        gram = (self.X_fit_ * self._weights) @ self.X_fit_.T
-        sq_dist = self._fit_sq_norms[:, None] + self._fit_sq_norms[None, :] - 2 * gram
-        mean = float(np.maximum(sq_dist, 0).mean())
-        return 1.0 / mean if mean > 0 else 1.0
+        """``1 / mean squared distance`` of the training rows, as (mantissa, exponent).
+
+        The mean over all pairs is twice the mean squared distance to the
+        centroid, which is exactly 0 for identical rows; the expansion
+        ``|x|^2 + |y|^2 - 2 x.y`` would leave rounding noise there and a
+        ``gamma_`` of 1e15. A mean at the level of that rounding gives the
+        documented fallback 1.0. Rows and weights are rescaled by powers of
+        two, so 1e300 rows neither overflow nor lose the fallback.
+        """
+        rows, _, weights, exponent = _rescaled(self.X_fit_, self.X_fit_, self._weights)
+        centered = rows - rows.mean(axis=0)
+        mean_sq_dist = 2 * np.einsum("ij,ij,j->", centered, centered, weights)
+        mean_sq_dist /= len(rows)
+        mean_sq_norm = np.einsum("ij,ij,j->", rows, rows, weights) / len(rows)
+        rounding = (_ROUNDING_ULPS * len(rows) * np.finfo(np.float64).eps) ** 2
+        if mean_sq_dist <= rounding * mean_sq_norm:
+            return 0.5, 1
+        mantissa, binary = np.frexp(mean_sq_dist)
+        return 1.0 / float(mantissa), -int(binary) - exponent
 
     def transform(self, X):
         """Kernel between ``X`` and the training landscapes.
@@ -222,15 +253,70 @@ class LandscapeKernel(TransformerMixin, BaseEstimator):
         K : ndarray of shape (n_samples, n_samples_fit)
         """
         check_is_fitted(self)
+        check_feature_matrix(X)
         X = validate_data(self, X, dtype=np.float64, reset=False)
-        gram = (X * self._weights) @ self.X_fit_.T
+        # Computed on rows and weights rescaled by powers of two (exact), so
+        # that rows of 1e300 give the kernel, or a clear error, never inf/NaN.
+        rows, fit_rows, weights, exponent = _rescaled(X, self.X_fit_, self._weights)
+        gram = (rows * weights) @ fit_rows.T
         if self.kernel == "linear":
-            return gram
-        sq_norms = np.einsum("ij,ij,j->i", X, X, self._weights)
-        sq_dist = sq_norms[:, None] + self._fit_sq_norms[None, :] - 2 * gram
-        return np.exp(-self.gamma_ * np.maximum(sq_dist, 0))
+            with np.errstate(over="ignore"):
+                kernel = np.ldexp(gram, exponent)
+            if not np.isfinite(kernel).all():
+                raise ValueError(
+                    "The linear kernel of X with the training rows exceeds the "
+                    f"float range (values up to about 2**{exponent}); rescale X, "
+                    "grid or layer_weights, or use kernel='rbf'."
+                )
+            return kernel
+        sq_norms = np.einsum("ij,ij,j->i", rows, rows, weights)
+        fit_sq_norms = np.einsum("ij,ij,j->i", fit_rows, fit_rows, weights)
+        sq_dist = sq_norms[:, None] + fit_sq_norms[None, :] - 2 * gram
+        mantissa, gamma_exponent = self._gamma_parts
+        with np.errstate(over="ignore", under="ignore"):
+            scaled = np.ldexp(
+                mantissa * np.maximum(sq_dist, 0), gamma_exponent + exponent
+            )
+        return np.exp(-scaled)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64"]
         return tags
+
+
+def _layer_weights_as_floats(layer_weights):
+    if isinstance(layer_weights, (str, bytes)):
+        raise ValueError(
+            "layer_weights must be a 1-D sequence of non-negative numbers, one "
+            f"per layer, got the string {layer_weights!r}."
+        )
+    try:
+        # Strings such as "0" would convert; numbers only.
+        if np.asarray(layer_weights).dtype.kind not in "iuf":
+            raise TypeError("not numbers")
+        return np.asarray(layer_weights, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            "layer_weights must be a 1-D sequence of non-negative numbers, one "
+            f"per layer, got {layer_weights!r} ({exc})."
+        ) from exc
+
+
+def _rescaled(rows, other_rows, weights):
+    """Rows, other rows and weights scaled by powers of two, and the exponent.
+
+    Returns ``(rows', other_rows', weights', exponent)`` with every entry at
+    most 1 in absolute value and
+    ``sum_j w_j x_j y_j = 2**exponent * sum_j w'_j x'_j y'_j`` exactly (the
+    rescaling is by powers of two), so inner products neither overflow nor
+    underflow.
+    """
+    row_exponent = max(binary_exponent(rows), binary_exponent(other_rows))
+    weight_exponent = binary_exponent(weights)
+    return (
+        np.ldexp(rows, -row_exponent),
+        np.ldexp(other_rows, -row_exponent),
+        np.ldexp(weights, -weight_exponent),
+        2 * row_exponent + weight_exponent,
+    )

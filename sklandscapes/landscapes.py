@@ -8,7 +8,11 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from sklandscapes._compat import Interval, StrOptions, _fit_context
-from sklandscapes._validation import check_layered_diagrams, check_same_layout
+from sklandscapes._validation import (
+    check_allocation,
+    check_layered_diagrams,
+    check_same_layout,
+)
 from sklandscapes.exceptions import GridWarning
 
 __all__ = [
@@ -412,7 +416,9 @@ class LandscapeVectorizer(TransformerMixin, BaseEstimator):
         Ends of the grid, both included. After
         ``ActivationNormalizer(method="global")`` every filtration value lies in
         [0, 1]. ``"auto"`` learns the range in ``fit`` from the smallest birth to
-        the largest finite death of the training diagrams.
+        the largest finite death of the training diagrams. The grid must be
+        finite and strictly increasing: ends whose difference overflows, or
+        too close for ``resolution`` distinct floats, raise ``ValueError``.
     resolution : int, default=201
         Number of grid points (at least 2).
 
@@ -504,8 +510,9 @@ class LandscapeVectorizer(TransformerMixin, BaseEstimator):
         -------
         self : LandscapeVectorizer
         """
+        _check_vectorizer_params(self)
         diagrams = check_layered_diagrams(X)
-        self.grid_ = np.linspace(*self._grid_range(diagrams), self.resolution)
+        self.grid_ = _checked_grid(self._grid_range(diagrams), self)
         self.n_layers_, self.n_homology_dimensions_ = diagrams.shape[1:]
         if self.n_landscapes == "auto":
             depth = max([landscape_depth(d) for d in diagrams.ravel()] + [1])
@@ -572,6 +579,7 @@ class LandscapeVectorizer(TransformerMixin, BaseEstimator):
         check_same_layout(
             diagrams.shape, (None, self.n_layers_, self.n_homology_dimensions_)
         )
+        _check_values_fit(diagrams.size, self.shape_)
         end = self.grid_[-1]
         cells = [np.where(np.isinf(d), end, d) for d in diagrams.ravel()]
         values = landscape_values(cells, self.grid_, self.n_landscapes_)
@@ -750,3 +758,75 @@ def level_shares(X, grid, max_levels=None):
         shares = cumulative / totals[..., None]
     shares[totals == 0] = 1.0
     return np.minimum(shares, 1.0)
+
+
+def _check_vectorizer_params(vectorizer):
+    """What the constraint table cannot say: bools are not counts, and the
+    ends of ``sample_range`` must be real numbers."""
+    for name in ("n_landscapes", "resolution"):
+        value = getattr(vectorizer, name)
+        if isinstance(value, (bool, np.bool_)):
+            raise ValueError(
+                f"{name} must be an integer, got the bool {value!r}; bools are not "
+                "counts here."
+            )
+    check_allocation(
+        8 * vectorizer.resolution,
+        f"A grid of resolution={vectorizer.resolution!r} points would",
+        "Lower resolution.",
+    )
+    sample_range = vectorizer.sample_range
+    if isinstance(sample_range, str):
+        return
+    if len(sample_range) != 2 or not all(
+        isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+        for v in sample_range
+    ):
+        raise ValueError(
+            "sample_range must be 'auto' or a pair (start, stop) of numbers, got "
+            f"{sample_range!r}."
+        )
+
+
+def _checked_grid(grid_range, vectorizer):
+    """The grid, refused unless finite and strictly increasing.
+
+    ``stop - start`` overflows for ends near the float limits, and grid
+    points closer than float precision repeat.
+    """
+    start, stop = grid_range
+    with np.errstate(over="ignore", invalid="ignore"):
+        grid = np.linspace(start, stop, vectorizer.resolution)
+    where = (
+        f"sample_range={vectorizer.sample_range!r}"
+        + (
+            f" (learned as ({start!r}, {stop!r}))"
+            if vectorizer.sample_range == "auto"
+            else ""
+        )
+        + f" with resolution={vectorizer.resolution!r}"
+    )
+    if not np.isfinite(grid).all():
+        raise ValueError(
+            f"{where} gives a grid that is not finite: stop - start overflows. "
+            "Use ends whose difference is a finite float."
+        )
+    if not (np.diff(grid) > 0).all():
+        raise ValueError(
+            f"{where} gives a grid that is not increasing: its points are closer "
+            "than float precision. Widen sample_range or lower resolution."
+        )
+    return grid
+
+
+def _check_values_fit(n_diagrams, shape):
+    """Refuse, before allocating, landscape values that cannot fit in memory."""
+    _, _, n_landscapes, n_bins = shape
+    # The values of every diagram, plus scratch of a few diagrams' worth.
+    n_bytes = 8 * n_landscapes * n_bins * (n_diagrams + 4)
+    check_allocation(
+        n_bytes,
+        f"The landscapes of {n_diagrams} diagram(s) with "
+        f"n_landscapes={n_landscapes!r} and resolution={n_bins!r} would",
+        "Lower n_landscapes or resolution, or transform fewer samples at a time.",
+    )

@@ -6,7 +6,12 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from sklandscapes._base import StatelessTransformerMixin
 from sklandscapes._compat import StrOptions, _fit_context
-from sklandscapes._validation import _raise_if_errors, _where, check_layered_clouds
+from sklandscapes._validation import (
+    _raise_if_errors,
+    _where,
+    binary_exponent,
+    check_layered_clouds,
+)
 
 __all__ = ["ActivationNormalizer", "max_pairwise_distance"]
 
@@ -101,6 +106,9 @@ class ActivationNormalizer(StatelessTransformerMixin, TransformerMixin, BaseEsti
     ``"local"``) cannot be normalized and raises ``ValueError`` naming the
     sample and layer: it usually means a dead layer.
 
+    Each cloud is first rescaled by a power of two, which is exact, so clouds
+    of any magnitude (1e-300 or 1e200) are normalized as their rescaled copies.
+
     References
     ----------
     .. [1] M. Wheeler, J. Bouza, P. Bubenik. "Activation Landscapes as a
@@ -180,10 +188,15 @@ class ActivationNormalizer(StatelessTransformerMixin, TransformerMixin, BaseEsti
         out = np.empty(clouds.shape, dtype=object)
         errors = []
         for index in np.ndindex(*clouds.shape):
+            # The result does not depend on the scale of the cloud: rescaling
+            # by a power of two first is exact and keeps squared coordinates
+            # of 1e200 from overflowing and those of 1e-300 from underflowing.
+            cloud = clouds[index]
+            cloud = np.ldexp(cloud, -binary_exponent(cloud))
             if self.method == "global":
-                cell, problem = _normalize_global(clouds[index])
+                cell, problem = _normalize_global(cloud)
             else:
-                cell, problem = _normalize_local(clouds[index], centers[index[1]])
+                cell, problem = _normalize_local(cloud, centers[index[1]])
             if problem:
                 errors.append(f"{_where(index)}: {problem}")
             out[index] = cell

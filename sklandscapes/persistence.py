@@ -12,7 +12,12 @@ from tqdm.auto import tqdm
 
 from sklandscapes._base import StatelessTransformerMixin
 from sklandscapes._compat import Interval, Parallel, StrOptions, _fit_context, delayed
-from sklandscapes._validation import _raise_if_errors, _where, check_layered_clouds
+from sklandscapes._validation import (
+    _raise_if_errors,
+    _where,
+    binary_exponent,
+    check_layered_clouds,
+)
 
 __all__ = ["RipsPersistence"]
 
@@ -31,6 +36,14 @@ _METRICS = {
 # a projected point is 1 only up to rounding (it can come out as 1 - 1e-16), so
 # "norm >= radius" is tested with this relative slack.
 _RADIUS_RTOL = 1e-9
+
+# GUDHI computes with coefficients in 16 bits: 65537 raises OverflowError, and
+# the largest prime it takes is 65521.
+_MAX_COEFF = 65521
+
+# Relative margin added to max_edge_length on GUDHI's sparse path, whose own
+# rounding of edge lengths differs from scipy's by an ulp or so.
+_THRESHOLD_SLACK = 1e-9
 
 # A dense Rips computation holds the condensed and the square distance matrices.
 _BYTES_PER_SQUARED_POINT = 16
@@ -76,15 +89,17 @@ class RipsPersistence(StatelessTransformerMixin, TransformerMixin, BaseEstimator
     radius : float, default=1.0
         Radius of the ball for ``local=True``.
     max_edge_length : float, default=np.inf
-        Largest edge of the Rips complex. Classes alive at this scale get death
-        ``inf``. A finite value with the Euclidean metric and ``local=False``
-        builds a sparse complex and never forms the dense distance matrix.
+        Largest edge of the Rips complex: an edge of exactly this length is
+        kept, on every path. Classes alive at this scale get death ``inf``.
+        A finite value with the Euclidean metric and ``local=False`` builds
+        a sparse complex and never forms the dense distance matrix.
     metric : str, default="euclidean"
         A metric of :func:`scipy.spatial.distance.pdist`, or ``"precomputed"``
         for square distance matrices instead of clouds (not with ``local=True``,
         which needs the norms of the points).
     coeff : int, default=2
         Prime characteristic of the coefficient field. The paper uses Z/2.
+        GUDHI takes primes up to 65521 (its coefficients are 16-bit).
     n_jobs : int, default=None
         Number of jobs to run in parallel. ``None`` means 1 unless in a
         :obj:`joblib.parallel_backend` context. ``-1`` means using all
@@ -109,6 +124,13 @@ class RipsPersistence(StatelessTransformerMixin, TransformerMixin, BaseEstimator
     A dense distance matrix of ``n`` points costs ``8 n^2`` bytes; a cloud whose
     matrices would not fit in the available memory raises ``ValueError`` before
     anything is allocated.
+
+    Clouds are rescaled by a power of two before their distances are taken,
+    which is exact, so coordinates of any magnitude (1e-300 or 1e200) give the
+    diagrams of the rescaled cloud scaled back, with no overflow or
+    underflow. A distance that is still not finite (``metric="cosine"`` with a
+    zero row, ``"correlation"`` with a constant row) raises ``ValueError``
+    naming the sample, the layer and the metric.
 
     References
     ----------
@@ -139,8 +161,12 @@ class RipsPersistence(StatelessTransformerMixin, TransformerMixin, BaseEstimator
         "radius": [Interval(numbers.Real, 0, None, closed="neither")],
         "max_edge_length": [Interval(numbers.Real, 0, None, closed="right")],
         "metric": [StrOptions(_METRICS)],
-        "coeff": [Interval(numbers.Integral, 2, None, closed="left")],
-        "n_jobs": [numbers.Integral, None],
+        "coeff": [Interval(numbers.Integral, 2, _MAX_COEFF, closed="both")],
+        "n_jobs": [
+            Interval(numbers.Integral, None, -1, closed="right"),
+            Interval(numbers.Integral, 1, None, closed="left"),
+            None,
+        ],
         "verbose": ["verbose"],
     }
 
@@ -178,7 +204,7 @@ class RipsPersistence(StatelessTransformerMixin, TransformerMixin, BaseEstimator
                 "homology_dimensions must be a non-empty sequence of distinct "
                 f"non-negative integers, got {self.homology_dimensions!r}."
             )
-        if not _is_prime(self.coeff):
+        if isinstance(self.coeff, bool) or not _is_prime(self.coeff):
             raise ValueError(f"coeff must be a prime number, got {self.coeff!r}.")
         if self.local and self.metric == "precomputed":
             raise ValueError(
@@ -250,12 +276,24 @@ class RipsPersistence(StatelessTransformerMixin, TransformerMixin, BaseEstimator
             unit="cloud",
         ) as bar:
             position = 0
+            errors = []
             for chunk_result in results:
                 for diagrams in chunk_result:
-                    for k, diagram in enumerate(diagrams):
-                        flat[position, k] = diagram
+                    if isinstance(diagrams, str):
+                        index = np.unravel_index(position, clouds.shape)
+                        errors.append(f"{_where(index)}: {diagrams}")
+                    else:
+                        for k, diagram in enumerate(diagrams):
+                            flat[position, k] = diagram
                     position += 1
                 bar.update(len(chunk_result))
+        _raise_if_errors(
+            errors,
+            f"distances for RipsPersistence(metric={self.metric!r})",
+            "Cosine distances need rows that are not all zero and correlation "
+            "distances rows that are not constant (and at least 2 features); "
+            "drop such points or use metric='euclidean'.",
+        )
         return out
 
     def _check_memory(self, clouds):
@@ -293,19 +331,42 @@ def _diagrams_of_chunk(chunk, **settings):
 
 
 def _diagrams_of_cloud(cell, *, dims, local, radius, max_edge_length, metric, coeff):
-    """The diagrams of one cloud, one (n_pairs, 2) array per homology dimension."""
-    if metric == "euclidean" and not local and np.isfinite(max_edge_length):
+    """The diagrams of one cloud, one (n_pairs, 2) array per homology dimension.
+
+    Returns a message instead when a distance is not finite.
+    """
+    # Distances are taken on the cloud scaled by 2**-exponent, which is exact
+    # and keeps squared coordinates far from overflow and underflow; the
+    # filtration values are scaled back at the end. Cosine and correlation
+    # distances do not scale, and squared Euclidean ones scale twice.
+    exponent = binary_exponent(cell)
+    degree = {"cosine": 0, "correlation": 0, "sqeuclidean": 2}.get(metric, 1)
+    cell = np.ldexp(cell, -exponent)
+    threshold = np.ldexp(max_edge_length, -degree * exponent)
+    sparse = metric == "euclidean" and not local and np.isfinite(max_edge_length)
+    if sparse:
         data, input_type = cell, "point cloud"
+        # GUDHI's sparse path tests edge lengths in its own rounding and can
+        # drop an edge of exactly max_edge_length that the dense path keeps
+        # (<=). Ask for a hair more, then undo what that hair added: its
+        # filtration values are the dense path's, bit for bit.
+        gudhi_threshold = threshold * (1 + _THRESHOLD_SLACK)
     else:
         data = cell if metric == "precomputed" else squareform(pdist(cell, metric))
         input_type = "full distance matrix"
+        gudhi_threshold = threshold
+        if not np.isfinite(data).all():
+            n_bad = int((~np.isfinite(data)).sum() // 2)
+            return f"{n_bad} distance(s) under metric={metric!r} are NaN or infinite"
         if local:
             norms = np.linalg.norm(cell, axis=1)
-            outside = np.flatnonzero(norms >= radius * (1 - _RADIUS_RTOL))
+            outside = np.flatnonzero(
+                norms >= np.ldexp(radius, -exponent) * (1 - _RADIUS_RTOL)
+            )
             data[np.ix_(outside, outside)] = 0.0
     rips = _GudhiRips(
         homology_dimensions=list(dims),
-        threshold=max_edge_length,
+        threshold=gudhi_threshold,
         input_type=input_type,
         num_collapses=0,
         homology_coeff_field=coeff,
@@ -315,11 +376,21 @@ def _diagrams_of_cloud(cell, *, dims, local, radius, max_edge_length, metric, co
     # nested graph fails on the scheduler and the outer job waits forever.
     with parallel_config(backend="sequential"):
         diagrams = rips.fit_transform([data])[0]
-    return [_clean(diagram) for diagram in diagrams]
+    diagrams = [_clean(diagram) for diagram in diagrams]
+    if sparse:
+        diagrams = [_cut_at(diagram, threshold) for diagram in diagrams]
+    return [np.ldexp(diagram, degree * exponent) for diagram in diagrams]
 
 
 def _clean(diagram):
     """Drop zero-length pairs and sort rows by (birth, death)."""
     diagram = np.asarray(diagram, dtype=np.float64).reshape(-1, 2)
     diagram = diagram[diagram[:, 1] > diagram[:, 0]]
+    return diagram[np.lexsort((diagram[:, 1], diagram[:, 0]))]
+
+
+def _cut_at(diagram, threshold):
+    """The diagram of the complex of edges ``<= threshold`` from a larger one."""
+    diagram = diagram[diagram[:, 0] <= threshold]
+    diagram[diagram[:, 1] > threshold, 1] = np.inf
     return diagram[np.lexsort((diagram[:, 1], diagram[:, 0]))]

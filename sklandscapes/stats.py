@@ -13,8 +13,12 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from tqdm.auto import tqdm
 
 from sklandscapes._compat import Interval, Parallel, StrOptions, _fit_context, delayed
-from sklandscapes._validation import check_layered_diagrams
-from sklandscapes.kernels import feature_weights, landscape_inner_products
+from sklandscapes._validation import (
+    binary_exponent,
+    check_feature_matrix,
+    check_layered_diagrams,
+)
+from sklandscapes.kernels import feature_weights
 from sklandscapes.landscapes import tent_squared_integrals
 
 __all__ = [
@@ -35,8 +39,12 @@ _PERMUTATIONS_PER_BLOCK = 1000
 # the observed one counts as "at least as large".
 _TIE_RTOL = 1e-10
 
+# Rounding of the quadratic form w^T K w, in units of eps * max K_ii per sample.
+_ROUNDING_PER_SAMPLE = 16
+
 
 def _check_labels(X, y):
+    _check_label_values(y)
     y = np.asarray(y)
     if y.ndim != 1 or len(y) != len(X):
         raise ValueError(
@@ -48,8 +56,9 @@ def _check_labels(X, y):
 
 
 def _check_vectors(X, shape):
+    check_feature_matrix(X)
     X = check_array(X, dtype=np.float64)
-    shape = tuple(int(s) for s in shape)
+    shape = _check_shape(shape)
     if len(shape) != 4 or min(shape) < 1:
         raise ValueError(
             "shape must be (n_layers, n_homology_dimensions, n_landscapes, n_bins), "
@@ -347,6 +356,12 @@ class PermutationTest(BaseEstimator):
     parent process, one per block of permutations, so a block's relabelings do
     not depend on which worker computes it.
 
+    The Gram matrix is computed on vectors (and weights) rescaled by powers of
+    two, which is exact, so vectors of any magnitude give the same p-values
+    and statistics scaled back; a statistic beyond the float range raises
+    ``ValueError``. Statistics at the rounding level of the quadratic form
+    (about 1e-8 of the norms of the vectors) count as exactly 0.
+
     References
     ----------
     .. [1] P. Bubenik. "Statistical topological data analysis using
@@ -373,7 +388,11 @@ class PermutationTest(BaseEstimator):
         "grid": ["array-like", None],
         "layer_weights": ["array-like", None],
         "random_state": ["random_state"],
-        "n_jobs": [numbers.Integral, None],
+        "n_jobs": [
+            Interval(numbers.Integral, None, -1, closed="right"),
+            Interval(numbers.Integral, 1, None, closed="left"),
+            None,
+        ],
         "verbose": ["verbose"],
     }
 
@@ -410,7 +429,9 @@ class PermutationTest(BaseEstimator):
         -------
         self : PermutationTest
         """
-        gram = self._gram(X)
+        # gram is the Gram matrix scaled by 4**-exponent (exact), so that huge
+        # vectors neither overflow nor underflow; statistics scale by 2**exponent.
+        gram, exponent = self._gram(X)
         y, groups, counts = _check_labels(gram, y)
         if len(groups) < 2:
             raise ValueError(
@@ -471,8 +492,10 @@ class PermutationTest(BaseEstimator):
             sub = gram[np.ix_(index, index)]
             observed = float(np.sqrt(max(contrast @ sub @ contrast, 0.0)))
             null = np.concatenate(null_by_pair[p])
+            observed, null = _zero_below_rounding(observed, null, sub)
             exceed = int((null >= observed * (1 - _TIE_RTOL)).sum())
             pvalue = (1 + exceed) / (1 + self.n_permutations)
+            observed, null = _scaled_back(observed, null, exponent, groups[[a, b]])
             self.statistics_[a, b] = self.statistics_[b, a] = observed
             self.pvalues_[a, b] = self.pvalues_[b, a] = pvalue
             self.table_.append(
@@ -504,11 +527,17 @@ class PermutationTest(BaseEstimator):
                     "kernel='precomputed' needs a symmetric Gram matrix; X differs "
                     f"from its transpose by up to {np.abs(K - K.T).max():.3g}."
                 )
-            return K
+            half = -(-binary_exponent(K) // 2)
+            return np.ldexp(K, -2 * half), half
+        check_feature_matrix(X)
         X = check_array(X, dtype=np.float64)
-        return landscape_inner_products(
-            X, grid=self.grid, layer_weights=self.layer_weights
-        )
+        weights = feature_weights(X.shape[1], self.grid, self.layer_weights)
+        row_exponent = binary_exponent(X)
+        weight_exponent = binary_exponent(weights)
+        weight_exponent += weight_exponent % 2
+        rows = np.ldexp(X, -row_exponent)
+        gram = (rows * np.ldexp(weights, -weight_exponent)) @ rows.T
+        return gram, row_exponent + weight_exponent // 2
 
     def to_frame(self):
         """The pairwise results as a pandas DataFrame (needs pandas)."""
@@ -531,3 +560,90 @@ def _null_block(gram, n_a, n_permutations, seed):
     np.put_along_axis(contrasts, order[:, :n_a], 1.0 / n_a, axis=1)
     squared = np.einsum("pi,pi->p", contrasts @ gram, contrasts)
     return np.sqrt(np.maximum(squared, 0.0))
+
+
+def _check_label_values(y):
+    """Refuse labels that cannot be grouped: NaN, None, and mixed types.
+
+    ``np.unique`` puts each NaN in a group of its own, cannot sort None among
+    numbers, and ``np.asarray([1, "a"])`` quietly turns 1 into "1".
+    """
+    if isinstance(y, (str, bytes)) or np.ndim(y) != 1:
+        return
+    kinds = {}
+    for i, label in enumerate(np.asarray(y, dtype=object)):
+        if label is None:
+            raise ValueError(
+                f"y contains None (at position {i}); every sample needs a group label."
+            )
+        if isinstance(label, (str, bytes, np.str_, np.bytes_)):
+            kind = "str"
+        elif isinstance(label, numbers.Number):
+            if label != label:
+                raise ValueError(
+                    f"y contains NaN (at position {i}); every sample needs a group "
+                    "label: drop those samples or give them a label."
+                )
+            kind = "number"
+        else:
+            kind = type(label).__name__
+        kinds.setdefault(kind, (i, label))
+    if len(kinds) > 1:
+        examples = ", ".join(
+            f"{label!r} at position {i}" for i, label in kinds.values()
+        )
+        raise ValueError(
+            f"y mixes labels of different types ({examples}); use labels of one "
+            "type, e.g. all strings."
+        )
+
+
+def _check_shape(shape):
+    try:
+        entries = list(shape)
+    except TypeError:
+        entries = None
+    if entries is None or not all(
+        isinstance(s, numbers.Integral) and not isinstance(s, (bool, np.bool_))
+        for s in entries
+    ):
+        raise ValueError(
+            "shape must be 4 integers (n_layers, n_homology_dimensions, "
+            f"n_landscapes, n_bins), e.g. LandscapeVectorizer.shape_; got {shape!r}."
+        )
+    return tuple(int(s) for s in entries)
+
+
+def _scaled_back(observed, null, exponent, pair):
+    """The statistics of a pair of groups at their own scale, or a clear error."""
+    if np.isnan(observed) or np.isnan(null).any():
+        # Cannot happen on the rescaled Gram matrix; a NaN would otherwise count
+        # as never exceeded and give the smallest p-value.
+        raise ValueError(
+            f"The statistic of groups {pair[0]!r} and {pair[1]!r} is NaN; check X."
+        )
+    with np.errstate(over="ignore"):
+        observed = float(np.ldexp(observed, exponent))
+        null = np.ldexp(null, exponent)
+    if not (np.isfinite(observed) and np.isfinite(null).all()):
+        raise ValueError(
+            f"The distance between the means of groups {pair[0]!r} and "
+            f"{pair[1]!r} exceeds the float range (about 2**{exponent}); divide X "
+            "by a constant: p-values do not depend on the scale."
+        )
+    return observed, null
+
+
+def _zero_below_rounding(observed, null, gram):
+    """Statistics at the rounding level of ``w^T K w`` set to exactly 0.
+
+    For identical groups the quadratic form is 0 plus rounding of about
+    ``n * eps * max K_ii`` (the contrast's entries sum to 2 in absolute value),
+    whose square root, 1e-8 of the norms, would otherwise be a statistic, and
+    the p-value a coin toss instead of 1.
+    """
+    eps = np.finfo(np.float64).eps
+    largest = max(float(np.diag(gram).max()), 0.0)
+    floor = np.sqrt(_ROUNDING_PER_SAMPLE * len(gram) * eps * largest)
+    observed = observed if observed > floor else 0.0
+    return observed, np.where(null > floor, null, 0.0)

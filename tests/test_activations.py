@@ -784,3 +784,21 @@ def test_relu_layers_of_the_package_mlp():
     flags = relu_layers(MLP((64, 10, 10, 10)))
     # input (pixels: centered by the paper's rule), 2 ReLU layers, logits
     assert flags.tolist() == [False, True, True, False]
+
+
+def test_forward_raising_key_error_gets_the_sample_prefix(rng):
+    class LooksUpAFeature(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(2, 2)
+
+        def forward(self, x):
+            return self.linear({"inputs": x}["features"])
+
+    with pytest.raises(
+        ValueError, match=r"sample 0: the forward pass failed on .*'features'"
+    ) as info:
+        ActivationExtractor(inputs=rng.normal(size=(4, 2))).fit_transform(
+            [LooksUpAFeature()]
+        )
+    assert isinstance(info.value.__cause__, KeyError)

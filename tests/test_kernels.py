@@ -99,3 +99,56 @@ def test_bad_input(rng):
     fitted = LandscapeKernel(grid=grid).fit(X)
     with pytest.raises(ValueError, match="features"):
         fitted.transform(X[:, :-51])
+
+
+def test_rbf_on_identical_rows_falls_back_to_gamma_one(rng):
+    # The expansion |x|^2 + |y|^2 - 2 x.y summed in different orders (einsum
+    # and the BLAS product) left noise of 1e-14 for some numbers of rows, and
+    # gamma_ = 1 / noise: 5, 7, 9 and 11 rows did with this seed.
+    row = rng.random(201)
+    for n_rows in range(2, 12):
+        X = np.tile(row, (n_rows, 1))
+        kernel = LandscapeKernel(kernel="rbf").fit(X)
+        assert kernel.gamma_ == 1.0
+        # exp(-gamma * rounding noise) is 1 to within that noise.
+        np.testing.assert_allclose(kernel.transform(X), 1.0, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("exponent", [400, 1000])
+def test_huge_vectors_give_finite_kernels_or_a_clear_error(rng, exponent):
+    X = rng.random((6, 20))
+    big = np.ldexp(X, exponent)
+    # rbf with the default gamma does not depend on the scale at all, and the
+    # rescaling by powers of two is exact.
+    np.testing.assert_array_equal(
+        LandscapeKernel(kernel="rbf").fit_transform(big),
+        LandscapeKernel(kernel="rbf").fit_transform(X),
+    )
+    if exponent == 400:
+        np.testing.assert_array_equal(
+            LandscapeKernel().fit_transform(big), np.ldexp(X @ X.T, 2 * exponent)
+        )
+    else:
+        with pytest.raises(ValueError, match="exceeds the float range"):
+            LandscapeKernel().fit_transform(big)
+
+
+def test_layer_weights_and_unreadable_x_are_named(rng):
+    X = rng.random((4, 6))
+    with pytest.raises(ValueError, match=r"layer_weights must be .*\['a', 'b'\]"):
+        LandscapeKernel(layer_weights=["a", "b"]).fit(X)
+    with pytest.raises(ValueError, match=r"X is ragged: row 0 has shape \(3,\)"):
+        LandscapeKernel().fit([[0.0, 1.0, 2.0], [1.0, 2.0]])
+    with pytest.raises(ValueError, match=r"X\[1\] cannot be read as numbers"):
+        LandscapeKernel().fit([[0.0, 1.0], ["a", "b"]])
+    with pytest.raises(ValueError, match="X is a string"):
+        LandscapeKernel().fit("landscapes")
+    fitted = LandscapeKernel().fit(X)
+    with pytest.raises(ValueError, match=r"X\[0\] cannot be read as numbers"):
+        fitted.transform(np.array([["a"] * 6]))
+
+
+def test_layer_weights_given_as_numeric_strings_are_refused(rng):
+    # np.asarray(["0", "2"], dtype=float) converts them silently.
+    with pytest.raises(ValueError, match=r"layer_weights must be .*\['0', '2'\]"):
+        LandscapeKernel(layer_weights=["0", "2"]).fit(rng.random((3, 4)))

@@ -157,3 +157,68 @@ def test_bad_input(rng):
         fitted.transform([[[d[0]]]])
     with pytest.raises(ValueError, match="some deaths are smaller"):
         fitted.transform([[[np.array([[0.5, 0.1]])], [d[0]]]])
+
+
+@pytest.mark.parametrize(
+    "params, error, message",
+    [
+        (
+            dict(n_landscapes=True),
+            ValueError,
+            "n_landscapes must be an integer, got the bool True",
+        ),
+        (
+            dict(sample_range=("a", "b")),
+            ValueError,
+            r"pair \(start, stop\) of "
+            r"numbers, got \('a', 'b'\)",
+        ),
+        (dict(sample_range=(None, 1)), ValueError, r"got \(None, 1\)"),
+        (
+            dict(sample_range=(-1e308, 1e308)),
+            ValueError,
+            "not finite: stop - start overflows",
+        ),
+        (
+            dict(sample_range=(1.0, 1.0 + 1e-15)),
+            ValueError,
+            r"resolution=201 gives a "
+            "grid that is not increasing",
+        ),
+    ],
+)
+def test_parameters_that_used_to_pass_or_give_raw_errors(params, error, message):
+    with pytest.raises(error, match=message):
+        LandscapeVectorizer(**params).fit([np.array([[0.1, 0.2]])])
+
+
+def test_learned_range_that_overflows_is_refused():
+    diagram = np.array([[-1e308, 0.0], [0.0, 1e308]])
+    with pytest.raises(ValueError, match=r"learned as \(-1e\+308, 1e\+308\)"):
+        LandscapeVectorizer(sample_range="auto").fit([diagram])
+
+
+def test_raw_point_clouds_get_one_hint_that_rips_is_missing(rng):
+    clouds = [rng.normal(size=(30, 2)) for _ in range(40)]
+    with pytest.raises(ValueError, match="looks like point clouds") as info:
+        LandscapeVectorizer().fit(clouds)
+    assert "RipsPersistence" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_huge_sizes_are_refused_before_allocating(monkeypatch):
+    import sklandscapes._validation as validation
+
+    # A machine with 1 MiB free, so that the test allocates nothing large.
+    monkeypatch.setattr(validation, "_available_memory", lambda: 1 << 20)
+    diagrams = [np.array([[0.1, 0.2]])] * 3
+    with pytest.raises(
+        ValueError,
+        match=r"3 diagram\(s\) with n_landscapes=10000000 and resolution=201 would "
+        r"need about 104.8 GiB, more than the 1.0 MiB",
+    ):
+        LandscapeVectorizer(n_landscapes=10**7).fit_transform(diagrams)
+    with pytest.raises(
+        ValueError, match=r"resolution=100000000 points would need about 762.9 MiB"
+    ):
+        LandscapeVectorizer(resolution=10**8).fit(diagrams)

@@ -118,3 +118,25 @@ def test_per_layer_centering_follows_the_flags(rng):
         ActivationNormalizer(method="local", center=[True]).fit(X)
     with pytest.raises(ValueError, match="one bool per layer"):
         ActivationNormalizer(method="local", center=["yes", "no"]).fit(X)
+
+
+@pytest.mark.parametrize("method", ["global", "local"])
+@pytest.mark.parametrize("exponent", [700, -1000])
+def test_power_of_two_scales_normalize_to_the_same_cloud_exactly(rng, method, exponent):
+    cloud = rng.normal(size=(10, 3))
+    normalizer = ActivationNormalizer(method=method)
+    plain = normalizer.fit_transform([cloud])[0, 0]
+    scaled = normalizer.fit_transform([np.ldexp(cloud, exponent)])[0, 0]
+    np.testing.assert_array_equal(scaled, plain)
+
+
+@pytest.mark.parametrize("method", ["global", "local"])
+@pytest.mark.parametrize("scale", [1e200, 1e-300])
+def test_huge_and_tiny_clouds_are_not_zeros_or_constant(rng, method, scale):
+    cloud = rng.normal(size=(10, 3))
+    normalizer = ActivationNormalizer(method=method)
+    plain = normalizer.fit_transform([cloud])[0, 0]
+    scaled = normalizer.fit_transform([cloud * scale])[0, 0]
+    # cloud * scale rounds each coordinate once (1.1e-16 relative); centering
+    # and one division add a few roundings of values of order 1.
+    np.testing.assert_allclose(scaled, plain, rtol=1e-12, atol=1e-14)

@@ -223,3 +223,84 @@ def test_progress_bar_goes_to_stderr(rng, capsys):
     captured = capsys.readouterr()
     assert "Rips persistence" in captured.err
     assert "3/3" in captured.err
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cityblock", "precomputed"])
+@pytest.mark.parametrize("exponent", [700, -1000])
+def test_huge_and_tiny_scales_give_the_scaled_diagrams_exactly(rng, metric, exponent):
+    # Multiplying by 2**exponent is exact, so the diagrams must be too: squared
+    # coordinates of 2**700 overflow and those of 2**-1000 underflow unless the
+    # cloud is rescaled first.
+    cloud = rng.normal(size=(10, 2))
+    if metric == "precomputed":
+        cloud = squareform(pdist(cloud))
+    rips = RipsPersistence(homology_dimensions=(0, 1), metric=metric)
+    plain = rips.fit_transform([cloud])[0, 0]
+    scaled = rips.fit_transform([np.ldexp(cloud, exponent)])[0, 0]
+    for ours, reference in zip(scaled, plain):
+        np.testing.assert_array_equal(ours, np.ldexp(reference, exponent))
+    assert len(plain[1]) > 0
+
+
+@pytest.mark.parametrize("scale", [1e200, 1e-300])
+def test_decimal_scales_match_the_unscaled_diagrams(rng, scale):
+    cloud = rng.normal(size=(10, 2))
+    rips = RipsPersistence(homology_dimensions=(0, 1))
+    plain = rips.fit_transform([cloud])[0, 0]
+    scaled = rips.fit_transform([cloud * scale])[0, 0]
+    for ours, reference in zip(scaled, plain):
+        # cloud * scale rounds each coordinate once (relative 1.1e-16); a few
+        # roundings of the distances stay far below 1e-13.
+        np.testing.assert_allclose(ours / scale, reference, rtol=1e-13)
+    assert np.isfinite(scaled[0][:, 1]).sum() == 9
+
+
+@pytest.mark.parametrize(
+    "metric, bad_row",
+    [("cosine", [0.0, 0.0, 0.0]), ("correlation", [2.0, 2.0, 2.0])],
+)
+def test_non_finite_distances_name_sample_layer_and_metric(rng, metric, bad_row):
+    good = rng.normal(size=(6, 3))
+    bad = np.vstack([good, bad_row])
+    with pytest.raises(
+        ValueError,
+        match=rf"(?s)sample 1, layer 0: 6 distance\(s\) under metric='{metric}' "
+        "are NaN",
+    ):
+        RipsPersistence(homology_dimensions=(0,), metric=metric).fit_transform(
+            [good, bad]
+        )
+    with pytest.raises(ValueError, match="sample 0, layer 0: .*'correlation'"):
+        RipsPersistence(metric="correlation").fit_transform([good[:, :1]])
+
+
+def test_max_edge_length_keeps_edges_of_exactly_that_length_on_every_path():
+    # Clouds where GUDHI's sparse path, whose rounding of edge lengths differs
+    # from scipy's, used to drop the edge of length exactly max_edge_length.
+    seeds = np.random.default_rng(0)
+    for _ in range(60):
+        cloud = seeds.normal(size=(6, 3))
+        distances = pdist(cloud)
+        length = float(np.sort(distances)[3])
+        sparse, dense = (
+            RipsPersistence(
+                homology_dimensions=(0, 1), max_edge_length=length, metric=metric
+            ).fit_transform([cloud])[0, 0]
+            for metric in ("euclidean", "minkowski")
+        )
+        reference = ripser.ripser(
+            squareform(distances), distance_matrix=True, maxdim=0, thresh=length
+        )["dgms"][0]
+        for ours, theirs in zip(sparse, dense):
+            np.testing.assert_array_equal(ours, theirs)
+        # ripser.py keeps the edge too (<=): as many components die by then.
+        assert np.isfinite(sparse[0][:, 1]).sum() == np.isfinite(reference[:, 1]).sum()
+
+
+def test_coeff_above_gudhis_limit_and_n_jobs_zero_are_refused(rng):
+    cloud = rng.normal(size=(5, 2))
+    assert RipsPersistence(coeff=65521).fit_transform([cloud]).shape == (1, 1, 1)
+    with pytest.raises(ValueError, match=r"'coeff' parameter .*\[2, 65521\]"):
+        RipsPersistence(coeff=65537).fit([cloud])
+    with pytest.raises(ValueError, match="'n_jobs' parameter of RipsPersistence"):
+        RipsPersistence(n_jobs=0).fit([cloud])

@@ -195,3 +195,74 @@ def test_curve_projection_preserves_distances_when_full_rank(rng):
     assert projection.explained_variance_ratio.sum() == pytest.approx(1.0)
     with pytest.raises(ValueError, match="n_components must be between 1 and"):
         landscape_curve_projection(X, y, (3, 1, 1, 4), n_components=9)
+
+
+@pytest.mark.parametrize(
+    "labels, message",
+    [
+        ([0.0, 0.0, np.nan, 1.0, 1.0, 1.0], r"y contains NaN \(at position 2\)"),
+        (["a", "a", None, "b", "b", "b"], r"y contains None \(at position 2\)"),
+        ([1, 1, 1, "b", "b", "b"], r"y mixes labels of different types \(1 at"),
+    ],
+)
+def test_labels_that_cannot_be_grouped_are_named(rng, labels, message):
+    X = rng.normal(size=(6, 3))
+    with pytest.raises(ValueError, match=message):
+        PermutationTest(n_permutations=9).fit(X, labels)
+
+
+@pytest.mark.parametrize("kernel", ["linear", "precomputed"])
+def test_huge_vectors_give_the_scaled_statistic_not_inf_or_nan(rng, kernel):
+    X = rng.normal(size=(8, 5))
+    X[4:] += 1.0
+    y = np.repeat([0, 1], 4)
+    # 2**600 squared overflows: the Gram matrix used to hold inf.
+    exponent = 600
+    big = np.ldexp(X, exponent)
+    if kernel == "precomputed":
+        # The Gram matrix itself near the top of the float range.
+        X, big = X @ X.T, np.ldexp(X @ X.T, 2 * 500)
+        exponent = 500
+    test = PermutationTest(n_permutations=99, kernel=kernel, random_state=0)
+    plain = test.fit(X, y)
+    plain_statistic, plain_pvalue = plain.statistic_, plain.pvalue_
+    scaled = test.fit(big, y)
+    # Power-of-two scaling is exact, so everything is too.
+    assert scaled.statistic_ == np.ldexp(plain_statistic, exponent)
+    assert scaled.pvalue_ == plain_pvalue
+    assert np.isfinite(scaled.null_distribution_).all()
+
+
+def test_statistic_beyond_the_float_range_is_an_error(rng):
+    X = np.ldexp(rng.normal(size=(6, 50)), 1022)
+    X[3:] *= -1
+    with pytest.raises(ValueError, match="exceeds the float range"):
+        PermutationTest(n_permutations=9).fit(X, np.repeat([0, 1], 3))
+
+
+def test_shape_layer_weights_and_n_jobs_are_named(rng):
+    X = rng.random((4, 6))
+    with pytest.raises(
+        ValueError, match=r"shape must be 4 integers .*\('a', 1, 1, 1\)"
+    ):
+        landscape_norms(X, ("a", 1, 1, 1))
+    with pytest.raises(ValueError, match="shape must be 4 integers .*got 6"):
+        landscape_norms(X, 6)
+    with pytest.raises(ValueError, match=r"X\[1\] cannot be read as numbers"):
+        landscape_norms([[0.0] * 6, ["a"] * 6], (1, 1, 1, 6))
+    with pytest.raises(ValueError, match=r"layer_weights must be .*\['a', 'b'\]"):
+        PermutationTest(layer_weights=["a", "b"]).fit(X, [0, 0, 1, 1])
+    with pytest.raises(ValueError, match="'n_jobs' parameter of PermutationTest"):
+        PermutationTest(n_jobs=0).fit(X, [0, 0, 1, 1])
+
+
+def test_identical_groups_give_statistic_zero_and_pvalue_one(rng):
+    # The quadratic form of identical rows is 0 plus rounding (about 1e-19),
+    # whose square root used to be the statistic and made the p-value random.
+    X = np.tile(rng.random(201), (8, 1))
+    for n_rows in range(4, 9):
+        test = PermutationTest(n_permutations=99, random_state=0).fit(
+            X[:n_rows], np.arange(n_rows) % 2
+        )
+        assert test.statistic_ == 0.0
+        assert test.pvalue_ == 1.0

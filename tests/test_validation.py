@@ -88,3 +88,31 @@ def test_bad_diagrams_are_named():
         check_layered_diagrams([np.array([[np.inf, np.inf]])])
     with pytest.raises(ValueError, match=r"shape \(n_pairs, 2\), got shape \(1, 3\)"):
         check_layered_diagrams([np.zeros((1, 3))])
+
+
+def test_dict_of_samples_is_named_not_a_key_error(rng):
+    cloud = rng.normal(size=(4, 2))
+    with pytest.raises(ValueError, match=r"X is a dict with keys \['a', 'b'\]"):
+        check_layered_clouds({"a": cloud, "b": cloud})
+    with pytest.raises(ValueError, match=r"X is a dict .*list\(X.values\(\)\)"):
+        check_layered_diagrams({0: np.zeros((1, 2))})
+
+
+def test_clouds_given_as_nested_lists_name_the_cell():
+    cloud = [[0.0, 0.0], [1.0, 1.0], [2.0, 0.5]]
+    with pytest.raises(ValueError, match=r"X\[0\] is a cell given as nested Python"):
+        check_layered_clouds([cloud, cloud])
+    with pytest.raises(ValueError, match=r"X\[0\]\[0\] is a cell given as nested"):
+        check_layered_clouds([[cloud]])
+    with pytest.raises(ValueError, match=r"pass \[np.asarray\(X\)\]"):
+        check_layered_clouds(cloud)
+
+
+def test_point_clouds_given_as_diagrams_get_one_hint(rng):
+    clouds = [rng.normal(size=(40, 2)) for _ in range(5)]
+    with pytest.raises(ValueError, match="looks like point clouds") as info:
+        check_layered_diagrams(clouds)
+    message = str(info.value)
+    assert "RipsPersistence()" in message
+    assert "5 cell(s)" in message
+    assert message.count("\n") == 0
