@@ -152,6 +152,10 @@ class LandscapeKernel(TransformerMixin, BaseEstimator):
     Every inner product, norm and distance in sklandscapes uses the trapezoid
     rule of :func:`~sklandscapes.landscapes.quadrature_weights` on the grid.
 
+    The output has one column per training sample, named
+    ``landscapekernel0``, ``landscapekernel1``, ... by
+    :meth:`get_feature_names_out`.
+
     Examples
     --------
     >>> import numpy as np
@@ -234,3 +238,29 @@ class LandscapeKernel(TransformerMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64"]
         return tags
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the output columns, one per training sample.
+
+        ``landscapekernel0``, ``landscapekernel1``, ..., as scikit-learn's
+        ``Nystroem`` names its components. They do not depend on the names
+        of the landscape features.
+
+        Parameters
+        ----------
+        input_features : array-like of str, default=None
+            Names of the landscape features; only their number is checked.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+        """
+        check_is_fitted(self)
+        if input_features is not None and len(input_features) != self.n_features_in_:
+            raise ValueError(
+                f"input_features has {len(input_features)} names, expected "
+                f"{self.n_features_in_} (one per landscape feature seen in fit)."
+            )
+        return np.asarray(
+            [f"landscapekernel{i}" for i in range(len(self.X_fit_))], dtype=object
+        )

@@ -99,3 +99,14 @@ def test_bad_input(rng):
     fitted = LandscapeKernel(grid=grid).fit(X)
     with pytest.raises(ValueError, match="features"):
         fitted.transform(X[:, :-51])
+
+
+def test_feature_names_are_one_per_training_sample(rng):
+    X, grid = landscape_rows(rng, 4)
+    kernel = LandscapeKernel(grid=grid).fit(X)
+    expected = [f"landscapekernel{i}" for i in range(4)]
+    assert list(kernel.get_feature_names_out()) == expected
+    names = [f"f{i}" for i in range(X.shape[1])]
+    assert list(kernel.get_feature_names_out(names)) == expected
+    with pytest.raises(ValueError, match="input_features has 2 names, expected 459"):
+        kernel.get_feature_names_out(names[:2])

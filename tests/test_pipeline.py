@@ -3,8 +3,12 @@
 import pickle
 
 import numpy as np
+import pandas as pd
 import pytest
+import sklearn
 from conftest import noisy_circle, noisy_figure_eight
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
 from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC
@@ -131,3 +135,66 @@ def test_pipeline_predictions_do_not_depend_on_n_jobs(rng, n_jobs):
     a = make_pipeline().fit(X, y).decision_function(X)
     b = make_pipeline().set_params(rips__n_jobs=n_jobs).fit(X, y).decision_function(X)
     np.testing.assert_array_equal(a, b)
+
+
+def test_pipeline_under_the_global_pandas_setting(rng):
+    X, y = circles_and_eights(rng, n_per_class=4)
+    expected = make_pipeline().fit(X, y).decision_function(X)
+    with sklearn.config_context(transform_output="pandas"):
+        model = make_pipeline().fit(X, y)
+        vectors = model[:-2].transform(X)
+        gram = model[:-1].transform(X)
+        decision = model.decision_function(X)
+    # The ragged steps keep their containers; the feature matrices are
+    # DataFrames named by the steps that made them.
+    assert isinstance(vectors, pd.DataFrame)
+    # Wrapped on its own, the vectorizer names the homology dimensions by
+    # position (dim0); Pipeline.get_feature_names_out passes "H1" on.
+    assert list(vectors.columns[:2]) == ["layer0_dim0_k1_t00", "layer0_dim0_k1_t01"]
+    assert isinstance(gram, pd.DataFrame)
+    assert list(gram.columns[:2]) == ["landscapekernel0", "landscapekernel1"]
+    np.testing.assert_allclose(decision, expected, rtol=1e-12)
+
+
+def test_feature_names_and_set_output_end_to_end(rng):
+    X, y = circles_and_eights(rng, n_per_class=4)
+    model = make_pipeline().set_output(transform="pandas").fit(X, y)
+    names = model[:-1].get_feature_names_out()
+    assert list(names) == [f"landscapekernel{i}" for i in range(len(X))]
+    vectors = model[:-2].transform(X)
+    assert isinstance(vectors, pd.DataFrame)
+    np.testing.assert_array_equal(
+        vectors.columns, model.named_steps["landscapes"].get_feature_names_out()
+    )
+    assert model[:-2].get_feature_names_out()[0] == "layer0_H1_k1_t00"
+    assert vectors.shape == (len(X), 2 * 51)
+    # A ragged container cannot be a DataFrame: the normalizer accepts the
+    # setting and keeps its object array.
+    clouds = model[:1].transform(X)
+    assert isinstance(clouds, np.ndarray) and clouds.dtype == object
+    np.testing.assert_array_equal(
+        model.decision_function(X), make_pipeline().fit(X, y).decision_function(X)
+    )
+
+
+def test_normalizer_names_its_layers(rng):
+    X = [[rng.normal(size=(5, 2)), rng.normal(size=(5, 3))] for _ in range(2)]
+    normalizer = ActivationNormalizer()
+    with pytest.raises(NotFittedError, match="call fit first"):
+        normalizer.get_feature_names_out()
+    normalizer.fit(X)
+    assert list(normalizer.get_feature_names_out()) == ["layer0", "layer1"]
+    assert list(normalizer.get_feature_names_out(["in", "out"])) == ["in", "out"]
+    with pytest.raises(ValueError, match="expected 2 \\(one per layer\\)"):
+        normalizer.get_feature_names_out(["in"])
+
+
+@pytest.mark.parametrize("step", [ActivationNormalizer(), RipsPersistence()])
+def test_ragged_steps_accept_set_output_and_keep_their_container(rng, step):
+    X = [rng.normal(size=(6, 2)) for _ in range(2)]
+    expected = clone(step).fit_transform(X)
+    for container in ["pandas", "default"]:
+        out = clone(step).set_output(transform=container).fit_transform(X)
+        assert type(out) is np.ndarray and out.shape == expected.shape
+    with pytest.raises(ValueError, match="transform must be one of .* got 'csv'"):
+        step.set_output(transform="csv")
