@@ -50,8 +50,11 @@ def feature_weights(n_features, grid=None, layer_weights=None):
     if n_features % len(quadrature):
         raise ValueError(
             f"X has {n_features} features, not a multiple of the {len(quadrature)} "
-            "grid points; pass grid=vectorizer.grid_ of the LandscapeVectorizer "
-            "that made X."
+            "grid points of grid; pass grid=vectorizer.grid_ of the "
+            "LandscapeVectorizer that made X. In a Pipeline, where a grid search "
+            "may change the resolution, use LandscapeVectorizer(weighting='l2') "
+            "and grid=None instead: the plain dot product of those vectors is the "
+            "landscape inner product at every resolution."
         )
     weights = np.tile(quadrature, n_features // len(quadrature))
     if layer_weights is not None:
@@ -128,10 +131,14 @@ class LandscapeKernel(TransformerMixin, BaseEstimator):
     grid : array-like of shape (n_bins,), default=None
         Grid of the landscapes (the vectorizer's ``grid_``, or the same
         ``np.linspace``), for the trapezoid rule: the kernel is then the
-        integral itself. ``None`` weighs every feature 1, the integral in units
-        of the grid step (see :func:`feature_weights`); kernels, and so SVC
-        decisions and permutation tests, differ from the integral only by that
-        constant factor.
+        integral itself. ``None`` weighs every feature 1 (see
+        :func:`feature_weights`). Recommended: ``grid=None`` after
+        ``LandscapeVectorizer(weighting="l2")``, whose vectors carry the
+        square roots of the trapezoid weights, so that the kernel is the
+        integral at whatever ``resolution`` a grid search sets. On unweighted
+        vectors ``grid=None`` gives the integral in units of the grid step, a
+        scale that changes with the resolution. Never pass a grid for weighted
+        vectors: they would be weighted twice.
 
     Attributes
     ----------

@@ -198,3 +198,104 @@ def test_ragged_steps_accept_set_output_and_keep_their_container(rng, step):
         assert type(out) is np.ndarray and out.shape == expected.shape
     with pytest.raises(ValueError, match="transform must be one of .* got 'csv'"):
         step.set_output(transform="csv")
+
+
+def exact_landscapes(diagram, k, t):
+    """lambda_k(t) of a diagram of finite pairs, by brute force (k from 0)."""
+    if len(diagram) <= k:
+        return np.zeros_like(t)
+    tents = np.minimum(t[:, None] - diagram[:, 0], diagram[:, 1] - t[:, None])
+    return np.sort(np.maximum(tents, 0.0), axis=1)[:, ::-1][:, k]
+
+
+def exact_inner_product(a, b, n_landscapes):
+    """sum_k integral over [0, 1] of lambda_k(a) lambda_k(b), in closed form.
+
+    Every kink of a landscape is a birth, a death, or the meeting point
+    (b_i + d_j) / 2 of a rising and a falling side. Between consecutive kinks
+    of both diagrams both functions are linear, so their product is a
+    quadratic, which Simpson's rule integrates exactly. Also returns
+    sum_k integral |lambda_k(a)' lambda_k(b)'|, for the trapezoid error bound.
+    """
+    pairs = np.concatenate([a, b])
+    kinks = np.concatenate(
+        [[0.0, 1.0], pairs.ravel(), (pairs[:, 0][:, None] + pairs[:, 1]).ravel() / 2]
+    )
+    t = np.unique(np.clip(kinks, 0.0, 1.0))
+    middle, length = (t[:-1] + t[1:]) / 2, np.diff(t)
+    integral = slopes = 0.0
+    for k in range(n_landscapes):
+        fa, fb = (
+            [exact_landscapes(d, k, x) for x in (t[:-1], middle, t[1:])] for d in (a, b)
+        )
+        integral += np.sum(
+            length / 6 * (fa[0] * fb[0] + 4 * fa[1] * fb[1] + fa[2] * fb[2])
+        )
+        slopes += np.sum(np.abs((fa[2] - fa[0]) * (fb[2] - fb[0])) / length)
+    return integral, slopes
+
+
+def test_grid_search_over_resolution_keeps_the_exact_inner_product(rng):
+    # Births and deaths on multiples of 0.04, so every kink of every landscape
+    # (births, deaths, middles (b + d) / 2, crossings (b_i + d_j) / 2) lies on
+    # a multiple of 0.02, a point of each grid searched (step 0.02, 0.005,
+    # 0.001). Between grid points both landscapes are then linear, and the
+    # trapezoid rule misses the integral of their product by exactly
+    # (h^2 / 6) * integral of the product of their slopes, at most
+    # (h^2 / 6) * integral |lambda' mu'| (the bound checked below).
+    n_samples, n_layers, n_landscapes = 10, 2, 2
+    diagrams = np.empty((n_samples, n_layers, 1), dtype=object)
+    for index in np.ndindex(*diagrams.shape):
+        births = 0.04 * rng.integers(0, 19, size=3)
+        deaths = np.minimum(births + 0.04 * rng.integers(1, 7, size=3), 1.0)
+        diagrams[index] = np.c_[births, deaths]
+    y = np.repeat([0, 1], n_samples // 2)
+    exact, slopes = np.zeros((2, n_samples, n_samples))
+    for i, j in np.ndindex(n_samples, n_samples):
+        for layer in range(n_layers):
+            value, slope = exact_inner_product(
+                diagrams[i, layer, 0], diagrams[j, layer, 0], n_landscapes
+            )
+            exact[i, j] += value
+            slopes[i, j] += slope
+    train, test = np.arange(0, n_samples, 2), np.arange(1, n_samples, 2)
+    seen = []
+
+    def kernel_error(model, X, y):
+        vectorizer = model.named_steps["landscapes"]
+        K = model[:-1].transform(X)  # test rows against the training rows
+        h = vectorizer.grid_[1] - vectorizer.grid_[0]
+        error = np.abs(K - exact[np.ix_(test, train)])
+        seen.append(
+            (vectorizer.resolution, error, h**2 / 6 * slopes[np.ix_(test, train)])
+        )
+        return -float(error.max())
+
+    model = Pipeline(
+        [
+            (
+                "landscapes",
+                LandscapeVectorizer(n_landscapes=n_landscapes, weighting="l2"),
+            ),
+            ("kernel", LandscapeKernel()),
+            ("svm", SVC(kernel="precomputed")),
+        ]
+    )
+    search = GridSearchCV(
+        model,
+        {"landscapes__resolution": [51, 201, 1001]},
+        cv=[(train, test)],
+        scoring=kernel_error,
+    ).fit(diagrams, y)
+    assert [resolution for resolution, *_ in seen] == [51, 201, 1001]
+    for resolution, error, bound in seen:
+        # Plus rounding: sums of about 2000 products of values below 1.
+        assert (error <= bound + 1e-12).all(), resolution
+    # The error shrinks as h^2 (16 times from 51 to 201 points, 25 times from
+    # 201 to 1001); at 1001 points it is below 1e-4 of the largest value.
+    assert seen[0][1].max() > 15 * seen[1][1].max() > 15 * 24 * seen[2][1].max()
+    assert seen[2][1].max() < 1e-4 * np.abs(exact).max()
+    assert search.best_params_ == {"landscapes__resolution": 1001}
+    K = search.best_estimator_[:-1].transform(diagrams)
+    h = 0.001
+    assert (np.abs(K - exact) <= h**2 / 6 * slopes + 1e-12).all()
