@@ -55,8 +55,11 @@ def feature_weights(n_features, grid=None, layer_weights=None):
     if n_features % len(quadrature):
         raise ValueError(
             f"X has {n_features} features, not a multiple of the {len(quadrature)} "
-            "grid points; pass grid=vectorizer.grid_ of the LandscapeVectorizer "
-            "that made X."
+            "grid points of grid; pass grid=vectorizer.grid_ of the "
+            "LandscapeVectorizer that made X. In a Pipeline, where a grid search "
+            "may change the resolution, use LandscapeVectorizer(weighting='l2') "
+            "and grid=None instead: the plain dot product of those vectors is the "
+            "landscape inner product at every resolution."
         )
     weights = np.tile(quadrature, n_features // len(quadrature))
     if layer_weights is not None:
@@ -134,10 +137,14 @@ class LandscapeKernel(TransformerMixin, BaseEstimator):
     grid : array-like of shape (n_bins,), default=None
         Grid of the landscapes (the vectorizer's ``grid_``, or the same
         ``np.linspace``), for the trapezoid rule: the kernel is then the
-        integral itself. ``None`` weighs every feature 1, the integral in units
-        of the grid step (see :func:`feature_weights`); kernels, and so SVC
-        decisions and permutation tests, differ from the integral only by that
-        constant factor.
+        integral itself. ``None`` weighs every feature 1 (see
+        :func:`feature_weights`). Recommended: ``grid=None`` after
+        ``LandscapeVectorizer(weighting="l2")``, whose vectors carry the
+        square roots of the trapezoid weights, so that the kernel is the
+        integral at whatever ``resolution`` a grid search sets. On unweighted
+        vectors ``grid=None`` gives the integral in units of the grid step, a
+        scale that changes with the resolution. Never pass a grid for weighted
+        vectors: they would be weighted twice.
 
     Attributes
     ----------
@@ -161,6 +168,10 @@ class LandscapeKernel(TransformerMixin, BaseEstimator):
     Rows and weights are rescaled by powers of two (exact) before any product,
     so landscapes of any magnitude give the kernel without overflow; a linear
     kernel whose values exceed the float range raises ``ValueError``.
+
+    The output has one column per training sample, named
+    ``landscapekernel0``, ``landscapekernel1``, ... by
+    :meth:`get_feature_names_out`.
 
     Examples
     --------
@@ -283,6 +294,32 @@ class LandscapeKernel(TransformerMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64"]
         return tags
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the output columns, one per training sample.
+
+        ``landscapekernel0``, ``landscapekernel1``, ..., as scikit-learn's
+        ``Nystroem`` names its components. They do not depend on the names
+        of the landscape features.
+
+        Parameters
+        ----------
+        input_features : array-like of str, default=None
+            Names of the landscape features; only their number is checked.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+        """
+        check_is_fitted(self)
+        if input_features is not None and len(input_features) != self.n_features_in_:
+            raise ValueError(
+                f"input_features has {len(input_features)} names, expected "
+                f"{self.n_features_in_} (one per landscape feature seen in fit)."
+            )
+        return np.asarray(
+            [f"landscapekernel{i}" for i in range(len(self.X_fit_))], dtype=object
+        )
 
 
 def _layer_weights_as_floats(layer_weights):

@@ -3,6 +3,7 @@
 import numpy as np
 from scipy.spatial.distance import cdist, pdist
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.exceptions import NotFittedError
 
 from sklandscapes._base import StatelessTransformerMixin
 from sklandscapes._compat import StrOptions, _fit_context
@@ -86,6 +87,12 @@ class ActivationNormalizer(StatelessTransformerMixin, TransformerMixin, BaseEsti
           are non-negative without a ReLU, such as an input of pixel
           intensities, which the paper's rule centers.
 
+    Attributes
+    ----------
+    n_layers_ : int
+        Number of layers (columns of X) seen in ``fit``; only
+        :meth:`get_feature_names_out` uses it, ``transform`` needs no fit.
+
     See Also
     --------
     RipsPersistence : Vietoris-Rips persistence of the normalized clouds.
@@ -153,6 +160,7 @@ class ActivationNormalizer(StatelessTransformerMixin, TransformerMixin, BaseEsti
         """
         clouds = check_layered_clouds(X)
         self._check_center(clouds.shape[1])
+        self.n_layers_ = clouds.shape[1]
         return self
 
     def _check_center(self, n_layers):
@@ -207,6 +215,39 @@ class ActivationNormalizer(StatelessTransformerMixin, TransformerMixin, BaseEsti
             "equal); drop that layer or network.",
         )
         return out
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the layers (the columns of the output), one to one.
+
+        The output keeps the layers of X, so the names are ``input_features``
+        when given, else ``layer0``, ``layer1``, ... . ``set_output`` is
+        accepted, but the output stays an object array of clouds, which no
+        DataFrame can hold; the names serve ``Pipeline.get_feature_names_out``.
+
+        Parameters
+        ----------
+        input_features : array-like of str, default=None
+            Names of the layers of X, one per layer.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+        """
+        if not hasattr(self, "n_layers_"):
+            raise NotFittedError(
+                "This ActivationNormalizer names the layers of the X seen in fit; "
+                "call fit first (transform alone needs no fit)."
+            )
+        if input_features is None:
+            return np.asarray(
+                [f"layer{i}" for i in range(self.n_layers_)], dtype=object
+            )
+        if len(input_features) != self.n_layers_:
+            raise ValueError(
+                f"input_features has {len(input_features)} names, expected "
+                f"{self.n_layers_} (one per layer): {list(input_features)!r}."
+            )
+        return np.asarray(input_features, dtype=object)
 
 
 def _normalize_global(cloud):

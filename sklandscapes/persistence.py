@@ -7,6 +7,7 @@ import numpy as np
 from gudhi.sklearn import RipsPersistence as _GudhiRips
 from joblib import effective_n_jobs, parallel_config
 from scipy.spatial.distance import pdist, squareform
+from sklearn import config_context
 from sklearn.base import BaseEstimator, TransformerMixin
 from tqdm.auto import tqdm
 
@@ -374,7 +375,12 @@ def _diagrams_of_cloud(cell, *, dims, local, radius, max_edge_length, metric, co
     # One cloud, so no parallelism inside. gudhi still calls joblib, which would
     # send that call to the backend running this one: with the Dask backend the
     # nested graph fails on the scheduler and the outer job waits forever.
-    with parallel_config(backend="sequential"):
+    # gudhi's transformer also follows sklearn's global transform_output, and
+    # a DataFrame of diagrams cannot be indexed by position: ask for a list.
+    with (
+        parallel_config(backend="sequential"),
+        config_context(transform_output="default"),
+    ):
         diagrams = rips.fit_transform([data])[0]
     diagrams = [_clean(diagram) for diagram in diagrams]
     if sparse:

@@ -9,7 +9,7 @@ from joblib import effective_n_jobs
 from sklearn.base import BaseEstimator
 from sklearn.decomposition import PCA
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from tqdm.auto import tqdm
 
 from sklandscapes._compat import Interval, Parallel, StrOptions, _fit_context, delayed
@@ -344,6 +344,12 @@ class PermutationTest(BaseEstimator):
         With exactly two groups: its p-value.
     null_distribution_ : ndarray of shape (n_permutations,)
         With exactly two groups: the statistic under each relabeling.
+    n_features_in_ : int
+        Number of columns of X seen in ``fit`` (the number of samples with
+        ``kernel="precomputed"``).
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the columns of X, when X is a DataFrame with string column
+        names.
 
     See Also
     --------
@@ -429,13 +435,19 @@ class PermutationTest(BaseEstimator):
         -------
         self : PermutationTest
         """
+        if y is None:
+            raise ValueError(
+                "PermutationTest requires y to be passed, but the target y is None; "
+                "pass the group label of every sample."
+            )
         # gram is the Gram matrix scaled by 4**-exponent (exact), so that huge
         # vectors neither overflow nor underflow; statistics scale by 2**exponent.
         gram, exponent = self._gram(X)
         y, groups, counts = _check_labels(gram, y)
         if len(groups) < 2:
             raise ValueError(
-                f"y has a single group {groups.tolist()!r}; a permutation test "
+                f"y has a single group (one class), {groups.tolist()!r}; a "
+                "permutation test "
                 "compares at least two groups."
             )
         small = [(g, c) for g, c in zip(groups.tolist(), counts.tolist()) if c < 2]
@@ -515,7 +527,7 @@ class PermutationTest(BaseEstimator):
 
     def _gram(self, X):
         if self.kernel == "precomputed":
-            K = check_array(X, dtype=np.float64)
+            K = validate_data(self, X, dtype=np.float64)
             if K.shape[0] != K.shape[1]:
                 raise ValueError(
                     f"kernel='precomputed' needs a square Gram matrix, got shape "
@@ -530,7 +542,7 @@ class PermutationTest(BaseEstimator):
             half = -(-binary_exponent(K) // 2)
             return np.ldexp(K, -2 * half), half
         check_feature_matrix(X)
-        X = check_array(X, dtype=np.float64)
+        X = validate_data(self, X, dtype=np.float64)
         weights = feature_weights(X.shape[1], self.grid, self.layer_weights)
         row_exponent = binary_exponent(X)
         weight_exponent = binary_exponent(weights)
@@ -547,6 +559,13 @@ class PermutationTest(BaseEstimator):
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise ImportError("to_frame needs pandas: pip install pandas") from exc
         return pd.DataFrame.from_records(self.table_)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # X is a Gram matrix with kernel="precomputed", as for SVC.
+        tags.input_tags.pairwise = self.kernel == "precomputed"
+        tags.target_tags.required = True
+        return tags
 
 
 def _null_block(gram, n_a, n_permutations, seed):

@@ -152,3 +152,40 @@ def test_layer_weights_given_as_numeric_strings_are_refused(rng):
     # np.asarray(["0", "2"], dtype=float) converts them silently.
     with pytest.raises(ValueError, match=r"layer_weights must be .*\['0', '2'\]"):
         LandscapeKernel(layer_weights=["0", "2"]).fit(rng.random((3, 4)))
+
+
+def test_feature_names_are_one_per_training_sample(rng):
+    X, grid = landscape_rows(rng, 4)
+    kernel = LandscapeKernel(grid=grid).fit(X)
+    expected = [f"landscapekernel{i}" for i in range(4)]
+    assert list(kernel.get_feature_names_out()) == expected
+    names = [f"f{i}" for i in range(X.shape[1])]
+    assert list(kernel.get_feature_names_out(names)) == expected
+    with pytest.raises(ValueError, match="input_features has 2 names, expected 459"):
+        kernel.get_feature_names_out(names[:2])
+
+
+def test_a_grid_that_does_not_fit_suggests_the_l2_weighting(rng):
+    X, _ = landscape_rows(rng, 4)
+    # A grid search changed the vectorizer's resolution after the grid was
+    # passed by hand: 3 layers x 3 landscapes x 51 points against 201 points.
+    with pytest.raises(ValueError, match="LandscapeVectorizer\\(weighting='l2'\\)"):
+        LandscapeKernel(grid=np.linspace(0, 1, 201)).fit(X)
+
+
+def test_l2_weighted_vectors_need_no_grid(rng):
+    diagrams = np.empty((5, 3, 1), dtype=object)
+    for index in np.ndindex(*diagrams.shape):
+        births = rng.uniform(0, 0.6, 8)
+        diagrams[index] = np.c_[births, births + rng.uniform(0, 0.4, 8)]
+    plain = LandscapeVectorizer(n_landscapes=3, resolution=51).fit(diagrams)
+    weighted = LandscapeVectorizer(n_landscapes=3, resolution=51, weighting="l2")
+    W = weighted.fit_transform(diagrams)
+    # Both are the trapezoid integral, summed in another order.
+    np.testing.assert_allclose(
+        LandscapeKernel().fit(W).transform(W),
+        LandscapeKernel(grid=plain.grid_)
+        .fit(plain.transform(diagrams))
+        .transform(plain.transform(diagrams)),
+        rtol=1e-12,
+    )

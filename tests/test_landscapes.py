@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sklearn.base import clone
 
 from sklandscapes import LandscapeVectorizer, reshape_landscapes
 from sklandscapes.exceptions import GridWarning
@@ -222,3 +223,32 @@ def test_huge_sizes_are_refused_before_allocating(monkeypatch):
         ValueError, match=r"resolution=100000000 points would need about 762.9 MiB"
     ):
         LandscapeVectorizer(resolution=10**8).fit(diagrams)
+
+
+def test_l2_weighting_makes_the_dot_product_the_trapezoid_integral(rng):
+    births = rng.uniform(0, 0.6, size=(3, 4))
+    diagrams = [np.c_[b, b + rng.uniform(0.05, 0.4, 4)] for b in births]
+    plain = LandscapeVectorizer(n_landscapes=2, resolution=31).fit(diagrams)
+    weighted = clone(plain).set_params(weighting="l2").fit(diagrams)
+    X, W = plain.transform(diagrams), weighted.transform(diagrams)
+    grid = plain.grid_
+    cube = X.reshape(3, 2, 31)
+    expected = np.array(
+        [
+            [
+                sum(np.trapezoid(cube[i, k] * cube[j, k], grid) for k in range(2))
+                for j in range(3)
+            ]
+            for i in range(3)
+        ]
+    )
+    # Same sums in another order: equal up to a few ulps of the values.
+    np.testing.assert_allclose(W @ W.T, expected, rtol=1e-12)
+    # The layout and names do not change; the default output (the landscape
+    # values) is checked against hand-computed values in the tests above.
+    assert weighted.shape_ == plain.shape_
+    np.testing.assert_array_equal(
+        weighted.get_feature_names_out(), plain.get_feature_names_out()
+    )
+    with pytest.raises(ValueError, match="'weighting' parameter"):
+        LandscapeVectorizer(weighting="l1").fit(diagrams)
