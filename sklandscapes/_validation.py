@@ -197,6 +197,8 @@ def check_layered_clouds(X, *, name="X", precomputed=False, min_points=2):
 
 
 def _check_cloud(cell, precomputed, min_points):
+    if _is_complex(cell):
+        return None, "has complex values; expected real numbers"
     try:
         arr = np.asarray(cell, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -267,6 +269,8 @@ def check_layered_diagrams(X, *, name="X"):
 
 
 def _check_diagram(cell):
+    if _is_complex(cell):
+        return None, "has complex values; expected real numbers"
     try:
         arr = np.asarray(cell, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -464,3 +468,14 @@ def _check_rows(X, name):
             f"has shape {lengths[ragged[0]]}; every row needs the same number of "
             "features."
         )
+
+
+def _is_complex(cell):
+    """Whether a cell holds complex numbers, which a float cast would truncate."""
+    dtype = getattr(cell, "dtype", None)
+    if dtype is None:
+        try:
+            dtype = np.asarray(cell).dtype
+        except (TypeError, ValueError):
+            return False
+    return np.issubdtype(dtype, np.complexfloating)

@@ -593,6 +593,10 @@ def _batch_problem(batch):
         return f"must have shape (n_points, n_features, ...), got shape {shape}"
     if shape[0] == 0:
         return f"has no points (shape {shape})"
+    if getattr(batch, "is_complex", lambda: False)() or (
+        not hasattr(batch, "is_complex") and np.iscomplexobj(batch)
+    ):
+        return "has complex values; expected real numbers"
     return None
 
 

@@ -430,15 +430,6 @@ def test_empty_and_non_finite_input(case):
 
 
 @pytest.mark.filterwarnings("ignore::numpy.exceptions.ComplexWarning")
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason=(
-        "the input validators (sklandscapes/_validation.py, and the batch check "
-        "of activations.py) cast complex values to float, dropping the "
-        "imaginary part, instead of rejecting them; reported in issue 11"
-    ),
-)
 def test_complex_cells_are_rejected(case):
     estimator, X = case
     complex_cells = map_cells(X, lambda cell: cell + 1j)
