@@ -33,6 +33,7 @@ from sklandscapes.nets._mlp import (
 )
 from sklandscapes.nets._skorch import resolve_device
 from sklandscapes.nets._snapshots import (
+    LOG_NAME,
     check_thresholds,
     save_snapshot,
     write_log,
@@ -1109,9 +1110,17 @@ def _snapshot_name(network, threshold_index):
 
 
 def write_training_log(directory, result):
-    """Write ``training_log.json`` and ``snapshots.jsonl`` of ``result`` anew.
+    """Write ``training_log.json`` and ``snapshots.jsonl`` of ``result`` anew."""
+    for name, text in training_log_texts(result).items():
+        atomic_write(
+            os.path.join(directory, name), lambda f, text=text: f.write(text.encode())
+        )
 
-    Paths in them are relative to ``directory``, so that the folder can be
+
+def training_log_texts(result):
+    """The text of ``training_log.json`` and ``snapshots.jsonl`` of ``result``.
+
+    Paths in them are relative to the snapshot folder, so that it can be
     moved; the records are in the order the snapshots were taken.
     """
     local = dataclasses.replace(
@@ -1121,30 +1130,26 @@ def write_training_log(directory, result):
             for row in result.paths
         ],
     )
-    text = json.dumps(local.log, indent=1)
-    atomic_write(
-        os.path.join(directory, "training_log.json"),
-        lambda f: f.write(text.encode()),
-    )
     taken = sorted(
-        (int(result.snapshot_epoch[k, j]), k, j)
+        (int(result.snapshot_epoch[k, j]), int(k), int(j))
         for k, j in zip(*np.nonzero(result.reached))
     )
-    write_log(
-        directory,
-        [
-            dict(
-                network=int(k),
-                threshold_index=int(j),
-                threshold=result.thresholds[j],
-                accuracy=float(result.snapshot_train_accuracy[k, j]),
-                test_accuracy=_json_float(result.snapshot_test_accuracy[k, j]),
-                epoch=epoch,
-                file=_snapshot_name(k, j),
-            )
-            for epoch, k, j in taken
-        ],
-    )
+    records = [
+        dict(
+            network=k,
+            threshold_index=j,
+            threshold=result.thresholds[j],
+            accuracy=float(result.snapshot_train_accuracy[k, j]),
+            test_accuracy=_json_float(result.snapshot_test_accuracy[k, j]),
+            epoch=epoch,
+            file=_snapshot_name(k, j),
+        )
+        for epoch, k, j in taken
+    ]
+    return {
+        "training_log.json": json.dumps(local.log, indent=1),
+        LOG_NAME: "".join(json.dumps(record) + "\n" for record in records),
+    }
 
 
 def _fingerprint(
