@@ -171,6 +171,14 @@ def test_bad_configurations():
         make_config("synthetic", thresholds=(0.5, 1.2))
     with pytest.raises(ExperimentError, match="unknown configuration field"):
         make_config("synthetic", n_layers=3)
+    with pytest.raises(ExperimentError, match="digits data have 10 classes"):
+        make_config("digits", widths=(64, 8, 2))
+    with pytest.raises(ExperimentError, match="MNIST images have 784 features"):
+        make_config("digits", mnist_path="x", widths=(64, 8, 10))
+    with pytest.raises(ExperimentError, match="seed must be an int >= 0, got -1"):
+        make_config("synthetic", seed=-1)
+    with pytest.raises(ExperimentError, match="lr must be a positive number"):
+        make_config("synthetic", lr=float("nan"))
 
 
 def test_mnist_gets_784_inputs_unless_widths_are_given():
