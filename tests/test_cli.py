@@ -242,3 +242,26 @@ def test_demo_refuses_resume_with_force(tmp_path, capsys):
     assert main(["demo", "--resume", "--force", "--out", str(tmp_path / "d")]) == 2
     assert "exclude each other" in capsys.readouterr().err
     assert not (tmp_path / "d").exists()
+
+
+def test_resume_reports_a_damaged_file_in_one_line(
+    tmp_path, capsys, tiny_settings, monkeypatch
+):
+    # The figures and report are not what this test is about, and are slow.
+    monkeypatch.setattr(
+        "sklandscapes.experiments._report.write_report", lambda *args: None
+    )
+    assert main(["demo", "--out", str(tmp_path), "--quiet"]) == 0
+    diagram = sorted((tmp_path / "diagrams").glob("*.npz"))[0]
+    diagram.write_bytes(diagram.read_bytes()[:100])
+    capsys.readouterr()
+    assert main(["demo", "--out", str(tmp_path), "--quiet"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"sklandscapes: warning: {str(diagram)!r} is damaged (BadZipFile: File is "
+        "not a zip file); deleted; computing it again"
+    ]
+    (tmp_path / "config.json").write_text('{"experiment": "synth')
+    assert main(["demo", "--out", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "config.json' is damaged (JSONDecodeError" in err[0]
