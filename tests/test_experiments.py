@@ -493,3 +493,29 @@ def test_training_interrupted_mid_group_resumes_bit_for_bit(
     np.testing.assert_array_equal(result.landscapes, baseline.landscapes)
     np.testing.assert_array_equal(result.norms, baseline.norms)
     np.testing.assert_array_equal(result.test.pvalues_, baseline.test.pvalues_)
+
+
+def test_group_with_absolute_paths_of_another_machine_maps_to_the_folder(
+    baseline, tmp_path
+):
+    import dataclasses
+
+    import torch
+
+    out = copy_run(baseline, tmp_path)
+    group = _compute._load_group(out / GROUP)
+    elsewhere = tmp_path / "other-machine"
+    old = dataclasses.replace(
+        group,
+        paths=[
+            [None if p is None else str(elsewhere / p) for p in row]
+            for row in group.paths
+        ],
+    )
+    torch.save(old, out / GROUP)
+    cut_in_half(out / SNAPSHOT)
+    with pytest.warns(DamagedFileWarning, match="is damaged"):
+        training, _ = stages(tiny_config(), out)
+    assert training.paths[1][1] == str(out / SNAPSHOT)
+    assert not elsewhere.exists()
+    assert (out / SNAPSHOT).stat().st_size > 0

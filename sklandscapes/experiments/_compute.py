@@ -100,6 +100,20 @@ def train(config, X, y, out, device, verbose):
         directory = training_dir / "snapshots" / f"group{g:04d}"
         stored = _folder.load_intact(path, _load_group)
         if stored is not None:
+            # The layout is fixed, so a path stored by an older version (absolute,
+            # maybe of another machine) maps to this folder too.
+            stored = dataclasses.replace(
+                stored,
+                paths=[
+                    [
+                        None
+                        if p is None
+                        else _folder.relative_path(out, directory / Path(p).name)
+                        for p in row
+                    ]
+                    for row in stored.paths
+                ],
+            )
             _repair_snapshots(out, directory, stored)
             groups.append(stored)
             continue

@@ -76,9 +76,10 @@ class ExperimentConfig:
         Digits: input subsamples per network (the paper's fourth parameter).
     networks_per_group : int
         Networks trained together in one batched run. Each finished group is
-        stored at once, so an interrupted training resumes at the first
-        unfinished group; group ``g`` is seeded from ``(seed, g)``, so the
-        results depend on this value but not on interruptions.
+        stored at once, and the group in training keeps a checkpoint every 10
+        epochs, so an interrupted training resumes from its last checkpoint;
+        group ``g`` is seeded from ``(seed, g)``, so the results depend on this
+        value but not on interruptions.
     n_permutations : int
         Permutations of each pairwise test between thresholds.
     seed : int
