@@ -486,8 +486,15 @@ def test_training_interrupted_mid_group_resumes_bit_for_bit(
         return real_stacked(*args, **kwargs)
 
     monkeypatch.setattr(batched, "_train_stacked", spy)
-    result = run_experiment(tiny_config(), tmp_path, resume=True, verbose=0)
+    # A snapshot taken before the checkpoint is not taken again, only checked.
+    first = tmp_path / "training/snapshots/group0000/network0000_threshold00.pt"
+    cut_in_half(first)
+    with pytest.warns(DamagedFileWarning, match="network0000_threshold00.pt' is dam"):
+        result = run_experiment(tiny_config(), tmp_path, resume=True, verbose=0)
     assert resumed_from == [2 * ((n_epochs - 1) // 2)]
+    assert (
+        first.read_bytes() == (baseline.out / first.relative_to(tmp_path)).read_bytes()
+    )
     assert not checkpoint.exists()
     assert_same_training(_compute._load_group(tmp_path / GROUP), expected)
     np.testing.assert_array_equal(result.landscapes, baseline.landscapes)

@@ -153,6 +153,8 @@ def train(config, X, y, out, device, verbose):
         )
         atomic_write(path, lambda handle, stored=stored: torch.save(stored, handle))
         checkpoint.unlink(missing_ok=True)
+        # Snapshots restored from a checkpoint were written before it: check them.
+        _repair_snapshots(out, directory, stored)
         groups.append(stored)
     merged = _merge_training(groups)
     _folder.write_checked(training_dir / "log.json", json.dumps(merged.log, indent=1))
