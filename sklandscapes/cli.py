@@ -163,6 +163,11 @@ def main(argv=None):
     from sklandscapes.experiments import ExperimentError, make_config, run_experiment
 
     try:
+        if args.resume and args.force:
+            raise ExperimentError(
+                "--resume and --force exclude each other: --resume continues the "
+                "run in --out, --force deletes it; pass one of them"
+            )
         if args.command == "demo":
             config = make_config("synthetic", "fast")
         else:
@@ -186,7 +191,8 @@ def main(argv=None):
             result = run_experiment(
                 config,
                 out,
-                resume=args.resume or args.command == "demo",
+                # The demo continues its run unless told to start over.
+                resume=args.resume or (args.command == "demo" and not args.force),
                 force=args.force,
                 n_jobs=args.n_jobs,
                 device=args.device,

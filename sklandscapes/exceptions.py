@@ -1,6 +1,6 @@
 """Warnings and errors raised by sklandscapes."""
 
-__all__ = ["SklandscapesWarning", "GridWarning"]
+__all__ = ["SklandscapesWarning", "DamagedFileWarning", "GridWarning"]
 
 
 class SklandscapesWarning(UserWarning):
@@ -38,4 +38,20 @@ class GridWarning(SklandscapesWarning):
     ...     vectorizer = vectorizer.fit([np.empty((0, 2))])
     >>> caught[0].category is GridWarning, vectorizer.grid_.tolist()
     (True, [0.0, 0.5, 1.0])
+    """
+
+
+class DamagedFileWarning(SklandscapesWarning):
+    """A stored file was truncated or corrupted, so it was deleted and recomputed.
+
+    Resuming a run (``--resume``, or ``resume=True``) reads every stored file it
+    reuses; one that cannot be read back whole is reported with this warning,
+    on one line, and computed again. Nothing is lost but the time to recompute
+    it; filter this class to silence the report.
+
+    Examples
+    --------
+    >>> from sklandscapes.exceptions import DamagedFileWarning, SklandscapesWarning
+    >>> issubclass(DamagedFileWarning, SklandscapesWarning)
+    True
     """

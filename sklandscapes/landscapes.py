@@ -407,11 +407,15 @@ class LandscapeVectorizer(TransformerMixin, BaseEstimator):
     n_landscapes : int or "auto", default=5
         Number of landscape functions ``lambda_1 .. lambda_K`` per diagram.
         ``"auto"`` chooses it in ``fit`` from the training diagrams: the
-        fewest levels that carry at least 99% of the squared norm of the
-        complete landscapes (all levels) on the grid, summed over the training
-        samples, in every (layer, homology dimension); at most 128. The number
-        is then fixed, so ``transform``'s output width does not depend on the
-        data it is given. See :func:`level_shares`.
+        fewest levels that, in every (layer, homology dimension), carry at
+        least 99% of the squared norm of the complete landscapes (all levels)
+        on the grid, summed over the training samples, or beyond which one
+        more level would add less than 0.1% of it; at most 128. The second
+        clause stops at sampling noise: hundreds of tiny simultaneous bars
+        (a lattice's small squares, say) spread a percent or two of the norm
+        over hundreds of levels. ``level_share_`` says what was kept. The
+        number is then fixed, so ``transform``'s output width does not depend
+        on the data it is given. See :func:`level_shares`.
     sample_range : (float, float) or "auto", default=(0.0, 1.0)
         Ends of the grid, both included. After
         ``ActivationNormalizer(method="global")`` every filtration value lies in
@@ -538,8 +542,11 @@ class LandscapeVectorizer(TransformerMixin, BaseEstimator):
             shares = level_shares(
                 diagrams, self.grid_, max_levels=min(depth, _AUTO_MAX_LEVELS)
             )
-            # The first K whose share reaches the target in every cell.
-            enough = (shares >= _AUTO_SHARE).all(axis=(0, 1))
+            # The first K at which every cell either carries the target share
+            # or gains less than _AUTO_GAIN from one more level. The gains never
+            # grow with K (lambda_k >= lambda_k+1), so no later level adds more.
+            gains = np.diff(shares, axis=2, append=shares[..., -1:])
+            enough = ((shares >= _AUTO_SHARE) | (gains < _AUTO_GAIN)).all(axis=(0, 1))
             n_levels = int(np.argmax(enough)) + 1 if enough.any() else shares.shape[2]
             self.n_landscapes_ = n_levels
             self.level_share_ = shares[:, :, n_levels - 1]
@@ -639,9 +646,13 @@ class LandscapeVectorizer(TransformerMixin, BaseEstimator):
 
 
 # Rule of n_landscapes="auto": keep the fewest levels that carry this share of
-# the squared norm of the training diagrams' complete landscapes, in every
-# (layer, homology dimension); never more than _AUTO_MAX_LEVELS.
+# the squared norm of the training diagrams' complete landscapes, or after
+# which one more level would add less than _AUTO_GAIN of it, in every (layer,
+# homology dimension); never more than _AUTO_MAX_LEVELS. The second clause
+# stops at the noise: a lattice's hundreds of tiny, simultaneous bars spread
+# a percent or two of the norm over hundreds of levels.
 _AUTO_SHARE = 0.99
+_AUTO_GAIN = 0.001
 _AUTO_MAX_LEVELS = 128
 _DIAGRAMS_PER_SHARE_BLOCK = 64
 

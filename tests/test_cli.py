@@ -1,6 +1,8 @@
 """The sklandscapes command as a shell user meets it."""
 
 import io
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -161,3 +163,105 @@ def test_interrupt_exits_130_with_a_hint(tmp_path, capsys, tiny_settings, monkey
     assert main(["demo", "--out", str(tmp_path), "--quiet"]) == 130
     err = capsys.readouterr().err
     assert "interrupted" in err and "--resume" in err
+
+
+def _unwritable(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("running as root, where chmod does not deny writing")
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o500)
+    return ["--out", str(folder / "run")]
+
+
+def _under_a_file(tmp_path):
+    (tmp_path / "afile.txt").write_text("not a folder")
+    return ["--out", str(tmp_path / "afile.txt" / "sub")]
+
+
+def _cuda_without_cuda(tmp_path):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    return ["--device", "cuda"]
+
+
+REFUSED = {
+    "widths-for-other-data": (
+        lambda tmp_path: ["--widths", "3", "15", "2"],
+        r"widths=\(3, 15, 2\) starts with 3, but the synthetic data have 2 features",
+    ),
+    "max-epochs-0": (
+        lambda tmp_path: ["--max-epochs", "0"],
+        "max_epochs must be an int >= 1, got 0",
+    ),
+    "device-tpu": (lambda tmp_path: ["--device", "tpu"], "unknown device 'tpu'"),
+    "device-cuda-without-cuda": (_cuda_without_cuda, "device 'cuda' needs CUDA"),
+    "permutations-0": (
+        lambda tmp_path: ["--permutations", "0"],
+        "n_permutations must be an int >= 1, got 0",
+    ),
+    "n-jobs-0": (lambda tmp_path: ["--n-jobs", "0"], "n_jobs must be a nonzero int"),
+    "out-in-proc": (
+        lambda tmp_path: ["--out", "/proc/x"],
+        "--out '/proc/x' cannot be written",
+    ),
+    "out-under-a-file": (_under_a_file, r"afile.txt' is a file"),
+    "out-unwritable": (_unwritable, "cannot be written"),
+    "resume-and-force": (
+        lambda tmp_path: ["--resume", "--force"],
+        "--resume and --force exclude each other",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_bad_options_are_refused_before_any_work(case, tmp_path, capsys, monkeypatch):
+    options, message = REFUSED[case]
+    extra = options(tmp_path)
+    if "--out" not in extra:
+        extra += ["--out", str(tmp_path / "run")]
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("work started")
+
+    pytest.importorskip("torch")
+    monkeypatch.setattr("sklandscapes.experiments._compute.load_data", no_work)
+    monkeypatch.setattr("sklandscapes.nets.train_networks", no_work)
+    code = main(["run", "synthetic", "--quiet", *extra])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("sklandscapes: error: ")
+    assert re.search(message, err), err
+    assert not list(tmp_path.rglob("config.json"))
+    assert not os.path.exists("/proc/x")
+
+
+def test_demo_refuses_resume_with_force(tmp_path, capsys):
+    assert main(["demo", "--resume", "--force", "--out", str(tmp_path / "d")]) == 2
+    assert "exclude each other" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
+
+
+def test_resume_reports_a_damaged_file_in_one_line(
+    tmp_path, capsys, tiny_settings, monkeypatch
+):
+    # The figures and report are not what this test is about, and are slow.
+    monkeypatch.setattr(
+        "sklandscapes.experiments._report.write_report", lambda *args: None
+    )
+    assert main(["demo", "--out", str(tmp_path), "--quiet"]) == 0
+    diagram = sorted((tmp_path / "diagrams").glob("*.npz"))[0]
+    diagram.write_bytes(diagram.read_bytes()[:100])
+    capsys.readouterr()
+    assert main(["demo", "--out", str(tmp_path), "--quiet"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"sklandscapes: warning: {str(diagram)!r} is damaged (BadZipFile: File is "
+        "not a zip file); deleted; computing it again"
+    ]
+    (tmp_path / "config.json").write_text('{"experiment": "synth')
+    assert main(["demo", "--out", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "config.json' is damaged (JSONDecodeError" in err[0]

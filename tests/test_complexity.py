@@ -130,3 +130,20 @@ def test_auto_levels_fixed_at_fit(rng):
     wide = [random_diagram(rng, 50, scale=0.3)]
     assert vectorizer.transform(wide).shape[1] == vectorizer.n_landscapes_ * 201
     assert LandscapeVectorizer(n_landscapes=3).fit(train).n_landscapes_ == 3
+
+
+def test_auto_levels_stop_at_many_tiny_simultaneous_bars(rng):
+    """A lattice's tiny squares: hundreds of overlapping bars carrying ~1.5%."""
+    nine = np.c_[0.1 + rng.uniform(0, 0.01, 9), 0.5 + rng.uniform(0, 0.01, 9)]
+    births = rng.uniform(0.02, 0.03, 400)
+    tiny = np.c_[births, births + 0.03]
+    diagrams = [np.r_[nine, tiny]] * 2
+    grid = np.linspace(0, 1, 1001)
+    shares = level_shares(diagrams, grid, max_levels=128)[0, 0]
+    assert shares[8] < 0.99  # 99% would need many of the tiny bars' levels
+    vectorizer = LandscapeVectorizer(n_landscapes="auto", resolution=1001)
+    vectorizer.fit(diagrams)
+    # Nine levels, then each further level adds less than 0.1% of the norm.
+    assert vectorizer.n_landscapes_ == 9
+    np.testing.assert_allclose(vectorizer.level_share_[0, 0], shares[8])
+    assert shares[9] - shares[8] < 0.001 <= shares[8] - shares[7]

@@ -1,6 +1,11 @@
 """The experiments end to end on a tiny configuration: outputs, resume, Dask."""
 
 import json
+import os
+import shutil
+import struct
+import warnings
+import zipfile
 
 import numpy as np
 import pytest
@@ -8,6 +13,7 @@ import pytest
 pytest.importorskip("torch")
 
 from sklandscapes import experiments  # noqa: E402
+from sklandscapes.exceptions import DamagedFileWarning  # noqa: E402
 from sklandscapes.experiments import (  # noqa: E402
     ExperimentError,
     _compute,
@@ -238,6 +244,14 @@ def test_bad_configurations():
         make_config("synthetic", thresholds=(0.5, 1.2))
     with pytest.raises(ExperimentError, match="unknown configuration field"):
         make_config("synthetic", n_layers=3)
+    with pytest.raises(ExperimentError, match="digits data have 10 classes"):
+        make_config("digits", widths=(64, 8, 2))
+    with pytest.raises(ExperimentError, match="MNIST images have 784 features"):
+        make_config("digits", mnist_path="x", widths=(64, 8, 10))
+    with pytest.raises(ExperimentError, match="seed must be an int >= 0, got -1"):
+        make_config("synthetic", seed=-1)
+    with pytest.raises(ExperimentError, match="lr must be a positive number"):
+        make_config("synthetic", lr=float("nan"))
 
 
 def test_mnist_gets_784_inputs_unless_widths_are_given():
@@ -330,3 +344,278 @@ def test_synthetic_presets_keep_the_input_layers_nine_holes(preset):
     ).fit(diagrams)
     assert vectorizer.n_landscapes_ >= 9
     assert vectorizer.level_share_[0, 0] >= 0.98
+
+
+# ------------------------------------------------- damaged and moved run folders
+
+GROUP = "training/group0000.pt"
+SNAPSHOT = "training/snapshots/group0000/network0001_threshold01.pt"
+DIAGRAM = "diagrams/threshold1_network0000_subsample0.npz"
+
+
+def copy_run(baseline, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(baseline.out, out)
+    return out
+
+
+def cut_in_half(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def empty(path):
+    path.write_bytes(b"")
+
+
+def flip_a_data_byte(path):
+    """Flip the last data byte of the first zip member: the zip's CRC fails."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.infolist()[0]
+    data = bytearray(path.read_bytes())
+    # A local file header is 30 bytes, then the name and the extra field,
+    # whose lengths are its last two 2-byte fields.
+    name_length, extra_length = struct.unpack_from("<HH", data, info.header_offset + 26)
+    start = info.header_offset + 30 + name_length + extra_length
+    data[start + info.compress_size - 1] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def stages(config, out):
+    """The training and diagram stages of a resumed run, without the report."""
+    data = _compute.load_data(config)
+    training = _compute.train(config, data.X, data.y, out, "cpu", 0)
+    timings = {"extraction": 0.0, "persistence": 0.0}
+    keys, diagrams = _compute.compute_diagrams(
+        config, training, data.batches, out, None, "cpu", 0, timings
+    )
+    return training, diagrams
+
+
+def assert_same_diagrams(first, second):
+    assert len(first) == len(second)
+    for a, b in zip(first, second):
+        for index in np.ndindex(a.shape):
+            np.testing.assert_array_equal(a[index], b[index])
+
+
+@pytest.mark.parametrize(
+    "damage, error",
+    [
+        (cut_in_half, "BadZipFile: File is not a zip file"),
+        (empty, "EOFError"),
+        (flip_a_data_byte, "BadZipFile: Bad CRC-32"),
+    ],
+    ids=["cut-in-half", "empty", "flipped-byte"],
+)
+def test_damaged_diagram_file_is_reported_and_recomputed(
+    baseline, tmp_path, damage, error
+):
+    out = copy_run(baseline, tmp_path)
+    _, expected = stages(tiny_config(), baseline.out)
+    damage(out / DIAGRAM)
+    with pytest.warns(DamagedFileWarning, match=rf"{DIAGRAM}.*is damaged \({error}"):
+        _, diagrams = stages(tiny_config(), out)
+    assert_same_diagrams(diagrams, expected)
+    assert _folder.load_intact(out / DIAGRAM, _folder.load_diagrams) is not None
+
+
+def assert_same_training(first, second):
+    import torch
+
+    for name in (
+        "train_accuracy",
+        "snapshot_epoch",
+        "snapshot_train_accuracy",
+        "snapshot_test_accuracy",
+        "n_epochs_trained",
+        "seeds",
+    ):
+        np.testing.assert_array_equal(getattr(first, name), getattr(second, name))
+    for row_first, row_second in zip(first.snapshots, second.snapshots):
+        for net_first, net_second in zip(row_first, row_second):
+            assert (net_first is None) == (net_second is None)
+            if net_first is not None:
+                for key, value in net_first.state_dict().items():
+                    assert torch.equal(value, net_second.state_dict()[key]), key
+
+
+@pytest.mark.parametrize("damage", [cut_in_half, empty], ids=["cut-in-half", "empty"])
+def test_damaged_training_group_is_reported_and_retrained(baseline, tmp_path, damage):
+    out = copy_run(baseline, tmp_path)
+    expected = _compute._load_group(out / GROUP)
+    damage(out / GROUP)
+    with pytest.warns(DamagedFileWarning, match=rf"{GROUP}.*is damaged"):
+        training, _ = stages(tiny_config(), out)
+    assert_same_training(training, expected)
+    assert_same_training(_compute._load_group(out / GROUP), expected)
+
+
+@pytest.mark.parametrize(
+    "damage", [cut_in_half, empty, flip_a_data_byte], ids=["cut", "empty", "flipped"]
+)
+def test_damaged_snapshot_is_reported_and_written_again(
+    baseline, tmp_path, monkeypatch, damage
+):
+    import sklandscapes.nets
+    from sklandscapes.nets import load_snapshot
+
+    out = copy_run(baseline, tmp_path)
+    expected = (out / SNAPSHOT).read_bytes()
+    damage(out / SNAPSHOT)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("retrained")
+
+    # The stored group holds the weights: the file is rewritten, not retrained.
+    monkeypatch.setattr(sklandscapes.nets, "train_networks", no_training)
+    with pytest.warns(DamagedFileWarning, match=rf"{SNAPSHOT}.*is damaged"):
+        training, _ = stages(tiny_config(), out)
+    weights = load_snapshot(out / SNAPSHOT).state_dict()
+    for key, value in training.snapshots[1][1].state_dict().items():
+        assert bool((weights[key] == value).all()), key
+    assert len((out / SNAPSHOT).read_bytes()) == len(expected)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "training/log.json",
+        "training/snapshots/group0000/training_log.json",
+        "training/snapshots/group0000/snapshots.jsonl",
+    ],
+)
+def test_damaged_training_log_is_reported_and_written_again(baseline, tmp_path, name):
+    out = copy_run(baseline, tmp_path)
+    expected = (out / name).read_text()
+    cut_in_half(out / name)
+    with pytest.warns(DamagedFileWarning, match=rf"{name}.*is damaged"):
+        stages(tiny_config(), out)
+    assert (out / name).read_text() == expected
+
+
+def test_damaged_config_is_a_one_line_error(baseline, tmp_path):
+    out = copy_run(baseline, tmp_path)
+    cut_in_half(out / "config.json")
+    before = sorted(p.name for p in out.iterdir())
+    with pytest.raises(
+        ExperimentError,
+        match=r"config.json' is damaged \(JSONDecodeError: .*\).*pass --force",
+    ) as info:
+        run_experiment(tiny_config(), out, resume=True, verbose=0)
+    assert "\n" not in str(info.value)
+    assert sorted(p.name for p in out.iterdir()) == before
+
+
+def test_moved_and_damaged_folder_resumes_to_the_same_results(
+    baseline, tmp_path, monkeypatch
+):
+    copy = copy_run(baseline, tmp_path)
+    out = tmp_path / "elsewhere" / "moved"
+    shutil.move(copy, out)
+    # Nothing stored in the folder names the place where it was computed.
+    for path in out.rglob("*"):
+        if path.suffix in (".json", ".jsonl", ".md"):
+            assert str(baseline.out) not in path.read_text(), path
+    stored = _compute._load_group(out / GROUP)
+    assert (
+        stored.paths[0][0] == "training/snapshots/group0000/network0000_threshold00.pt"
+    )
+    log = json.loads((out / "training" / "log.json").read_text())
+    assert log[1]["snapshots"][1]["path"] == SNAPSHOT
+    cut_in_half(out / DIAGRAM)
+    cut_in_half(out / SNAPSHOT)
+    import sklandscapes.nets
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("retrained")
+
+    monkeypatch.setattr(sklandscapes.nets, "train_networks", no_training)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run_experiment(tiny_config(), out, resume=True, verbose=0)
+    damaged = sorted(
+        str(w.message).split("'")[1]
+        for w in caught
+        if issubclass(w.category, DamagedFileWarning)
+    )
+    assert damaged == sorted(os.fspath(out / name) for name in (DIAGRAM, SNAPSHOT))
+    np.testing.assert_array_equal(result.landscapes, baseline.landscapes)
+    np.testing.assert_array_equal(result.test.pvalues_, baseline.test.pvalues_)
+
+
+def test_training_interrupted_mid_group_resumes_bit_for_bit(
+    baseline, tmp_path, monkeypatch
+):
+    import sklandscapes.nets._batched as batched
+
+    expected = _compute._load_group(baseline.out / GROUP)
+    n_epochs = int(expected.n_epochs_trained.max())
+    assert n_epochs >= 4  # else there is no middle to interrupt in
+    monkeypatch.setattr(_compute, "_CHECKPOINT_EVERY", 2)
+    real = batched._accuracy
+    seen = []
+
+    def interrupt(weights, biases, X, y, indices, activation):
+        # One call per epoch on the training rows, the widest indices.
+        if indices.shape[1] == expected.train_indices.shape[1]:
+            seen.append(1)
+            if len(seen) == n_epochs:
+                raise KeyboardInterrupt
+        return real(weights, biases, X, y, indices, activation)
+
+    monkeypatch.setattr(batched, "_accuracy", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(tiny_config(), tmp_path, verbose=0)
+    checkpoint = tmp_path / "training" / "group0000.checkpoint.pt"
+    assert checkpoint.exists() and not (tmp_path / GROUP).exists()
+
+    monkeypatch.setattr(batched, "_accuracy", real)
+    resumed_from = []
+    real_stacked = batched._train_stacked
+
+    def spy(*args, **kwargs):
+        resumed_from.append(kwargs["resume"]["epoch"])
+        return real_stacked(*args, **kwargs)
+
+    monkeypatch.setattr(batched, "_train_stacked", spy)
+    # A snapshot taken before the checkpoint is not taken again, only checked.
+    first = tmp_path / "training/snapshots/group0000/network0000_threshold00.pt"
+    cut_in_half(first)
+    with pytest.warns(DamagedFileWarning, match="network0000_threshold00.pt' is dam"):
+        result = run_experiment(tiny_config(), tmp_path, resume=True, verbose=0)
+    assert resumed_from == [2 * ((n_epochs - 1) // 2)]
+    assert (
+        first.read_bytes() == (baseline.out / first.relative_to(tmp_path)).read_bytes()
+    )
+    assert not checkpoint.exists()
+    assert_same_training(_compute._load_group(tmp_path / GROUP), expected)
+    np.testing.assert_array_equal(result.landscapes, baseline.landscapes)
+    np.testing.assert_array_equal(result.norms, baseline.norms)
+    np.testing.assert_array_equal(result.test.pvalues_, baseline.test.pvalues_)
+
+
+def test_group_with_absolute_paths_of_another_machine_maps_to_the_folder(
+    baseline, tmp_path
+):
+    import dataclasses
+
+    import torch
+
+    out = copy_run(baseline, tmp_path)
+    group = _compute._load_group(out / GROUP)
+    elsewhere = tmp_path / "other-machine"
+    old = dataclasses.replace(
+        group,
+        paths=[
+            [None if p is None else str(elsewhere / p) for p in row]
+            for row in group.paths
+        ],
+    )
+    torch.save(old, out / GROUP)
+    cut_in_half(out / SNAPSHOT)
+    with pytest.warns(DamagedFileWarning, match="is damaged"):
+        training, _ = stages(tiny_config(), out)
+    assert training.paths[1][1] == str(out / SNAPSHOT)
+    assert not elsewhere.exists()
+    assert (out / SNAPSHOT).stat().st_size > 0

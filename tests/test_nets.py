@@ -813,3 +813,240 @@ def test_train_networks_on_cuda(rng):
     np.testing.assert_array_equal(gpu.train_indices, cpu.train_indices)
     assert np.abs(gpu.snapshot_epoch - cpu.snapshot_epoch).max() <= 1
     assert make_mlp_classifier((2, 4, 2)).device == "cuda"
+
+
+# ------------------------------------------- checkpoints, threads, relative paths
+
+
+def _interrupt_after(monkeypatch, n_epochs):
+    """Raise KeyboardInterrupt in the training accuracy of epoch ``n_epochs + 1``."""
+    import sklandscapes.nets._batched as batched
+
+    real = batched._accuracy
+    epochs = []
+
+    def accuracy(weights, biases, X, y, indices, activation):
+        # Calls on the training rows (one per epoch) have the widest indices.
+        if indices.shape[1] > 40:
+            epochs.append(1)
+            if len(epochs) > n_epochs:
+                raise KeyboardInterrupt
+        return real(weights, biases, X, y, indices, activation)
+
+    monkeypatch.setattr(batched, "_accuracy", accuracy)
+    return real
+
+
+def _assert_same_training(first, second):
+    for name in (
+        "train_accuracy",
+        "snapshot_epoch",
+        "snapshot_train_accuracy",
+        "snapshot_test_accuracy",
+        "n_epochs_trained",
+        "train_indices",
+        "seeds",
+    ):
+        np.testing.assert_array_equal(getattr(first, name), getattr(second, name))
+    for row_first, row_second in zip(first.snapshots, second.snapshots):
+        for net_first, net_second in zip(row_first, row_second):
+            assert (net_first is None) == (net_second is None)
+            if net_first is not None:
+                for key, value in net_first.state_dict().items():
+                    assert torch.equal(value, net_second.state_dict()[key]), key
+
+
+CHECKPOINTED = dict(
+    lr=0.005, batch_size=16, max_epochs=40, random_state=3, device="cpu"
+)
+
+
+def test_interrupted_training_resumes_bit_for_bit(rng, tmp_path, monkeypatch):
+    X, y = rings(rng, 120)
+    args = (X, y, 3, (2, 16, 16, 2), (0.6, 0.8, 0.95))
+    whole = train_networks(*args, **CHECKPOINTED)
+    # The interrupt must come after a network stopped and snapshots were taken,
+    # so that the checkpoint holds a shrunk stack and a partial snapshot list.
+    first_stop = int(whole.n_epochs_trained.min())
+    assert first_stop < whole.n_epochs_trained.max() - 3
+    checkpoint = tmp_path / "state.pt"
+    real = _interrupt_after(monkeypatch, first_stop + 3)
+    with pytest.raises(KeyboardInterrupt):
+        train_networks(
+            *args,
+            checkpoint=checkpoint,
+            checkpoint_every=2,
+            directory=tmp_path / "snaps",
+            **CHECKPOINTED,
+        )
+    assert checkpoint.exists() and tmp_files(tmp_path) == []
+    monkeypatch.setattr("sklandscapes.nets._batched._accuracy", real)
+    resumed = train_networks(
+        *args,
+        checkpoint=checkpoint,
+        checkpoint_every=2,
+        directory=tmp_path / "snaps",
+        **CHECKPOINTED,
+        verbose=0,
+    )
+    _assert_same_training(whole, resumed)
+    log = json.loads((tmp_path / "snaps" / "training_log.json").read_text())
+    # Paths are relative to the snapshot folder, which can then be moved.
+    assert log[0]["snapshots"][0]["path"] == "network0000_threshold00.pt"
+    records = (tmp_path / "snaps" / "snapshots.jsonl").read_text().splitlines()
+    assert len(records) == int(whole.reached.sum())
+
+
+def test_resume_restarts_from_the_checkpoint_epoch(rng, tmp_path, monkeypatch):
+    import sklandscapes.nets._batched as batched
+
+    X, y = rings(rng, 120)
+    args = (X, y, 2, (2, 16, 16, 2), (0.95,))
+    real_accuracy = _interrupt_after(monkeypatch, 5)
+    with pytest.raises(KeyboardInterrupt):
+        train_networks(
+            *args, checkpoint=tmp_path / "c.pt", checkpoint_every=4, **CHECKPOINTED
+        )
+    monkeypatch.setattr(batched, "_accuracy", real_accuracy)
+    calls = []
+    real = batched._train_stacked
+
+    def spy(*a, **kwargs):
+        calls.append(kwargs["resume"]["epoch"])
+        return real(*a, **kwargs)
+
+    monkeypatch.setattr(batched, "_train_stacked", spy)
+    train_networks(
+        *args, checkpoint=tmp_path / "c.pt", checkpoint_every=4, **CHECKPOINTED
+    )
+    assert calls == [4]  # epochs 1-4 were not trained again
+
+
+@pytest.mark.parametrize(
+    "damage, match",
+    [
+        (lambda data: data[: len(data) // 2], "is damaged"),
+        (lambda data: b"", "is damaged"),
+    ],
+    ids=["cut-in-half", "empty"],
+)
+def test_damaged_checkpoint_is_reported_and_training_starts_over(
+    rng, tmp_path, monkeypatch, damage, match
+):
+    from sklandscapes.exceptions import DamagedFileWarning
+
+    X, y = rings(rng, 120)
+    args = (X, y, 2, (2, 16, 16, 2), (0.8, 0.95))
+    checkpoint = tmp_path / "c.pt"
+    whole = train_networks(*args, **CHECKPOINTED)
+    real = _interrupt_after(monkeypatch, 5)
+    with pytest.raises(KeyboardInterrupt):
+        train_networks(*args, checkpoint=checkpoint, checkpoint_every=2, **CHECKPOINTED)
+    monkeypatch.setattr("sklandscapes.nets._batched._accuracy", real)
+    checkpoint.write_bytes(damage(checkpoint.read_bytes()))
+    with pytest.warns(DamagedFileWarning, match=match):
+        again = train_networks(*args, checkpoint=checkpoint, **CHECKPOINTED)
+    _assert_same_training(whole, again)
+
+
+def test_checkpoint_of_other_arguments_is_not_used(rng, tmp_path, monkeypatch):
+    from sklandscapes.exceptions import DamagedFileWarning
+
+    X, y = rings(rng, 120)
+    checkpoint = tmp_path / "c.pt"
+    _interrupt_after(monkeypatch, 3)
+    with pytest.raises(KeyboardInterrupt):
+        train_networks(
+            X,
+            y,
+            2,
+            (2, 16, 16, 2),
+            (0.95,),
+            checkpoint=checkpoint,
+            checkpoint_every=2,
+            **CHECKPOINTED,
+        )
+    monkeypatch.undo()
+    with pytest.warns(DamagedFileWarning, match=r"other arguments \(differs in lr\)"):
+        train_networks(
+            X,
+            y,
+            2,
+            (2, 16, 16, 2),
+            (0.95,),
+            checkpoint=checkpoint,
+            **{**CHECKPOINTED, "lr": 0.03},
+        )
+
+
+def _threads_seen(monkeypatch):
+    import sklandscapes.nets._batched as batched
+
+    real = batched._accuracy
+    seen = []
+
+    def accuracy(*args):
+        seen.append(torch.get_num_threads())
+        return real(*args)
+
+    monkeypatch.setattr(batched, "_accuracy", accuracy)
+    return seen
+
+
+@pytest.mark.parametrize(
+    "environment, n_threads, expected",
+    [
+        ({}, None, 1),  # nothing chosen: one thread for these small networks
+        ({}, 3, 3),  # an explicit count wins
+        ({"OMP_NUM_THREADS": "3"}, None, "kept"),  # the user's choice is kept
+    ],
+)
+def test_training_thread_count(rng, monkeypatch, environment, n_threads, expected):
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    X, y = two_blobs(rng)
+    seen = _threads_seen(monkeypatch)
+    before = torch.get_num_threads()
+    train_networks(
+        X,
+        y,
+        2,
+        (2, 4, 2),
+        (0.01,),
+        max_epochs=1,
+        n_threads=n_threads,
+        random_state=0,
+        device="cpu",
+    )
+    assert seen and set(seen) == {before if expected == "kept" else expected}
+    assert torch.get_num_threads() == before  # restored
+
+
+def test_thread_count_set_by_the_user_is_kept(rng, monkeypatch):
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    X, y = two_blobs(rng)
+    seen = _threads_seen(monkeypatch)
+    before = torch.get_num_threads()
+    torch.set_num_threads(before + 1)
+    try:
+        train_networks(
+            X, y, 2, (2, 4, 2), (0.01,), max_epochs=1, random_state=0, device="cpu"
+        )
+    finally:
+        torch.set_num_threads(before)
+    assert set(seen) == {before + 1}
+
+
+def test_bad_checkpoint_and_thread_arguments(rng, tmp_path):
+    X, y = two_blobs(rng)
+    with pytest.raises(ValueError, match="n_threads must be an int >= 1, got 0"):
+        train_networks(X, y, 1, (2, 4, 2), (0.5,), n_threads=0)
+    with pytest.raises(ValueError, match="checkpoint_every must be an int >= 1"):
+        train_networks(X, y, 1, (2, 4, 2), (0.5,), checkpoint_every=0)
+    with pytest.raises(ValueError, match="checkpoint is written only for a named"):
+        train_networks(
+            X, y, 1, (2, 4, 2), (0.5,), activation=nn.Tanh, checkpoint=tmp_path / "c"
+        )

@@ -6,6 +6,7 @@ import json
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -18,6 +19,9 @@ from sklandscapes.persistence import RipsPersistence
 
 # How long to try reaching a Dask scheduler before giving up.
 _SCHEDULER_TIMEOUT = "10s"
+
+# Epochs between two checkpoints of the group in training (see train).
+_CHECKPOINT_EVERY = 10
 
 
 @dataclasses.dataclass
@@ -75,20 +79,43 @@ def load_data(config):
 def train(config, X, y, out, device, verbose):
     """Train (or, on resume, reload) the networks, one stored group at a time.
 
-    Snapshots are written as they are taken, and each finished group as a whole
-    (``training/group<g>.pt``), so an interrupted run loses at most the group in
-    progress.
+    Snapshots are written as they are taken, each finished group as a whole
+    (``training/group<g>.pt``), and the group in progress keeps a checkpoint of
+    its whole training state every ``_CHECKPOINT_EVERY`` epochs
+    (``training/group<g>.checkpoint.pt``), so an interrupted run loses at most
+    that many epochs and resumes to the same result, bit for bit. On resume,
+    a stored group, snapshot or checkpoint that cannot be read back whole is
+    reported as a :class:`~sklandscapes.exceptions.DamagedFileWarning` and
+    computed again. Paths stored in the folder are relative to it.
     """
     import torch
 
     from sklandscapes.nets import train_networks
 
     size = config.networks_per_group
+    training_dir = out / _folder.TRAINING_DIR
     groups = []
     for g, start in enumerate(range(0, config.n_networks, size)):
-        path = out / _folder.TRAINING_DIR / f"group{g:04d}.pt"
-        if path.exists():
-            groups.append(torch.load(path, weights_only=False))
+        path = training_dir / f"group{g:04d}.pt"
+        directory = training_dir / "snapshots" / f"group{g:04d}"
+        stored = _folder.load_intact(path, _load_group)
+        if stored is not None:
+            # The layout is fixed, so a path stored by an older version (absolute,
+            # maybe of another machine) maps to this folder too.
+            stored = dataclasses.replace(
+                stored,
+                paths=[
+                    [
+                        None
+                        if p is None
+                        else _folder.relative_path(out, directory / Path(p).name)
+                        for p in row
+                    ]
+                    for row in stored.paths
+                ],
+            )
+            _repair_snapshots(out, directory, stored)
+            groups.append(stored)
             continue
         if verbose:
             print(
@@ -96,6 +123,7 @@ def train(config, X, y, out, device, verbose):
                 f"{min(start + size, config.n_networks) - 1} of {config.n_networks}",
                 file=sys.stderr,
             )
+        checkpoint = training_dir / f"group{g:04d}.checkpoint.pt"
         with warnings.catch_warnings():
             warnings.simplefilter("default", SklandscapesWarning)
             result = train_networks(
@@ -113,16 +141,79 @@ def train(config, X, y, out, device, verbose):
                 ),
                 device=device,
                 verbose=verbose,
-                directory=out / _folder.TRAINING_DIR / "snapshots" / f"group{g:04d}",
+                directory=directory,
+                checkpoint=checkpoint,
+                checkpoint_every=_CHECKPOINT_EVERY,
             )
-        atomic_write(path, lambda handle, result=result: torch.save(result, handle))
-        groups.append(result)
-    result = _merge_training(groups)
-    log = json.dumps(result.log, indent=1).encode()
-    atomic_write(
-        out / _folder.TRAINING_DIR / "log.json", lambda handle: handle.write(log)
+        stored = dataclasses.replace(
+            result,
+            paths=[
+                [_folder.relative_path(out, p) for p in row] for row in result.paths
+            ],
+        )
+        atomic_write(path, lambda handle, stored=stored: torch.save(stored, handle))
+        checkpoint.unlink(missing_ok=True)
+        # Snapshots restored from a checkpoint were written before it: check them.
+        _repair_snapshots(out, directory, stored)
+        groups.append(stored)
+    merged = _merge_training(groups)
+    _folder.write_checked(training_dir / "log.json", json.dumps(merged.log, indent=1))
+    return dataclasses.replace(
+        merged,
+        paths=[[_folder.resolve_path(out, p) for p in row] for row in merged.paths],
     )
-    return result
+
+
+def _load_group(path):
+    import torch
+
+    from sklandscapes.nets import TrainingResult
+
+    group = torch.load(path, weights_only=False)
+    if not isinstance(group, TrainingResult):
+        raise ValueError(f"expected a TrainingResult, got {type(group).__name__}")
+    return group
+
+
+def _repair_snapshots(out, directory, group):
+    """Write again every snapshot file of a stored group that is not intact.
+
+    The group holds every snapshot's weights, so a damaged or missing snapshot
+    file is rewritten from them; so are the folder's two log files.
+    """
+    from sklandscapes.nets import load_snapshot, save_snapshot
+    from sklandscapes.nets._batched import training_log_texts
+
+    for j, row in enumerate(group.snapshots):
+        for k, module in enumerate(row):
+            if module is None or group.paths[j][k] is None:
+                continue
+            path = Path(_folder.resolve_path(out, group.paths[j][k]))
+
+            def intact(file, module=module):
+                stored = load_snapshot(file).state_dict()
+                for key, value in module.state_dict().items():
+                    if not _torch_equal(stored[key], value):
+                        raise ValueError(f"{key} differs from the stored group")
+                return True
+
+            if path.exists() and _folder.load_intact(path, intact):
+                continue
+            save_snapshot(
+                module,
+                path,
+                threshold=group.thresholds[j],
+                accuracy=group.snapshot_train_accuracy[k, j],
+                epoch=group.snapshot_epoch[k, j],
+            )
+    for name, text in training_log_texts(group).items():
+        _folder.write_checked(directory / name, text)
+
+
+def _torch_equal(first, second):
+    import torch
+
+    return first.shape == second.shape and bool(torch.equal(first, second))
 
 
 def _merge_training(groups):
@@ -189,7 +280,7 @@ def compute_diagrams(config, training, batches, out, n_jobs, device, verbose, ti
     from sklandscapes.activations import ActivationExtractor
 
     keys = sample_keys(config, training)
-    todo = [key for key in keys if not _folder.diagram_path(out, key).exists()]
+    todo = [key for key in keys if not _folder.diagrams_intact(out, key)]
     normalizer = ActivationNormalizer(
         method=config.method, center=layer_centering(config, training, batches)
     )

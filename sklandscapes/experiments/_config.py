@@ -2,6 +2,8 @@
 
 import dataclasses
 import json
+import math
+import numbers
 
 import numpy as np
 
@@ -77,9 +79,10 @@ class ExperimentConfig:
         Digits: input subsamples per network (the paper's fourth parameter).
     networks_per_group : int
         Networks trained together in one batched run. Each finished group is
-        stored at once, so an interrupted training resumes at the first
-        unfinished group; group ``g`` is seeded from ``(seed, g)``, so the
-        results depend on this value but not on interruptions.
+        stored at once, and the group in training keeps a checkpoint every 10
+        epochs, so an interrupted training resumes from its last checkpoint;
+        group ``g`` is seeded from ``(seed, g)``, so the results depend on this
+        value but not on interruptions.
     n_permutations : int
         Permutations of each pairwise test between thresholds.
     seed : int
@@ -253,7 +256,55 @@ def make_config(experiment, preset="fast", **overrides):
     return config
 
 
+# (features, classes) of each experiment's data, to check widths against them.
+_DATA_SHAPES = {"synthetic": (2, 2), "digits": (64, 10), "mnist": (784, 10)}
+
+
+def _check_int(config, name, minimum):
+    value = getattr(config, name)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or value < minimum
+    ):
+        raise ExperimentError(f"{name} must be an int >= {minimum}, got {value!r}")
+
+
 def _check_config(config):
+    """Every field, before any work: a refused run has written nothing."""
+    if config.experiment not in EXPERIMENTS:
+        raise ExperimentError(
+            f"unknown experiment {config.experiment!r}; choose one of "
+            f"{', '.join(EXPERIMENTS)}"
+        )
+    for name, minimum in (
+        ("max_epochs", 1),
+        ("batch_size", 1),
+        ("n_permutations", 1),
+        ("resolution", 2),
+        ("sublattice_step", 1),
+        ("n_inputs", 1),
+        ("n_subsamples", 1),
+        ("seed", 0),
+    ):
+        _check_int(config, name, minimum)
+    if config.n_landscapes != "auto":
+        _check_int(config, "n_landscapes", 1)
+    if not (
+        isinstance(config.lr, numbers.Real)
+        and not isinstance(config.lr, bool)
+        and math.isfinite(config.lr)
+        and config.lr > 0
+    ):
+        raise ExperimentError(f"lr must be a positive number, got {config.lr!r}")
+    if not (
+        isinstance(config.test_size, numbers.Real)
+        and not isinstance(config.test_size, bool)
+        and 0 <= config.test_size < 1
+    ):
+        raise ExperimentError(
+            f"test_size must be a fraction in [0, 1), got {config.test_size!r}"
+        )
     thresholds = np.asarray(config.thresholds, dtype=float)
     if (
         thresholds.size == 0
@@ -265,10 +316,30 @@ def _check_config(config):
             "thresholds must be increasing training accuracies in (0, 1], got "
             f"{config.thresholds!r}"
         )
-    if len(config.widths) < 2 or min(config.widths) < 1:
+    if (
+        len(config.widths) < 2
+        or not all(
+            isinstance(w, numbers.Integral) and not isinstance(w, bool)
+            for w in config.widths
+        )
+        or min(config.widths) < 1
+    ):
         raise ExperimentError(
             "widths must list at least two positive layer widths, got "
             f"{config.widths!r}"
+        )
+    data = "mnist" if config.experiment == "digits" and config.mnist_path else None
+    n_features, n_classes = _DATA_SHAPES[data or config.experiment]
+    name = "MNIST images" if data else f"the {config.experiment} data"
+    if config.widths[0] != n_features:
+        raise ExperimentError(
+            f"widths={config.widths!r} starts with {config.widths[0]}, but {name} "
+            f"have {n_features} features; set the first width to {n_features}"
+        )
+    if config.widths[-1] < n_classes:
+        raise ExperimentError(
+            f"widths={config.widths!r} ends with {config.widths[-1]} outputs, but "
+            f"{name} have {n_classes} classes; set the last width to {n_classes}"
         )
     if config.n_networks < 1:
         raise ExperimentError(f"n_networks must be at least 1, got {config.n_networks}")

@@ -5,17 +5,47 @@ complete (written atomically), and its name says which result it holds.
 """
 
 import json
+import os
 import shutil
+import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from sklandscapes._io import atomic_write
+from sklandscapes.exceptions import DamagedFileWarning
 from sklandscapes.experiments._config import ExperimentError
 
 CONFIG_FILE = "config.json"
 TRAINING_DIR = "training"
 DIAGRAMS_DIR = "diagrams"
+
+
+def check_out(out):
+    """Refuse, before anything is written, an ``out`` that cannot be a run folder.
+
+    ``out`` must be a folder, or creatable as one: its nearest existing
+    ancestor must be a folder where files can be created (tried with a
+    temporary file that leaves nothing behind).
+    """
+    out = Path(out)
+    existing = out
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "" if existing == out else f": {str(existing)!r} is a file"
+        raise ExperimentError(
+            f"--out {str(out)!r} cannot be a folder{where}; choose another --out"
+        )
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise ExperimentError(
+            f"--out {str(out)!r} cannot be written: creating a file in "
+            f"{str(existing)!r} failed ({exc.strerror or exc}); choose another --out"
+        ) from exc
 
 
 def prepare_out(out, config, resume, force):
@@ -24,7 +54,7 @@ def prepare_out(out, config, resume, force):
     if out.exists() and not out.is_dir():
         raise ExperimentError(f"--out {str(out)!r} exists and is not a folder")
     if config_path.exists() and not force:
-        stored = json.loads(config_path.read_text())
+        stored = _read_config(config_path)
         if stored != config.to_dict():
             changed = sorted(
                 k
@@ -55,6 +85,85 @@ def prepare_out(out, config, resume, force):
     return out
 
 
+def _read_config(path):
+    """The stored configuration; a damaged ``config.json`` is a user error.
+
+    It is the only record of what the stored results were computed with, so it
+    is never guessed or rewritten from the configuration asked for now: that
+    could silently mix results of two configurations.
+    """
+    try:
+        stored = json.loads(path.read_text())
+        if not isinstance(stored, dict):
+            raise ValueError(f"expected a JSON object, got {type(stored).__name__}")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ExperimentError(
+            f"{str(path)!r} is damaged ({_describe(exc)}), so the configuration "
+            "of the stored results is unknown; pass --force to start over there, "
+            "or restore that file"
+        ) from exc
+    return stored
+
+
+def _describe(exc):
+    """An exception as one short line: its class and the first line of its text."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def load_intact(path, load):
+    """``load(path)``, or ``None`` when the file is missing or damaged.
+
+    A damaged file (truncated, empty, flipped bytes: whatever makes ``load``
+    raise) is reported as one :class:`DamagedFileWarning` line and deleted, so
+    that the caller computes it again.
+    """
+    if not path.exists():
+        return None
+    try:
+        return load(path)
+    except Exception as exc:  # noqa: BLE001 - any failure to read means damaged
+        report_damaged(path, exc)
+        path.unlink(missing_ok=True)
+        return None
+
+
+def report_damaged(path, exc, action="deleted; computing it again"):
+    warnings.warn(
+        f"{os.fspath(path)!r} is damaged ({_describe(exc)}); {action}",
+        DamagedFileWarning,
+        stacklevel=3,
+    )
+
+
+def write_checked(path, text):
+    """Write ``text`` to ``path``; a file there that differs is reported first.
+
+    For files that are only ever rewritten from results stored elsewhere (the
+    training logs): their stored text must be exactly ``text``.
+    """
+    data = text.encode()
+    if path.exists() and path.read_bytes() != data:
+        report_damaged(
+            path,
+            ValueError("it differs from the stored training results"),
+            action="written again",
+        )
+    atomic_write(path, lambda handle: handle.write(data))
+
+
+def relative_path(out, path):
+    """``path`` relative to the run folder ``out`` (stored), or ``None``."""
+    if path is None:
+        return None
+    return Path(os.path.relpath(path, out)).as_posix()
+
+
+def resolve_path(out, path):
+    """Inverse of :func:`relative_path`: a stored relative path under ``out``."""
+    return None if path is None else os.fspath(Path(out) / path)
+
+
 def clear_run(out):
     """Remove what a previous run wrote (only our own files and folders)."""
     for name in (TRAINING_DIR, DIAGRAMS_DIR):
@@ -71,6 +180,11 @@ def clear_run(out):
 def diagram_path(out, key):
     j, k, s = key
     return out / DIAGRAMS_DIR / f"threshold{j}_network{k:04d}_subsample{s}.npz"
+
+
+def diagrams_intact(out, key):
+    """Whether the diagrams of ``key`` are stored and readable (else deleted)."""
+    return load_intact(diagram_path(out, key), load_diagrams) is not None
 
 
 def save_diagrams(path, diagrams):

@@ -1,13 +1,18 @@
 """run_experiment: the stages in order, and what they return."""
 
 import dataclasses
+import numbers
 import time
 from pathlib import Path
 
 import numpy as np
 
 from sklandscapes.experiments import _compute, _folder, _report
-from sklandscapes.experiments._config import ExperimentConfig, ExperimentError
+from sklandscapes.experiments._config import (
+    ExperimentConfig,
+    ExperimentError,
+    _check_config,
+)
 from sklandscapes.landscapes import LandscapeVectorizer, quadrature_weights
 from sklandscapes.stats import (
     PermutationTest,
@@ -105,9 +110,15 @@ def run_experiment(
         ``report.md`` and ``timings.json`` (the stage timings of every call).
     resume : bool, default=False
         Continue the run in ``out`` (same configuration), skipping every
-        result already stored.
+        result already stored. A stored file that cannot be read back whole
+        (truncated, empty, corrupted) is reported as a
+        :class:`~sklandscapes.exceptions.DamagedFileWarning`, deleted and
+        computed again; a damaged ``config.json`` is an
+        :class:`ExperimentError`, because the configuration of the stored
+        results is then unknown (``force=True`` starts over).
     force : bool, default=False
-        Start over in ``out`` even if it holds another run.
+        Start over in ``out`` even if it holds another run; excludes
+        ``resume``.
     n_jobs : int, default=None
         Jobs for the persistence stage and the permutation tests.
     device : str, default="auto"
@@ -143,6 +154,10 @@ def run_experiment(
     >>> bool((resumed.landscapes == result.landscapes).all())
     True
     """
+    # Everything is checked before anything is computed or written.
+    _check_config(config)
+    _check_options(config, resume, force, n_jobs, device, backend, scheduler)
+    _folder.check_out(out)
     out = _folder.prepare_out(out, config, resume, force)
     timings = dict.fromkeys(
         ("data", "training", "extraction", "persistence", "landscapes", "tests"), 0.0
@@ -285,3 +300,59 @@ def _rays(config, training, data, observations):
         "alignment": [float(v) for v in np.mean(scores, axis=0)],
         "shuffled": [float(v) for v in np.mean(baselines, axis=0)],
     }
+
+
+def _check_options(config, resume, force, n_jobs, device, backend, scheduler):
+    if resume and force:
+        raise ExperimentError(
+            "--resume and --force exclude each other: --resume continues the run "
+            "in --out, --force deletes it; pass one of them"
+        )
+    if n_jobs is not None and (
+        isinstance(n_jobs, bool)
+        or not isinstance(n_jobs, numbers.Integral)
+        or not n_jobs
+    ):
+        raise ExperimentError(
+            f"n_jobs must be a nonzero int (-1: all cores) or None, got {n_jobs!r}"
+        )
+    if backend not in ("loky", "dask"):
+        raise ExperimentError(f"unknown backend {backend!r}; choose loky or dask")
+    if scheduler is not None and backend != "dask":
+        raise ExperimentError("--scheduler needs --backend dask")
+    if config.mnist_path is not None and not Path(config.mnist_path).exists():
+        raise ExperimentError(f"no MNIST data at {config.mnist_path!r}")
+    _check_device(device)
+
+
+def _check_device(device):
+    import torch
+
+    if isinstance(device, str) and device == "auto":
+        return
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ExperimentError(
+            f"unknown device {device!r}; choose auto, cpu or cuda (cuda:N for the "
+            "N-th GPU)"
+        ) from None
+    if parsed.type == "cpu":
+        return
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ExperimentError(
+                f"device {device!r} needs CUDA, which torch {torch.__version__} does "
+                "not see on this machine; use --device cpu (or auto)"
+            )
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise ExperimentError(
+                f"device {device!r}: torch sees only {torch.cuda.device_count()} "
+                "GPU(s), numbered from 0"
+            )
+        return
+    if parsed.type == "mps" and torch.backends.mps.is_available():
+        return
+    raise ExperimentError(
+        f"device {device!r} is not available here; choose auto, cpu or cuda"
+    )

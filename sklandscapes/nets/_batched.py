@@ -7,7 +7,9 @@ tensors as if each network had its own optimizer. Networks that passed their las
 threshold are dropped from the stacks, so they stop changing and cost nothing.
 """
 
+import contextlib
 import dataclasses
+import hashlib
 import json
 import math
 import numbers
@@ -22,7 +24,7 @@ from sklearn.utils import check_random_state
 from tqdm.auto import tqdm
 
 from sklandscapes._io import atomic_write
-from sklandscapes.exceptions import SklandscapesWarning
+from sklandscapes.exceptions import DamagedFileWarning, SklandscapesWarning
 from sklandscapes.nets._mlp import (
     check_widths,
     init_linear_,
@@ -31,6 +33,7 @@ from sklandscapes.nets._mlp import (
 )
 from sklandscapes.nets._skorch import resolve_device
 from sklandscapes.nets._snapshots import (
+    LOG_NAME,
     check_thresholds,
     save_snapshot,
     write_log,
@@ -42,6 +45,18 @@ __all__ = ["ThresholdNotReachedWarning", "TrainingResult", "train_networks"]
 # enough to amortize the per-call overhead, small enough that a chunk's
 # activations stay in the CPU cache (or a modest slice of GPU memory).
 _EVAL_ROWS = 1 << 16
+
+# Default epochs between two training checkpoints: writing one costs about as
+# much as a tenth of an epoch of the demo, and an interrupt loses at most this
+# many epochs.
+CHECKPOINT_EVERY = 10
+CHECKPOINT_FORMAT = "sklandscapes-training-checkpoint"
+CHECKPOINT_VERSION = 1
+
+# torch's intra-op thread count when this module was imported: a different
+# count later means that the user chose one, which train_networks then keeps.
+_IMPORT_THREADS = torch.get_num_threads()
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 class ThresholdNotReachedWarning(SklandscapesWarning):
@@ -449,6 +464,9 @@ def _train_stacked(
     test_indices=None,
     on_snapshot=None,
     on_epoch=None,
+    resume=None,
+    on_checkpoint=None,
+    checkpoint_every=None,
 ):
     """Train stacked networks with Adam; the testable core of ``train_networks``.
 
@@ -476,6 +494,16 @@ def _train_stacked(
         bias)`` of that network, at every threshold crossing.
     on_epoch : callable or None
         ``on_epoch(epoch, n_training)`` after every epoch.
+    resume : dict or None
+        A state given to ``on_checkpoint`` by an earlier call with the same
+        arguments: training continues after its epoch, exactly as that call
+        went on (the caller restores ``epoch_orders``'s random state too).
+    on_checkpoint : callable or None
+        ``on_checkpoint(state)`` after every ``checkpoint_every``-th epoch
+        while networks are still training; ``state`` is a dict of CPU tensors
+        and NumPy arrays, the whole training state at the end of that epoch.
+    checkpoint_every : int or None
+        Epochs between two calls of ``on_checkpoint``.
 
     Returns
     -------
@@ -514,7 +542,33 @@ def _train_stacked(
     n_reached = np.zeros(n_networks, dtype=int)
 
     epoch = 0
-    for epoch in range(1, max_epochs + 1):
+    if resume is not None:
+        epoch = int(resume["epoch"])
+        training = resume["training"].copy()
+        rows = torch.as_tensor(training, device=device)
+        train_rows = train_indices[rows]
+        test_rows = None if test_indices is None else test_indices[rows]
+        leaves = [t.to(device).requires_grad_() for t in resume["leaves"]]
+        optimizer = _make_adam(leaves, lr, device)
+        fused = bool(optimizer.defaults.get("fused"))
+        for leaf, state in zip(leaves, resume["optimizer"]):
+            if state:
+                # Fused Adam keeps its step count on the device, plain Adam on
+                # the CPU; the moments live with the weights.
+                optimizer.state[leaf] = {
+                    key: value if key == "step" and not fused else value.to(device)
+                    for key, value in state.items()
+                }
+        final = list(resume["final"])
+        train_accuracy = resume["train_accuracy"].copy()
+        n_epochs_trained = resume["n_epochs_trained"].copy()
+        snapshot_epoch = resume["snapshot_epoch"].copy()
+        snapshot_train = resume["snapshot_train"].copy()
+        snapshot_test = resume["snapshot_test"].copy()
+        n_reached = resume["n_reached"].copy()
+
+    first_epoch = epoch + 1
+    for epoch in range(first_epoch, max_epochs + 1):
         order = epoch_orders(epoch, training).to(device)
         epoch_rows = train_rows.gather(1, order)
         for start in range(0, n_train, batch_size):
@@ -586,6 +640,32 @@ def _train_stacked(
             train_rows = train_rows[keep]
             if test_rows is not None:
                 test_rows = test_rows[keep]
+        if (
+            on_checkpoint is not None
+            and epoch % checkpoint_every == 0
+            and epoch < max_epochs
+        ):
+            on_checkpoint(
+                dict(
+                    epoch=epoch,
+                    training=training.copy(),
+                    leaves=[leaf.detach().cpu().clone() for leaf in leaves],
+                    optimizer=[
+                        {
+                            key: value.detach().cpu().clone()
+                            for key, value in optimizer.state.get(leaf, {}).items()
+                        }
+                        for leaf in leaves
+                    ],
+                    final=[t.clone() for t in final],
+                    train_accuracy=train_accuracy.copy(),
+                    n_epochs_trained=n_epochs_trained.copy(),
+                    snapshot_epoch=snapshot_epoch.copy(),
+                    snapshot_train=snapshot_train.copy(),
+                    snapshot_test=snapshot_test.copy(),
+                    n_reached=n_reached.copy(),
+                )
+            )
 
     if training.size:
         n_epochs_trained[training] = epoch
@@ -636,6 +716,9 @@ def train_networks(
     device="auto",
     verbose=0,
     directory=None,
+    checkpoint=None,
+    checkpoint_every=CHECKPOINT_EVERY,
+    n_threads=None,
 ):
     """Train ``n_networks`` MLPs of one architecture at once, snapshotting each
     at training-accuracy thresholds.
@@ -682,9 +765,9 @@ def train_networks(
         ``k`` depends only on ``seeds[k]`` (see :class:`TrainingResult`), not on
         how many networks train beside it.
         Same result means the same computation: PyTorch sums in an order that
-        depends on its thread count and device, so a different
-        ``torch.get_num_threads()`` or device can change the low bits and, over
-        many epochs, when a threshold is crossed.
+        depends on its thread count and device, so a different thread count
+        (see ``n_threads``) or device can change the low bits and, over many
+        epochs, when a threshold is crossed.
     device : str or torch.device, default="auto"
         ``"auto"`` trains on CUDA when torch sees a GPU, on the CPU otherwise.
     verbose : int, default=0
@@ -694,8 +777,35 @@ def train_networks(
         is taken, atomically, to ``network<k>_threshold<j>.pt`` in the format
         of :func:`save_snapshot`, and ``snapshots.jsonl`` (rewritten
         atomically) lists them; an interrupted run keeps every snapshot already
-        taken. At the end ``training_log.json`` holds :attr:`TrainingResult.log`.
+        taken. At the end ``training_log.json`` holds :attr:`TrainingResult.log`
+        with paths relative to ``directory``, so the folder can be moved.
         Needs a named activation.
+    checkpoint : str, path-like or None, default=None
+        If given, the whole training state (weights, Adam's moments, the random
+        state of every minibatch order, accuracies and the snapshots taken so
+        far) is written there, atomically, after every ``checkpoint_every``-th
+        epoch. If the file exists when training starts, training continues from
+        it and gives the result, bit for bit, that the uninterrupted call gives;
+        a checkpoint that cannot be read, or was written for other arguments or
+        data, is reported with a :class:`~sklandscapes.exceptions.
+        DamagedFileWarning`, deleted and training starts over. The file is left
+        in place at the end; delete it once the result is stored. Needs a named
+        activation.
+    checkpoint_every : int, default=10
+        Epochs between two checkpoints (``CHECKPOINT_EVERY``); only used with
+        ``checkpoint``.
+    n_threads : int or None, default=None
+        torch's intra-op threads while training (restored afterwards). ``None``
+        keeps the count the user chose, with ``OMP_NUM_THREADS`` or
+        ``MKL_NUM_THREADS`` or a ``torch.set_num_threads`` call after
+        ``sklandscapes.nets`` was imported, and otherwise uses **1 thread**:
+        these networks are too small for threads to help (a demo-sized run
+        takes as long with one thread as with all cores on an idle machine),
+        and on a machine whose cores other work keeps busy torch's threads
+        wait on each other and training gets 10 times slower or more. One
+        thread also makes the result independent of the machine's core count.
+        Pass ``n_threads=os.cpu_count()`` for large networks on an idle
+        machine.
 
     Returns
     -------
@@ -762,8 +872,79 @@ def train_networks(
             "snapshots are written to `directory` only for a named activation, "
             f"got activation={activation!r}; pass directory=None."
         )
+    if checkpoint is not None and not isinstance(activation, str):
+        raise ValueError(
+            "a training checkpoint is written only for a named activation, got "
+            f"activation={activation!r}; pass checkpoint=None."
+        )
+    checkpoint_every = _check_count(checkpoint_every, "checkpoint_every")
+    if n_threads is not None:
+        n_threads = _check_count(n_threads, "n_threads")
     device = torch.device(resolve_device(device))
+    with _torch_threads(n_threads):
+        return _train_networks(
+            X,
+            y,
+            n_networks,
+            widths,
+            thresholds,
+            activation=activation,
+            activation_module=activation_module,
+            lr=lr,
+            batch_size=batch_size,
+            max_epochs=max_epochs,
+            test_size=test_size,
+            random_state=random_state,
+            device=device,
+            verbose=verbose,
+            directory=directory,
+            checkpoint=checkpoint,
+            checkpoint_every=checkpoint_every,
+        )
 
+
+def _threads_chosen_by_user():
+    return any(os.environ.get(name) for name in _THREAD_VARIABLES) or (
+        torch.get_num_threads() != _IMPORT_THREADS
+    )
+
+
+@contextlib.contextmanager
+def _torch_threads(n_threads):
+    """torch's intra-op thread count as ``train_networks`` documents it."""
+    if n_threads is None:
+        if _threads_chosen_by_user():
+            yield
+            return
+        n_threads = 1
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train_networks(
+    X,
+    y,
+    n_networks,
+    widths,
+    thresholds,
+    *,
+    activation,
+    activation_module,
+    lr,
+    batch_size,
+    max_epochs,
+    test_size,
+    random_state,
+    device,
+    verbose,
+    directory,
+    checkpoint,
+    checkpoint_every,
+):
     seeds = check_random_state(random_state).randint(
         np.iinfo(np.int32).max, size=n_networks
     )
@@ -793,7 +974,7 @@ def train_networks(
         snapshots[j][network] = module
         if directory is None:
             return
-        name = f"network{network:04d}_threshold{j:02d}.pt"
+        name = _snapshot_name(network, j)
         path = os.path.join(os.fspath(directory), name)
         save_snapshot(
             module, path, threshold=thresholds[j], accuracy=train_acc, epoch=epoch
@@ -812,7 +993,62 @@ def train_networks(
         )
         write_log(directory, records)
 
-    with tqdm(total=max_epochs, disable=not verbose, unit="epoch") as bar:
+    resume = None
+    on_checkpoint = None
+    if checkpoint is not None:
+        fingerprint = _fingerprint(
+            X,
+            y,
+            widths,
+            thresholds,
+            activation,
+            lr,
+            batch_size,
+            max_epochs,
+            test_size,
+            seeds,
+        )
+        stored = _read_checkpoint(checkpoint, fingerprint)
+        if stored is not None:
+            resume = stored["state"]
+            for generator, state in zip(generators, stored["generators"]):
+                generator.set_state(state)
+            for j, row in enumerate(stored["snapshots"]):
+                for k, state_dict in enumerate(row):
+                    if state_dict is not None:
+                        snapshots[j][k] = mlp_from_state_dict(
+                            widths, activation, state_dict
+                        )
+                        if directory is not None:
+                            paths[j][k] = os.path.join(
+                                os.fspath(directory), _snapshot_name(k, j)
+                            )
+            records.extend(stored["records"])
+
+        def on_checkpoint(state):
+            payload = dict(
+                format=CHECKPOINT_FORMAT,
+                version=CHECKPOINT_VERSION,
+                fingerprint=fingerprint,
+                state=_to_tensors(state),
+                generators=[generator.get_state() for generator in generators],
+                snapshots=[
+                    [
+                        None
+                        if module is None
+                        else {k: v.clone() for k, v in module.state_dict().items()}
+                        for module in row
+                    ]
+                    for row in snapshots
+                ],
+                records=[dict(record) for record in records],
+            )
+            atomic_write(checkpoint, lambda file: torch.save(payload, file))
+
+    start = 0 if resume is None else int(resume["epoch"])
+    with tqdm(
+        total=max_epochs, initial=start, disable=not verbose, unit="epoch"
+    ) as bar:
 
         def on_epoch(epoch, n_training):
             bar.set_postfix(training=n_training)
@@ -832,6 +1068,9 @@ def train_networks(
             test_indices=torch.as_tensor(test_indices, device=device),
             on_snapshot=on_snapshot,
             on_epoch=on_epoch,
+            resume=resume,
+            on_checkpoint=on_checkpoint,
+            checkpoint_every=checkpoint_every,
         )
 
     result = TrainingResult(
@@ -850,11 +1089,7 @@ def train_networks(
         paths=paths,
     )
     if directory is not None:
-        text = json.dumps(result.log, indent=1)
-        atomic_write(
-            os.path.join(directory, "training_log.json"),
-            lambda f: f.write(text.encode()),
-        )
+        write_training_log(directory, result)
     missed = ~result.reached.all(axis=1)
     if missed.any():
         warnings.warn(
@@ -868,3 +1103,136 @@ def train_networks(
             stacklevel=2,
         )
     return result
+
+
+def _snapshot_name(network, threshold_index):
+    return f"network{network:04d}_threshold{threshold_index:02d}.pt"
+
+
+def write_training_log(directory, result):
+    """Write ``training_log.json`` and ``snapshots.jsonl`` of ``result`` anew."""
+    for name, text in training_log_texts(result).items():
+        atomic_write(
+            os.path.join(directory, name), lambda f, text=text: f.write(text.encode())
+        )
+
+
+def training_log_texts(result):
+    """The text of ``training_log.json`` and ``snapshots.jsonl`` of ``result``.
+
+    Paths in them are relative to the snapshot folder, so that it can be
+    moved; the records are in the order the snapshots were taken.
+    """
+    local = dataclasses.replace(
+        result,
+        paths=[
+            [None if path is None else os.path.basename(path) for path in row]
+            for row in result.paths
+        ],
+    )
+    taken = sorted(
+        (int(result.snapshot_epoch[k, j]), int(k), int(j))
+        for k, j in zip(*np.nonzero(result.reached))
+    )
+    records = [
+        dict(
+            network=k,
+            threshold_index=j,
+            threshold=result.thresholds[j],
+            accuracy=float(result.snapshot_train_accuracy[k, j]),
+            test_accuracy=_json_float(result.snapshot_test_accuracy[k, j]),
+            epoch=epoch,
+            file=_snapshot_name(k, j),
+        )
+        for epoch, k, j in taken
+    ]
+    return {
+        "training_log.json": json.dumps(local.log, indent=1),
+        LOG_NAME: "".join(json.dumps(record) + "\n" for record in records),
+    }
+
+
+def _fingerprint(
+    X, y, widths, thresholds, activation, lr, batch_size, max_epochs, test_size, seeds
+):
+    """What a checkpoint must have been written for, as plain values."""
+    digest = hashlib.sha256()
+    for array in (X, y):
+        digest.update(str((array.dtype, array.shape)).encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return dict(
+        data=digest.hexdigest(),
+        widths=list(widths),
+        thresholds=list(thresholds),
+        activation=activation,
+        lr=float(lr),
+        batch_size=int(batch_size),
+        max_epochs=int(max_epochs),
+        test_size=float(test_size),
+        seeds=[int(seed) for seed in seeds],
+    )
+
+
+def _to_tensors(state):
+    """NumPy arrays as tensors, so that ``torch.load(weights_only=True)`` reads them."""
+    return {
+        key: torch.from_numpy(value.copy()) if isinstance(value, np.ndarray) else value
+        for key, value in state.items()
+    }
+
+
+def _read_checkpoint(path, fingerprint):
+    """The stored checkpoint, or ``None`` (after a warning) when it is unusable."""
+    if not os.path.exists(path):
+        return None
+    try:
+        stored = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(stored, dict) or stored.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"not a file of format {CHECKPOINT_FORMAT!r}")
+        if stored.get("version") != CHECKPOINT_VERSION:
+            raise ValueError(f"version {stored.get('version')!r}")
+        state = {
+            key: value.numpy() if key in _ARRAY_KEYS else value
+            for key, value in stored["state"].items()
+        }
+        stored["state"] = state
+        for key in ("generators", "snapshots", "records"):
+            stored[key]  # noqa: B018 - a missing key means a damaged file
+    except Exception as exc:  # noqa: BLE001 - any failure to read means damaged
+        lines = str(exc).strip().splitlines()
+        reason = type(exc).__name__ + (f": {lines[0]}" if lines else "")
+        _discard_checkpoint(path, f"is damaged ({reason})")
+        return None
+    if stored.get("fingerprint") != fingerprint:
+        changed = sorted(
+            key
+            for key in fingerprint
+            if stored.get("fingerprint", {}).get(key) != fingerprint[key]
+        )
+        _discard_checkpoint(
+            path, f"was written for other arguments (differs in {', '.join(changed)})"
+        )
+        return None
+    return stored
+
+
+_ARRAY_KEYS = (
+    "training",
+    "train_accuracy",
+    "n_epochs_trained",
+    "snapshot_epoch",
+    "snapshot_train",
+    "snapshot_test",
+    "n_reached",
+)
+
+
+def _discard_checkpoint(path, problem):
+    warnings.warn(
+        f"training checkpoint {os.fspath(path)!r} {problem}; deleted, training "
+        "starts over",
+        DamagedFileWarning,
+        stacklevel=4,
+    )
+    with contextlib.suppress(OSError):
+        os.unlink(path)
