@@ -619,3 +619,21 @@ def test_group_with_absolute_paths_of_another_machine_maps_to_the_folder(
     assert training.paths[1][1] == str(out / SNAPSHOT)
     assert not elsewhere.exists()
     assert (out / SNAPSHOT).stat().st_size > 0
+
+
+def test_missed_thresholds_are_numbered_across_groups(tmp_path):
+    """One warning, networks numbered 0..n-1 as in log.json, not per group."""
+    from sklandscapes.nets import ThresholdNotReachedWarning
+
+    config = tiny_config(
+        n_networks=3, networks_per_group=2, thresholds=(0.6, 0.999), max_epochs=2
+    )
+    data = _compute.load_data(config)
+    with pytest.warns(ThresholdNotReachedWarning) as caught:
+        _compute.train(config, data.X, data.y, tmp_path, "cpu", 0)
+    missed = [w for w in caught if w.category is ThresholdNotReachedWarning]
+    assert len(missed) == 1
+    assert "3 of 3 networks" in str(missed[0].message)
+    assert "(networks [0, 1, 2], numbered as in training/log.json)" in str(
+        missed[0].message
+    )

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 
 from sklandscapes._io import atomic_write
-from sklandscapes.exceptions import SklandscapesWarning
 from sklandscapes.experiments import _folder
 from sklandscapes.experiments._config import ExperimentError
 from sklandscapes.normalization import ActivationNormalizer
@@ -90,7 +89,7 @@ def train(config, X, y, out, device, verbose):
     """
     import torch
 
-    from sklandscapes.nets import train_networks
+    from sklandscapes.nets import ThresholdNotReachedWarning, train_networks
 
     size = config.networks_per_group
     training_dir = out / _folder.TRAINING_DIR
@@ -124,8 +123,8 @@ def train(config, X, y, out, device, verbose):
                 file=sys.stderr,
             )
         checkpoint = training_dir / f"group{g:04d}.checkpoint.pt"
-        with warnings.catch_warnings():
-            warnings.simplefilter("default", SklandscapesWarning)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             result = train_networks(
                 X,
                 y,
@@ -145,6 +144,16 @@ def train(config, X, y, out, device, verbose):
                 checkpoint=checkpoint,
                 checkpoint_every=_CHECKPOINT_EVERY,
             )
+        for caught_warning in caught:
+            # Networks that missed a threshold are numbered within their group
+            # there; one warning after the merge numbers them as log.json does.
+            if not issubclass(caught_warning.category, ThresholdNotReachedWarning):
+                warnings.warn_explicit(
+                    caught_warning.message,
+                    caught_warning.category,
+                    caught_warning.filename,
+                    caught_warning.lineno,
+                )
         stored = dataclasses.replace(
             result,
             paths=[
@@ -157,6 +166,18 @@ def train(config, X, y, out, device, verbose):
         _repair_snapshots(out, directory, stored)
         groups.append(stored)
     merged = _merge_training(groups)
+    missed = np.flatnonzero(~merged.reached.all(axis=1))
+    if len(missed):
+        warnings.warn(
+            f"{len(missed)} of {config.n_networks} networks did not reach every "
+            f"threshold within max_epochs={config.max_epochs} (networks "
+            f"{missed.tolist()[:10]}{', ...' if len(missed) > 10 else ''}, "
+            "numbered as in training/log.json); the report marks the thresholds "
+            "that fewer than 90% of them reached. Raise max_epochs to silence "
+            "this warning.",
+            ThresholdNotReachedWarning,
+            stacklevel=2,
+        )
     _folder.write_checked(training_dir / "log.json", json.dumps(merged.log, indent=1))
     return dataclasses.replace(
         merged,
