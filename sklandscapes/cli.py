@@ -116,7 +116,11 @@ def _add_runtime_options(parser, default_out):
         "--force", action="store_true", help="start over even if --out holds a run"
     )
     parser.add_argument(
-        "--n-jobs", type=int, metavar="N", help="parallel jobs (-1: all cores)"
+        "--n-jobs",
+        type=int,
+        default=-1,
+        metavar="N",
+        help="parallel jobs for persistence and the tests (default: -1, all cores)",
     )
     parser.add_argument(
         "--device", default="auto", help="torch device: auto, cpu, cuda (default: auto)"

@@ -265,3 +265,20 @@ def test_resume_reports_a_damaged_file_in_one_line(
     assert main(["demo", "--out", str(tmp_path), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "config.json' is damaged (JSONDecodeError" in err[0]
+
+
+def test_command_line_runs_use_every_core_by_default(monkeypatch, tmp_path):
+    """The library keeps scikit-learn's n_jobs=None; the command uses the cores."""
+    from sklandscapes import experiments
+
+    seen = {}
+
+    def record(config, out, **options):
+        seen.update(options)
+        raise experiments.ExperimentError("stop here")
+
+    monkeypatch.setattr(experiments, "run_experiment", record)
+    assert main(["run", "synthetic", "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert seen["n_jobs"] == -1
+    assert main(["demo", "--out", str(tmp_path / "d"), "--n-jobs", "1"]) == 2
+    assert seen["n_jobs"] == 1

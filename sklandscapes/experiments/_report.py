@@ -100,8 +100,9 @@ def _report_text(result, figures, projection, training):
 
     grid = obs["grid"]
     levels = (
-        f"{grid['n_landscapes']} landscape levels (chosen from the data: at least "
-        "99% of every layer's squared norm)"
+        f"{grid['n_landscapes']} landscape levels (chosen from the data: in every "
+        "layer, 99% of the squared norm, or until one more level adds less than "
+        "0.1% of it)"
         if config.n_landscapes == "auto"
         else f"{grid['n_landscapes']} landscape levels"
     )
@@ -256,7 +257,8 @@ def _observation_lines(config, obs, thresholds, label):
     )
     lines.append(
         "2. **Complexity is not monotonically decreasing across layers**: "
-        f"{_verdict(len(not_monotone) == len(thresholds))}: the mean complexity "
+        f"{_verdict(thresholds[-1] in not_monotone)} at the highest threshold; "
+        "the mean complexity "
         f"increases from one layer to the next at {len(not_monotone)} of "
         f"{len(thresholds)} thresholds ({per_threshold}). **The effect increases "
         f"with training**: {_verdict(last_rise > first_rise)}: the sum of these "
