@@ -227,6 +227,10 @@ def _row_label_function(row_label, y_name, numeric):
     return _group_text
 
 
+# Above this many landscape levels, plot_landscapes colours them on a ramp.
+_MAX_LISTED_LEVELS = 6
+
+
 def plot_landscapes(
     X,
     y,
@@ -295,6 +299,8 @@ def plot_landscapes(
     >>> fig.axes[0].get_ylabel(), fig.axes[3].get_ylabel()
     ('training accuracy ≥ 90%', 'training accuracy ≥ 50%')
     """
+    from matplotlib import colormaps
+
     X, shape = _check_vectors(X, shape)
     sharey = _check_sharey(sharey)
     all_groups, means = mean_landscapes(X, y)
@@ -312,16 +318,42 @@ def plot_landscapes(
     axes = fig.subplots(
         len(group_rows), len(layers), sharex=True, sharey=sharey, squeeze=False
     )
+    n_levels = shape[2]
+    # Many levels: one colour ramp and a legend of its two ends, so that the
+    # legend stays small whatever n_landscapes="auto" chose.
+    ramp = n_levels > _MAX_LISTED_LEVELS
+    colors = (
+        [colormaps["viridis"](0.9 * k / (n_levels - 1)) for k in range(n_levels)]
+        if ramp
+        else [None] * n_levels
+    )
     for row, g in enumerate(group_rows):
         for column, layer in enumerate(layers):
             ax = axes[row, column]
             for k, curve in enumerate(cube[g, layer, homology_dimension], start=1):
-                ax.plot(x, curve, lw=1, label=f"$\\lambda_{{{k}}}$")
+                listed = not ramp or k in (1, n_levels)
+                ax.plot(
+                    x,
+                    curve,
+                    lw=1,
+                    color=colors[k - 1],
+                    label=f"$\\lambda_{{{k}}}$" if listed else "_nolegend_",
+                )
             if row == 0:
                 ax.set_title(f"layer {layer}")
             if column == 0:
                 ax.set_ylabel(label_of(all_groups[g]), fontweight="bold")
-    axes[0, -1].legend(fontsize="small")
+    if ramp:
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        fig.legend(
+            handles,
+            labels,
+            title=f"level (of {n_levels})",
+            loc="outside right upper",
+            fontsize="small",
+        )
+    else:
+        axes[0, -1].legend(fontsize="small", title="level")
     fig.supxlabel("filtration value t" if grid is not None else "grid index of t")
     fig.supylabel("$\\lambda_k(t)$")
     if title is None:

@@ -328,3 +328,20 @@ def test_figures_save_headless(tmp_path, rng):
     fig = plot_complexity(rng.random((4, 3)), [0, 0, 1, 1])
     fig.savefig(tmp_path / "complexity.png")
     assert (tmp_path / "complexity.png").stat().st_size > 1000
+
+
+def test_many_landscape_levels_get_a_ramp_and_a_two_entry_legend(rng):
+    X = rng.random((4, 2 * 1 * 22 * 10))
+    fig = plot_landscapes(X, [0.9, 0.9, 0.5, 0.5], shape=(2, 1, 22, 10))
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "$\\lambda_{1}$",
+        "$\\lambda_{22}$",
+    ]
+    assert legend.get_title().get_text() == "level (of 22)"
+    assert len(fig.axes[0].lines) == 22
+    FigureCanvasAgg(fig).draw()
+    # The legend sits beside the axes, not over them.
+    legend_box = legend.get_window_extent()
+    for ax in fig.axes:
+        assert not legend_box.overlaps(ax.get_window_extent())
