@@ -1,7 +1,6 @@
 """Vietoris-Rips persistence of layered clouds, global or local (paper II-A, II-B)."""
 
 import numbers
-import os
 
 import numpy as np
 from gudhi.sklearn import RipsPersistence as _GudhiRips
@@ -11,6 +10,7 @@ from sklearn import config_context
 from sklearn.base import BaseEstimator, TransformerMixin
 from tqdm.auto import tqdm
 
+from sklandscapes import _validation
 from sklandscapes._base import StatelessTransformerMixin
 from sklandscapes._compat import Interval, Parallel, StrOptions, _fit_context, delayed
 from sklandscapes._validation import (
@@ -18,6 +18,7 @@ from sklandscapes._validation import (
     _where,
     binary_exponent,
     check_layered_clouds,
+    format_bytes,
 )
 
 __all__ = ["RipsPersistence"]
@@ -48,21 +49,6 @@ _THRESHOLD_SLACK = 1e-9
 
 # A dense Rips computation holds the condensed and the square distance matrices.
 _BYTES_PER_SQUARED_POINT = 16
-
-
-def _available_memory():
-    """Bytes of memory available now, or None where the OS does not say."""
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
-def _format_bytes(n_bytes):
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n_bytes < 1024 or unit == "GiB":
-            return f"{n_bytes:.1f} {unit}"
-        n_bytes /= 1024
 
 
 def _is_prime(p):
@@ -303,7 +289,7 @@ class RipsPersistence(StatelessTransformerMixin, TransformerMixin, BaseEstimator
             and self.metric == "euclidean"
             and not self.local
         )
-        available = _available_memory()
+        available = _validation._available_memory()
         if sparse or available is None:
             return
         errors = []
@@ -312,8 +298,8 @@ class RipsPersistence(StatelessTransformerMixin, TransformerMixin, BaseEstimator
             needed = _BYTES_PER_SQUARED_POINT * n * n
             if needed > available:
                 errors.append(
-                    f"{_where(index)}: {n} points need {_format_bytes(needed)} for "
-                    f"dense distance matrices, {_format_bytes(available)} available"
+                    f"{_where(index)}: {n} points need {format_bytes(needed)} for "
+                    f"dense distance matrices, {format_bytes(available)} available"
                 )
         _raise_if_errors(
             errors,

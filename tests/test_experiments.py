@@ -12,6 +12,8 @@ import pytest
 
 pytest.importorskip("torch")
 
+from conftest import assert_same_training  # noqa: E402
+
 from sklandscapes import experiments  # noqa: E402
 from sklandscapes.exceptions import DamagedFileWarning  # noqa: E402
 from sklandscapes.experiments import (  # noqa: E402
@@ -418,26 +420,6 @@ def test_damaged_diagram_file_is_reported_and_recomputed(
         _, diagrams = stages(tiny_config(), out)
     assert_same_diagrams(diagrams, expected)
     assert _folder.load_intact(out / DIAGRAM, _folder.load_diagrams) is not None
-
-
-def assert_same_training(first, second):
-    import torch
-
-    for name in (
-        "train_accuracy",
-        "snapshot_epoch",
-        "snapshot_train_accuracy",
-        "snapshot_test_accuracy",
-        "n_epochs_trained",
-        "seeds",
-    ):
-        np.testing.assert_array_equal(getattr(first, name), getattr(second, name))
-    for row_first, row_second in zip(first.snapshots, second.snapshots):
-        for net_first, net_second in zip(row_first, row_second):
-            assert (net_first is None) == (net_second is None)
-            if net_first is not None:
-                for key, value in net_first.state_dict().items():
-                    assert torch.equal(value, net_second.state_dict()[key]), key
 
 
 @pytest.mark.parametrize("damage", [cut_in_half, empty], ids=["cut-in-half", "empty"])

@@ -5,6 +5,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from conftest import assert_same_training
 from sklearn.base import clone
 from skorch import NeuralNetClassifier
 from skorch.callbacks import Callback
@@ -837,25 +838,6 @@ def _interrupt_after(monkeypatch, n_epochs):
     return real
 
 
-def _assert_same_training(first, second):
-    for name in (
-        "train_accuracy",
-        "snapshot_epoch",
-        "snapshot_train_accuracy",
-        "snapshot_test_accuracy",
-        "n_epochs_trained",
-        "train_indices",
-        "seeds",
-    ):
-        np.testing.assert_array_equal(getattr(first, name), getattr(second, name))
-    for row_first, row_second in zip(first.snapshots, second.snapshots):
-        for net_first, net_second in zip(row_first, row_second):
-            assert (net_first is None) == (net_second is None)
-            if net_first is not None:
-                for key, value in net_first.state_dict().items():
-                    assert torch.equal(value, net_second.state_dict()[key]), key
-
-
 CHECKPOINTED = dict(
     lr=0.005, batch_size=16, max_epochs=40, random_state=3, device="cpu"
 )
@@ -889,7 +871,7 @@ def test_interrupted_training_resumes_bit_for_bit(rng, tmp_path, monkeypatch):
         **CHECKPOINTED,
         verbose=0,
     )
-    _assert_same_training(whole, resumed)
+    assert_same_training(whole, resumed)
     log = json.loads((tmp_path / "snaps" / "training_log.json").read_text())
     # Paths are relative to the snapshot folder, which can then be moved.
     assert log[0]["snapshots"][0]["path"] == "network0000_threshold00.pt"
@@ -946,7 +928,7 @@ def test_damaged_checkpoint_is_reported_and_training_starts_over(
     checkpoint.write_bytes(damage(checkpoint.read_bytes()))
     with pytest.warns(DamagedFileWarning, match=match):
         again = train_networks(*args, checkpoint=checkpoint, **CHECKPOINTED)
-    _assert_same_training(whole, again)
+    assert_same_training(whole, again)
 
 
 def test_checkpoint_of_other_arguments_is_not_used(rng, tmp_path, monkeypatch):

@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.distance import pdist, squareform
 
-import sklandscapes.persistence as persistence_module
+import sklandscapes._validation as validation_module
 from sklandscapes import ActivationNormalizer, RipsPersistence
 
 ripser = pytest.importorskip("ripser")
@@ -206,7 +206,7 @@ def test_bad_input(rng):
 
 
 def test_too_large_clouds_fail_before_allocating(rng, monkeypatch):
-    monkeypatch.setattr(persistence_module, "_available_memory", lambda: 1000)
+    monkeypatch.setattr(validation_module, "_available_memory", lambda: 1000)
     cloud = rng.normal(size=(20, 2))
     with pytest.raises(
         ValueError,
