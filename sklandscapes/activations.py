@@ -277,6 +277,11 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
                 f"X must be a sequence of {what}, got a single "
                 f"{type(X).__name__}; wrap it in a list: [X]."
             )
+        if isinstance(X, dict):
+            raise ValueError(
+                f"X must be a sequence of {what}, got a dict; pass "
+                "list(X.values()) to use its values."
+            )
         if isinstance(X, str) or not hasattr(X, "__len__"):
             raise ValueError(f"X must be a sequence of {what}, got {type(X).__name__}.")
         samples = list(X)

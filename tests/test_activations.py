@@ -802,3 +802,9 @@ def test_forward_raising_key_error_gets_the_sample_prefix(rng):
             [LooksUpAFeature()]
         )
     assert isinstance(info.value.__cause__, KeyError)
+
+
+def test_a_dict_of_networks_is_refused_with_a_hint(rng):
+    net = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 2))
+    with pytest.raises(ValueError, match=r"got a dict; pass list\(X.values\(\)\)"):
+        ActivationExtractor(inputs=rng.normal(size=(4, 2))).fit({"a": net})
