@@ -5,6 +5,7 @@ import json
 import numpy as np
 
 from sklandscapes._io import atomic_write
+from sklandscapes.experiments._compute import holm_adjust
 from sklandscapes.stats import landscape_curve_projection
 
 
@@ -190,8 +191,6 @@ def _report_text(result, figures, projection, training):
     ]
     adjusted = np.zeros_like(test.pvalues_)
     upper = np.triu_indices(len(thresholds), 1)
-    from sklandscapes.experiments._compute import holm_adjust
-
     adjusted[upper] = holm_adjust(test.pvalues_[upper])
     lines.append("| | " + " | ".join(label(t) for t in thresholds) + " |")
     lines.append("|---" * (len(thresholds) + 1) + "|")

@@ -13,7 +13,7 @@ from sklandscapes.experiments._config import (
     ExperimentError,
     _check_config,
 )
-from sklandscapes.landscapes import LandscapeVectorizer, quadrature_weights
+from sklandscapes.landscapes import LandscapeVectorizer, all_levels_grid_squares
 from sklandscapes.stats import (
     PermutationTest,
     landscape_norms,
@@ -256,15 +256,9 @@ def _grid_diagnostics(layered, landscapes, vectorizer, norms):
     ``grid_over_exact``: squared norm of all levels on the grid over the exact
     one; far from 1 where bars are narrower than the grid step.
     """
-    n_layers = vectorizer.n_layers_
     kept = landscape_norms(landscapes, vectorizer.shape_, grid=vectorizer.grid_)
-    weights = quadrature_weights(vectorizer.grid_)
-    end, grid = vectorizer.grid_[-1], vectorizer.grid_
-    all_levels = np.zeros(n_layers)
-    for (_, layer, _), diagram in np.ndenumerate(layered):
-        pairs = np.where(np.isinf(diagram), end, diagram)
-        tents = np.minimum(grid - pairs[:, :1], pairs[:, 1:] - grid)
-        all_levels[layer] += (np.maximum(tents, 0.0) ** 2 @ weights).sum()
+    squares = all_levels_grid_squares(list(layered.ravel()), vectorizer.grid_)
+    all_levels = squares.reshape(layered.shape).sum(axis=(0, 2))
     kept_squares = (kept**2).sum(axis=0)
     exact_squares = (norms**2).sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
