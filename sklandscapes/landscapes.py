@@ -450,7 +450,7 @@ class LandscapeVectorizer(TransformerMixin, BaseEstimator):
     n_landscapes_ : int
         Landscape functions per diagram: ``n_landscapes``, or the number
         ``"auto"`` chose.
-    level_share_ : ndarray of shape (n_layers_, n_homology_dimensions_)
+    level_share_ : ndarray of shape (n_layers, n_homology_dimensions)
         With ``n_landscapes="auto"`` only: the share of the training
         landscapes' squared norm (all levels, on the grid) that the kept levels
         carry, per layer and homology dimension.

@@ -347,7 +347,7 @@ class PermutationTest(BaseEstimator):
     n_features_in_ : int
         Number of columns of X seen in ``fit`` (the number of samples with
         ``kernel="precomputed"``).
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of the columns of X, when X is a DataFrame with string column
         names.
 
