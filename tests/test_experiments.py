@@ -619,3 +619,49 @@ def test_missed_thresholds_are_numbered_across_groups(tmp_path):
     assert "(networks [0, 1, 2], numbered as in training/log.json)" in str(
         missed[0].message
     )
+
+
+def test_diagrams_computed_once_equal_the_pipeline_on_every_sample(baseline, tmp_path):
+    """Shared input layer and shared same-epoch snapshots change no diagram."""
+    import dataclasses
+
+    from sklandscapes import ActivationNormalizer, RipsPersistence
+    from sklandscapes.activations import ActivationExtractor
+
+    config = tiny_config()
+    data = _compute.load_data(config)
+    training = _compute.train(config, data.X, data.y, baseline.out, "cpu", 0)
+    # Network 0 crosses both thresholds in one epoch: its two snapshots are one.
+    epochs = training.snapshot_epoch.copy()
+    epochs[0, 1] = epochs[0, 0]
+    snapshots = [list(row) for row in training.snapshots]
+    snapshots[1][0] = snapshots[0][0]
+    training = dataclasses.replace(training, snapshot_epoch=epochs, snapshots=snapshots)
+    (tmp_path / "diagrams").mkdir()
+    timings = {"extraction": 0.0, "persistence": 0.0}
+    work = {}
+    keys, diagrams = _compute.compute_diagrams(
+        config, training, data.batches, tmp_path, None, "cpu", 0, timings, work
+    )
+    n_layers = diagrams[0].shape[0]
+    owners = {_compute.shared_snapshot(training, key) for key in keys}
+    subsamples = {s for _, _, s in keys}
+    assert _compute.shared_snapshot(training, (1, 0, 0)) == (0, 0, 0)
+    assert work == {
+        "samples": len(keys),
+        "clouds": len(subsamples) + len(owners) * (n_layers - 1),
+        "input_reused": len(owners) - len(subsamples),
+        "snapshot_reused": len(keys) - len(owners),
+    }
+    # The reference: every sample through the whole pipeline on its own.
+    normalizer = ActivationNormalizer(
+        method=config.method,
+        center=_compute.layer_centering(config, training, data.batches),
+    )
+    rips = RipsPersistence(homology_dimensions=config.homology_dimensions)
+    for (j, k, s), sample in zip(keys, diagrams):
+        clouds = ActivationExtractor(inputs=data.batches[s]).transform(
+            [training.snapshots[j][k]]
+        )
+        expected = rips.fit_transform(normalizer.fit_transform(clouds))[0]
+        assert_same_diagrams([sample], [expected])

@@ -19,6 +19,9 @@ from sklandscapes.persistence import RipsPersistence
 # How long to try reaching a Dask scheduler before giving up.
 _SCHEDULER_TIMEOUT = "10s"
 
+# What compute_diagrams counts (see there), kept per call in timings.json.
+WORK_COUNTS = ("samples", "clouds", "input_reused", "snapshot_reused")
+
 # Epochs between two checkpoints of the group in training (see train).
 _CHECKPOINT_EVERY = 10
 
@@ -290,59 +293,151 @@ def sample_keys(config, training):
     ]
 
 
-def compute_diagrams(config, training, batches, out, n_jobs, device, verbose, timings):
+def shared_snapshot(training, key):
+    """The first key whose snapshot is the same network state as ``key``'s.
+
+    A network that crosses several thresholds in one epoch is snapshotted once
+    per threshold, with the same weights, so those keys share their diagrams.
+    """
+    j, k, s = key
+    epoch = training.snapshot_epoch[k, j]
+    first = int(np.flatnonzero(training.snapshot_epoch[k, : j + 1] == epoch)[0])
+    return (first, k, s)
+
+
+def compute_diagrams(
+    config, training, batches, out, n_jobs, device, verbose, timings, work=None
+):
     """Diagrams of every sample, computed in chunks and stored as they come.
 
+    Nothing is computed twice: the input layer's cloud is the subsample itself,
+    the same for every network and threshold, so it gets one diagram per
+    subsample; snapshots taken in the same epoch share their diagrams (see
+    :func:`shared_snapshot`); the networks of a chunk that see the same input
+    subsample go through one extraction. Every sample is still stored whole, in
+    its own file, so a resumed or reread run sees the same folder.
+
     Adds the seconds spent on extraction and on normalization + persistence
-    to ``timings``.
+    to ``timings``, and counts the work in ``work`` as it goes (so that an
+    interrupted call still says what it did): ``samples`` stored,
+    ``clouds`` that went through Rips, ``input_reused`` computed samples whose
+    input-layer diagram is their subsample's, and ``snapshot_reused`` samples
+    copied whole from an identical snapshot's. Computing every sample on its
+    own would take ``clouds + input_reused + snapshot_reused * n_layers``
+    clouds. Returns the keys and their diagrams.
     """
     from tqdm.auto import tqdm
 
-    from sklandscapes.activations import ActivationExtractor
-
     keys = sample_keys(config, training)
     todo = [key for key in keys if not _folder.diagrams_intact(out, key)]
-    normalizer = ActivationNormalizer(
-        method=config.method, center=layer_centering(config, training, batches)
+    work = {} if work is None else work
+    for name in WORK_COUNTS:
+        work.setdefault(name, 0)
+    # Keys whose snapshot is the same as an earlier key's wait for its diagrams.
+    owners = {}
+    for key in todo:
+        owners.setdefault(shared_snapshot(training, key), []).append(key)
+    ready = [o for o in owners if o not in todo and _folder.diagrams_intact(out, o)]
+    for owner in ready:
+        stored = _folder.load_diagrams(_folder.diagram_path(out, owner))
+        for key in owners.pop(owner):
+            _folder.save_diagrams(_folder.diagram_path(out, key), stored)
+            work["samples"] += 1
+            work["snapshot_reused"] += 1
+    centering = layer_centering(config, training, batches)
+    normalizer, input_normalizer = (
+        ActivationNormalizer(method=config.method, center=center)
+        for center in (
+            (centering, centering)
+            if isinstance(centering, str)
+            else (centering[1:], centering[:1])
+        )
     )
     rips = RipsPersistence(
         homology_dimensions=config.homology_dimensions,
         local=config.method == "local",
         n_jobs=n_jobs,
     )
+    input_diagrams = {}
     # A chunk is small enough to lose little on interruption and large enough
     # to keep every worker busy with (sample, layer) clouds.
     chunk = 4
+    pending = list(owners)
     with tqdm(
         total=len(keys),
-        initial=len(keys) - len(todo),
+        initial=len(keys) - len(todo) + work["samples"],
         disable=not verbose,
         desc="Persistence",
         unit="sample",
     ) as bar:
-        for start in range(0, len(todo), chunk):
-            part = todo[start : start + chunk]
+        for start in range(0, len(pending), chunk):
+            part = pending[start : start + chunk]
             started = time.perf_counter()
-            clouds = []
-            for j, k, s in part:
-                extractor = ActivationExtractor(inputs=batches[s], device=device)
-                try:
-                    clouds.append(extractor.transform([training.snapshots[j][k]])[0])
-                except ValueError as exc:
-                    raise ExperimentError(
-                        f"network {k} at threshold {config.thresholds[j]}: {exc}"
-                    ) from exc
-            layered = np.empty((len(clouds), len(clouds[0])), dtype=object)
-            for i, row in enumerate(clouds):
-                layered[i] = row
+            clouds = _extract(config, training, batches, part, device)
+            # Layer 0 is the subsample itself: one diagram per subsample.
+            new_inputs = {}
+            for (_, _, s), row in zip(part, clouds):
+                if s not in input_diagrams:
+                    new_inputs.setdefault(s, row[0])
             extracted = time.perf_counter()
-            diagrams = rips.fit_transform(normalizer.fit_transform(layered))
-            for key, sample in zip(part, diagrams):
-                _folder.save_diagrams(_folder.diagram_path(out, key), sample)
+            if new_inputs:
+                computed = rips.fit_transform(
+                    input_normalizer.fit_transform(
+                        _layered([[c] for c in new_inputs.values()])
+                    )
+                )
+                input_diagrams.update(zip(new_inputs, computed[:, 0]))
+                work["clouds"] += len(new_inputs)
+            deeper = rips.fit_transform(
+                normalizer.fit_transform(_layered([row[1:] for row in clouds]))
+            )
+            work["clouds"] += deeper.shape[0] * deeper.shape[1]
+            for owner, layers in zip(part, deeper):
+                sample = np.empty((len(layers) + 1, layers.shape[1]), dtype=object)
+                sample[0] = input_diagrams[owner[2]]
+                sample[1:] = layers
+                work["input_reused"] += 1
+                for key in owners[owner]:
+                    _folder.save_diagrams(_folder.diagram_path(out, key), sample)
+                    work["samples"] += 1
+                    work["snapshot_reused"] += key != owner
+                bar.update(len(owners[owner]))
+            work["input_reused"] -= len(new_inputs)
             timings["extraction"] += extracted - started
             timings["persistence"] += time.perf_counter() - extracted
-            bar.update(len(part))
-    return keys, [_folder.load_diagrams(_folder.diagram_path(out, key)) for key in keys]
+    diagrams = [_folder.load_diagrams(_folder.diagram_path(out, key)) for key in keys]
+    return keys, diagrams
+
+
+def _extract(config, training, batches, part, device):
+    """Activations of the keys in ``part``: one extraction per input subsample."""
+    from sklandscapes.activations import ActivationExtractor
+
+    clouds = [None] * len(part)
+    for s in dict.fromkeys(s for _, _, s in part):
+        where = [i for i, (_, _, t) in enumerate(part) if t == s]
+        networks = [training.snapshots[part[i][0]][part[i][1]] for i in where]
+        extractor = ActivationExtractor(inputs=batches[s], device=device)
+        try:
+            rows = extractor.transform(networks)
+        except ValueError as exc:
+            names = ", ".join(
+                f"network {part[i][1]} at threshold {config.thresholds[part[i][0]]}"
+                for i in where
+            )
+            raise ExperimentError(f"{names}: {exc}") from exc
+        for i, row in zip(where, rows):
+            clouds[i] = list(row)
+    return clouds
+
+
+def _layered(rows):
+    """Rows of per-layer cells as a (n_samples, n_layers) object array."""
+    layered = np.empty((len(rows), len(rows[0])), dtype=object)
+    for i, row in enumerate(rows):
+        for layer, cell in enumerate(row):
+            layered[i, layer] = cell
+    return layered
 
 
 def layer_centering(config, training, batches):

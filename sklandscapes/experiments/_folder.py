@@ -209,7 +209,7 @@ def load_diagrams(path):
 TIMINGS_FILE = "timings.json"
 
 
-def record_timings(out, timings, n_computed):
+def record_timings(out, timings, n_computed, work=None):
     """Append this call's stage timings to the folder's history; return it all.
 
     A resumed run keeps the costs of the calls before it, so the report can
@@ -222,7 +222,13 @@ def record_timings(out, timings, n_computed):
             calls = json.loads(path.read_text())["calls"]
         except (ValueError, KeyError, TypeError):
             calls = []  # a damaged history is started afresh, not fatal
-    calls.append({"timings": dict(timings), "diagrams_computed": int(n_computed)})
+    calls.append(
+        {
+            "timings": dict(timings),
+            "diagrams_computed": int(n_computed),
+            "work": {name: int(count) for name, count in (work or {}).items()},
+        }
+    )
     text = json.dumps({"calls": calls}, indent=1).encode()
     atomic_write(path, lambda handle: handle.write(text))
     return calls

@@ -325,7 +325,6 @@ def _timing_lines(result):
     ]
     stages = list(result.timings)
     total = {s: sum(c["timings"].get(s, 0.0) for c in history) for s in stages}
-    computed = sum(c["diagrams_computed"] for c in history)
     lines = [
         "",
         "## Where the time went",
@@ -340,15 +339,34 @@ def _timing_lines(result):
         f"| {stage} | {result.timings[stage]:.1f} | {total[stage]:.1f} |"
         for stage in stages
     ]
-    now = history[-1]["diagrams_computed"]
     per_sample = result.shape[0] * result.shape[1]
 
-    def per(seconds, samples):
-        return _num(seconds / (samples * per_sample)) if samples else "—"
+    def clouds(call):
+        # Folders from before the work counts: every stored sample's clouds.
+        work = call.get("work") or {}
+        return work.get("clouds", call["diagrams_computed"] * result.shape[0])
 
+    def per(seconds, n):
+        return _num(seconds / n) if n else "—"
+
+    now, every = clouds(history[-1]), sum(clouds(c) for c in history)
     lines.append(
-        f"| persistence per diagram computed ({now * per_sample} in this call, "
-        f"{computed * per_sample} in all) | {per(result.timings['persistence'], now)} "
-        f"| {per(total['persistence'], computed)} |"
+        f"| persistence per cloud computed ({now} in this call, {every} in all; "
+        f"each gives {result.shape[1]} diagram(s)) | "
+        f"{per(result.timings['persistence'], now)} "
+        f"| {per(total['persistence'], every)} |"
     )
+    stored = sum(c["diagrams_computed"] for c in history)
+    reused = {
+        name: sum((c.get("work") or {}).get(name, 0) for c in history)
+        for name in ("input_reused", "snapshot_reused")
+    }
+    lines += [
+        "",
+        f"{stored} samples stored ({stored * per_sample} diagrams). Not computed "
+        f"again: {reused['input_reused']} input-layer clouds (the input layer "
+        "is the same subsample for every network and threshold) and "
+        f"{reused['snapshot_reused']} whole samples of snapshots taken in the "
+        "same epoch as an earlier threshold's (the same weights).",
+    ]
     return lines

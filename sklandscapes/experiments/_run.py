@@ -163,6 +163,7 @@ def run_experiment(
         ("data", "training", "extraction", "persistence", "landscapes", "tests"), 0.0
     )
     stored = _folder.count_diagrams(out)
+    work = {}
     try:
         clock = time.perf_counter()
         data = _compute.load_data(config)
@@ -178,7 +179,15 @@ def run_experiment(
             )
         with _compute.backend(backend, scheduler, n_jobs):
             keys, diagrams = _compute.compute_diagrams(
-                config, training, data.batches, out, n_jobs, device, verbose, timings
+                config,
+                training,
+                data.batches,
+                out,
+                n_jobs,
+                device,
+                verbose,
+                timings,
+                work,
             )
         clock = time.perf_counter()
         layered = np.empty((len(diagrams),) + diagrams[0].shape, dtype=object)
@@ -221,9 +230,11 @@ def run_experiment(
             observations["rays"] = _rays(config, training, data, observations)
     except BaseException:
         # An interrupted call's costs stay in the history of the folder.
-        _folder.record_timings(out, timings, _folder.count_diagrams(out) - stored)
+        _folder.record_timings(out, timings, _folder.count_diagrams(out) - stored, work)
         raise
-    calls = _folder.record_timings(out, timings, _folder.count_diagrams(out) - stored)
+    calls = _folder.record_timings(
+        out, timings, _folder.count_diagrams(out) - stored, work
+    )
     result = ExperimentResult(
         config=config,
         landscapes=landscapes,
