@@ -266,3 +266,165 @@ def test_identical_groups_give_statistic_zero_and_pvalue_one(rng):
         )
         assert test.statistic_ == 0.0
         assert test.pvalue_ == 1.0
+
+
+# --- Per-layer tests with Westfall-Young adjustment -------------------------
+
+
+def brute_force_layer_tests(X, y, n_layers, weights, n_permutations, random_state):
+    """Per-layer tests from the raw features, relabeling by relabeling.
+
+    The relabelings are drawn as PermutationTest documents it (one seed per
+    pair and block of 1000 from ``random_state``); everything else is
+    computed independently: group means from the features, the layers'
+    scale by enumerating every split, and step-down maxT by hand.
+    """
+    from itertools import combinations
+
+    groups = np.unique(y)
+    pairs = list(combinations(range(len(groups)), 2))
+    n_blocks = -(-n_permutations // 1000)
+    seeds = np.random.RandomState(random_state).randint(
+        np.iinfo(np.int32).max, size=(len(pairs), n_blocks)
+    )
+    blocks = np.split(np.arange(X.shape[1]), n_layers)
+
+    def layer_distances(rows, in_a):
+        diff = rows[in_a].mean(0) - rows[~in_a].mean(0)
+        return np.array([np.sqrt((diff[b] ** 2 * weights[b]).sum()) for b in blocks])
+
+    results = {}
+    for p, (a, b) in enumerate(pairs):
+        rows = np.concatenate([X[y == groups[a]], X[y == groups[b]]])
+        n_a, m = (y == groups[a]).sum(), len(rows)
+        observed = layer_distances(rows, np.arange(m) < n_a)
+        null = []
+        for block in range(n_blocks):
+            size = min(1000, n_permutations - 1000 * block)
+            keys = np.random.default_rng(seeds[p, block]).random((size, m))
+            for key in keys:
+                in_a = np.zeros(m, dtype=bool)
+                in_a[np.argsort(key)[:n_a]] = True
+                null.append(layer_distances(rows, in_a))
+        null = np.array(null)  # (n_permutations, n_layers)
+        raw = (1 + (null >= observed * (1 - 1e-10)).sum(0)) / (1 + n_permutations)
+        # Each layer's scale: the root mean square of its statistic over
+        # every possible split of the pair.
+        squares = []
+        for members in combinations(range(m), n_a):
+            in_a = np.zeros(m, dtype=bool)
+            in_a[list(members)] = True
+            squares.append(layer_distances(rows, in_a) ** 2)
+        scale = np.sqrt(np.mean(squares, axis=0))
+        t_observed, t_null = observed / scale, null / scale
+        ranked = sorted(range(n_layers), key=lambda layer: -t_observed[layer])
+        adjusted, running = np.empty(n_layers), 0.0
+        for position, layer in enumerate(ranked):
+            rest = ranked[position:]
+            count = sum(
+                t_null[q, rest].max() >= t_observed[layer] * (1 - 1e-10)
+                for q in range(n_permutations)
+            )
+            running = max(running, (1 + count) / (1 + n_permutations))
+            adjusted[layer] = running
+        results[(a, b)] = observed, raw, adjusted
+    return results
+
+
+def test_layer_tests_match_a_brute_force_implementation(rng):
+    # 3 layers of 2 landscapes on 4 grid points; unequal groups; two blocks
+    # of relabelings per pair; layer 2 differs between groups 0 and 2.
+    grid = np.linspace(0, 1, 4)
+    layer_weights = np.array([1.0, 2.0, 0.5])
+    X = rng.random((15, 24))
+    y = np.repeat([0, 1, 2], [5, 4, 6])
+    X[y == 2, 16:] += 0.4
+    n_permutations = 1100
+    test = PermutationTest(
+        n_permutations=n_permutations,
+        grid=grid,
+        layer_weights=layer_weights,
+        n_layers=3,
+        random_state=5,
+    ).fit(X, y)
+    weights = feature_weights(24, grid, layer_weights)
+    expected = brute_force_layer_tests(X, y, 3, weights, n_permutations, 5)
+    for (a, b), (observed, raw, adjusted) in expected.items():
+        # Gram-matrix and raw-feature distances differ by rounding only.
+        np.testing.assert_allclose(test.layer_statistics_[a, b], observed, rtol=1e-10)
+        np.testing.assert_array_equal(test.layer_pvalues_[a, b], raw)
+        np.testing.assert_array_equal(test.layer_pvalues_adjusted_[b, a], adjusted)
+    assert test.layer_pvalues_adjusted_[0, 2, 2] < 0.01
+    assert (test.layer_pvalues_adjusted_ >= test.layer_pvalues_).all()
+    np.testing.assert_allclose(
+        (test.layer_statistics_**2).sum(axis=2), test.statistics_**2, rtol=1e-10
+    )
+    pd = pytest.importorskip("pandas")
+    frame = test.to_frame(layers=True)
+    assert isinstance(frame, pd.DataFrame) and len(frame) == 3 * 3
+    row = frame[(frame.group_a == 0) & (frame.group_b == 2) & (frame.layer == 2)]
+    assert row.pvalue_adjusted.item() == test.layer_pvalues_adjusted_[0, 2, 2]
+
+
+def test_whole_vector_results_do_not_change_with_n_layers(rng):
+    X = rng.normal(size=(14, 12))
+    y = np.repeat([0, 1], 7)
+    plain = PermutationTest(n_permutations=1500, random_state=2).fit(X, y)
+    layered = PermutationTest(n_permutations=1500, n_layers=4, random_state=2).fit(X, y)
+    np.testing.assert_array_equal(plain.null_distribution_, layered.null_distribution_)
+    np.testing.assert_array_equal(plain.statistics_, layered.statistics_)
+    np.testing.assert_array_equal(plain.pvalues_, layered.pvalues_)
+    assert layered.layer_null_distribution_.shape == (4, 1500)
+    assert not hasattr(plain, "layer_pvalues_")
+
+
+def test_layer_tests_control_the_family_wise_error_rate():
+    # Both groups from one distribution, four correlated layers on different
+    # scales: Westfall-Young keeps P(any layer rejected) at alpha, while the
+    # unadjusted per-layer p-values reject far more often.
+    rng = np.random.default_rng(0)
+    n_trials, alpha, n_layers = 400, 0.05, 4
+    scales = np.repeat([1.0, 10.0, 0.1, 1.0], 3)
+    any_adjusted = any_raw = 0
+    for trial in range(n_trials):
+        shared = rng.exponential(size=(16, 3))
+        X = (np.tile(shared, n_layers) + rng.exponential(size=(16, 12))) * scales
+        test = PermutationTest(
+            n_permutations=199, n_layers=n_layers, random_state=trial
+        ).fit(X, np.repeat([0, 1], 8))
+        any_adjusted += (test.layer_pvalues_adjusted_[0, 1] <= alpha).any()
+        any_raw += (test.layer_pvalues_[0, 1] <= alpha).any()
+    low, high = scipy_stats.binom.ppf([0.0005, 0.9995], n_trials, alpha)
+    assert low <= any_adjusted <= high
+    assert any_raw > high
+
+
+def test_layer_tests_bad_input(rng):
+    X = rng.normal(size=(6, 6))
+    y = np.repeat([0, 1], 3)
+    with pytest.raises(ValueError, match="n_layers=2 needs kernel='linear'"):
+        PermutationTest(kernel="precomputed", n_layers=2).fit(X @ X.T, y)
+    with pytest.raises(ValueError, match="n_layers=4 does not split the 6 features"):
+        PermutationTest(n_layers=4).fit(X, y)
+    with pytest.raises(ValueError, match="blocks of whole landscapes of 3 grid"):
+        PermutationTest(n_layers=3, grid=[0.0, 0.5, 1.0]).fit(X, y)
+    with pytest.raises(ValueError, match="layer_weights has 3 weights but n_layers=2"):
+        PermutationTest(n_layers=2, layer_weights=[1, 1, 1]).fit(X, y)
+    with pytest.raises(ValueError, match="'n_layers' parameter"):
+        PermutationTest(n_layers=0).fit(X, y)
+    with pytest.raises(ValueError, match="to_frame\\(layers=True\\) needs"):
+        PermutationTest(n_permutations=9).fit(X, y).to_frame(layers=True)
+
+
+def test_constant_layer_is_never_significant(rng):
+    # Layer 0 is the same in every sample (e.g. the shared input batch).
+    X = np.hstack([np.tile(rng.random(4), (10, 1)), rng.random((10, 4))])
+    X[5:, 4:] += 2.0
+    test = PermutationTest(n_permutations=99, n_layers=2, random_state=0).fit(
+        X, np.repeat([0, 1], 5)
+    )
+    assert test.layer_statistics_[0, 1, 0] == 0.0
+    assert test.layer_pvalues_[0, 1, 0] == test.layer_pvalues_adjusted_[0, 1, 0] == 1
+    # Of the 252 splits of 5 + 5 samples, only the data's and its swap reach
+    # layer 1's distance.
+    assert test.layer_pvalues_adjusted_[0, 1, 1] <= 0.05
