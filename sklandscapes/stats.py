@@ -6,13 +6,22 @@ from itertools import combinations
 
 import numpy as np
 from joblib import effective_n_jobs
+from scipy.stats import norm
+from scipy.stats import t as student_t
 from sklearn.base import BaseEstimator
 from sklearn.decomposition import PCA
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from tqdm.auto import tqdm
 
-from sklandscapes._compat import Interval, Parallel, StrOptions, _fit_context, delayed
+from sklandscapes._compat import (
+    Interval,
+    Parallel,
+    StrOptions,
+    _fit_context,
+    delayed,
+    validate_params,
+)
 from sklandscapes._validation import (
     binary_exponent,
     check_feature_matrix,
@@ -22,8 +31,10 @@ from sklandscapes.kernels import feature_weights
 from sklandscapes.landscapes import tent_squared_integrals
 
 __all__ = [
+    "ConfidenceBand",
     "CurveProjection",
     "PermutationTest",
+    "confidence_band",
     "landscape_curve_projection",
     "landscape_norms",
     "mean_landscapes",
@@ -106,6 +117,257 @@ def mean_landscapes(X, y):
     sums = np.zeros((len(groups), X.shape[1]))
     np.add.at(sums, inverse, X)
     return groups, sums / counts[:, None]
+
+
+@dataclass
+class ConfidenceBand:
+    """Confidence band for the mean of each group, from :func:`confidence_band`.
+
+    Attributes
+    ----------
+    groups : ndarray of shape (n_groups,)
+        The sorted distinct labels.
+    mean : ndarray of shape (n_groups, n_features)
+        The mean of each group, as :func:`mean_landscapes` gives it.
+    lower, upper : ndarray of shape (n_groups, n_features)
+        The band: ``lower <= mean <= upper``.
+    confidence : float
+        The nominal level, e.g. 0.95.
+    simultaneous : bool
+        Whether the level holds for all features at once (the whole curve
+        inside the band) or for each feature on its own (pointwise).
+    method : str
+        ``"bootstrap"`` or ``"gaussian"``.
+
+    See Also
+    --------
+    confidence_band : Computes it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklandscapes.stats import confidence_band
+    >>> X = np.random.default_rng(0).normal(size=(30, 4))
+    >>> band = confidence_band(X, np.zeros(30), random_state=0)
+    >>> band.lower.shape, band.simultaneous, band.method
+    ((1, 4), True, 'bootstrap')
+    """
+
+    groups: np.ndarray
+    mean: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    confidence: float
+    simultaneous: bool
+    method: str
+
+    @property
+    def description(self):
+        """The band in words, e.g. for a legend: "95% simultaneous bootstrap band"."""
+        kind = "simultaneous" if self.simultaneous else "pointwise"
+        return f"{self.confidence:.0%} {kind} {self.method} band"
+
+
+# Entries of one (n_bootstrap, features) block of resampled deviations.
+_BAND_BLOCK_ENTRIES = 2**22
+
+
+@validate_params(
+    {
+        "X": ["array-like"],
+        "y": ["array-like"],
+        "confidence": [Interval(numbers.Real, 0, 1, closed="neither")],
+        "simultaneous": ["boolean"],
+        "method": [StrOptions({"bootstrap", "gaussian"})],
+        "n_bootstrap": [Interval(numbers.Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
+def confidence_band(
+    X,
+    y,
+    *,
+    confidence=0.95,
+    simultaneous=True,
+    method="bootstrap",
+    n_bootstrap=1000,
+    random_state=None,
+):
+    """Confidence band for the mean landscape (or complexity curve) of each group.
+
+    The band of a group is ``mean ± c * se``, with ``se`` the standard error
+    of the mean of each feature and ``c`` a critical value:
+
+    * ``simultaneous=True`` (default): ``c`` is the ``confidence`` quantile of
+      ``max_j |mean*_j - mean_j| / se_j`` over resamples, so that the whole
+      mean curve lies inside the band with probability ``confidence``, all
+      features at once (the sup-norm bootstrap band of Chazal et al. [1]_,
+      studentized so that the band is narrow where the samples agree). This
+      is the band to read a curve by.
+    * ``simultaneous=False``: a separate ``c`` per feature, so that the level
+      holds at each feature (grid point, layer) alone; the whole curve then
+      leaves the band far more often than ``1 - confidence``.
+
+    ``method="bootstrap"`` resamples the samples of the group with
+    replacement; ``method="gaussian"`` uses the normal limit of the mean
+    (Bubenik [2]_): pointwise it is the Student-t interval, exact for
+    Gaussian data; simultaneous, ``c`` is simulated from the Gaussian with
+    the samples' covariance (Gaussian multiplier bootstrap).
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Landscape vectors, or topological complexities (``(n_samples,
+        n_layers)``, e.g. from :func:`topological_complexity`) for a band
+        around a complexity curve.
+    y : array-like of shape (n_samples,)
+        Group of each sample; at least 2 samples per group.
+    confidence : float, default=0.95
+        Level of the band, in (0, 1).
+    simultaneous : bool, default=True
+        Band for all features at once (``True``) or each feature alone.
+    method : {"bootstrap", "gaussian"}, default="bootstrap"
+        How the critical value is found.
+    n_bootstrap : int, default=1000
+        Resamples per group, for the bootstrap and for the simultaneous
+        Gaussian band; at least ``1 / (1 - confidence)``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the resamples (unused by the pointwise Gaussian band).
+
+    Returns
+    -------
+    band : ConfidenceBand
+
+    See Also
+    --------
+    mean_landscapes : The means alone.
+    sklandscapes.plotting.plot_landscapes : Draws the bands with ``confidence``.
+    sklandscapes.plotting.plot_complexity : Draws the band of complexity curves.
+
+    Notes
+    -----
+    The samples of a group are taken as independent draws. Several input
+    subsamples seen by one network are not independent of each other:
+    average them per network first (one row per network) so that the band
+    reflects the spread between networks.
+
+    A feature with the same value in every sample of a group (a landscape
+    that is 0 there in every sample) has a band of width 0. The bootstrap
+    deviations are scaled by ``sqrt(n / (n - 1))``, which makes their
+    variance the unbiased one. The resamples treat the standard errors as
+    known, so the critical value ``c`` they give is mapped through Student's
+    t with ``n - 1`` degrees of freedom, ``t_{n-1}^{-1}(Phi(c))``: a single
+    feature's band is then the t-interval, and the band allows for the
+    noise of the estimated standard errors. In the test suite, over 400
+    repetitions at level 0.9, both simultaneous bands cover smooth Gaussian
+    curves (40 samples) at the nominal rate; on landscapes of random bars
+    (60 samples), whose values near the ends of the bars are skewed (mostly
+    0), the bootstrap band covers about 0.87: bands are asymptotic, and
+    cover a little less than ``confidence`` for small, skewed groups.
+
+    References
+    ----------
+    .. [1] F. Chazal, B. T. Fasy, F. Lecci, A. Rinaldo, L. Wasserman.
+       "Stochastic convergence of persistence landscapes and silhouettes",
+       SoCG 2014.
+    .. [2] P. Bubenik. "Statistical topological data analysis using
+       persistence landscapes", JMLR 16, 2015.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklandscapes.stats import confidence_band
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(40, 5)) + np.arange(5)
+    >>> band = confidence_band(X, np.repeat(["a", "b"], 20), random_state=0)
+    >>> band.groups.tolist(), band.mean.shape, band.description
+    (['a', 'b'], (2, 5), '95% simultaneous bootstrap band')
+    >>> bool(((band.lower <= band.mean) & (band.mean <= band.upper)).all())
+    True
+    >>> pointwise = confidence_band(X, np.repeat(["a", "b"], 20),
+    ...                             simultaneous=False, method="gaussian")
+    >>> bool((pointwise.upper - pointwise.lower < band.upper - band.lower).all())
+    True
+    """
+    X = check_array(X, dtype=np.float64)
+    y, groups, counts = _check_labels(X, y)
+    small = [(g, c) for g, c in zip(groups.tolist(), counts.tolist()) if c < 2]
+    if small:
+        raise ValueError(
+            "confidence_band needs at least 2 samples per group to estimate "
+            "their spread; too small: "
+            + ", ".join(f"group {g!r} has {c}" for g, c in small)
+        )
+    resampled = method == "bootstrap" or simultaneous
+    if resampled and n_bootstrap * (1 - confidence) < 1:
+        raise ValueError(
+            f"n_bootstrap={n_bootstrap!r} resamples cannot estimate a "
+            f"{confidence!r} quantile; use at least "
+            f"{int(np.ceil(1 / (1 - confidence)))} (1000 or more for a "
+            "stable band)."
+        )
+    rng = check_random_state(random_state)
+    means = np.empty((len(groups), X.shape[1]))
+    lower, upper = np.empty_like(means), np.empty_like(means)
+    for g, group in enumerate(groups):
+        rows = X[y == group]
+        n = len(rows)
+        mean = rows.mean(axis=0)
+        centered = rows - mean
+        se = np.sqrt((centered**2).sum(axis=0) / (n - 1) / n)
+        if not resampled:
+            critical = student_t.ppf((1 + confidence) / 2, n - 1)
+        elif method == "bootstrap":
+            draws = rng.multinomial(n, np.full(n, 1 / n), size=n_bootstrap)
+            # mean* - mean = (counts / n) @ centered; scaled to the unbiased
+            # variance S^2 / n of the mean.
+            multipliers = draws / n * np.sqrt(n / (n - 1))
+            critical = _critical_values(
+                multipliers, centered, se, confidence, simultaneous
+            )
+        else:
+            # sum_i xi_i (x_i - mean) / sqrt(n (n - 1)) ~ N(0, S / n).
+            multipliers = rng.standard_normal((n_bootstrap, n)) / np.sqrt(n * (n - 1))
+            critical = _critical_values(
+                multipliers, centered, se, confidence, simultaneous
+            )
+        if resampled:
+            # The resamples treat se as known; mapping c through Student's t
+            # accounts for the noise of the estimated se (a single feature's
+            # band becomes the t-interval).
+            critical = student_t.ppf(norm.cdf(critical), n - 1)
+        means[g] = mean
+        lower[g] = mean - critical * se
+        upper[g] = mean + critical * se
+    return ConfidenceBand(
+        groups, means, lower, upper, float(confidence), bool(simultaneous), method
+    )
+
+
+def _critical_values(multipliers, centered, se, confidence, simultaneous):
+    """Quantile of ``|multipliers @ centered| / se``: its maximum or per feature.
+
+    Features with ``se == 0`` (equal in every sample) get 0. Features are
+    processed in blocks, so that memory does not grow with their number.
+    """
+    n_resamples = len(multipliers)
+    varying = np.flatnonzero(se > 0)
+    step = max(1, _BAND_BLOCK_ENTRIES // n_resamples)
+    largest = np.zeros(n_resamples)
+    critical = np.zeros(len(se))
+    for start in range(0, len(varying), step):
+        columns = varying[start : start + step]
+        studentized = np.abs(multipliers @ centered[:, columns]) / se[columns]
+        if simultaneous:
+            np.maximum(largest, studentized.max(axis=1), out=largest)
+        else:
+            critical[columns] = np.quantile(
+                studentized, confidence, axis=0, method="higher"
+            )
+    if simultaneous:
+        critical = float(np.quantile(largest, confidence, method="higher"))
+    return critical
 
 
 def landscape_norms(X, shape, grid=None):

@@ -5,6 +5,7 @@ from scipy import stats as scipy_stats
 from sklandscapes import LandscapeKernel, LandscapeVectorizer, PermutationTest
 from sklandscapes.kernels import feature_weights
 from sklandscapes.stats import (
+    confidence_band,
     landscape_curve_projection,
     landscape_norms,
     mean_landscapes,
@@ -428,3 +429,119 @@ def test_constant_layer_is_never_significant(rng):
     # Of the 252 splits of 5 + 5 samples, only the data's and its swap reach
     # layer 1's distance.
     assert test.layer_pvalues_adjusted_[0, 1, 1] <= 0.05
+
+
+# --- Confidence bands -------------------------------------------------------
+
+
+def covered(band, truth):
+    return bool(((band.lower[0] <= truth) & (truth <= band.upper[0])).all())
+
+
+def test_bands_cover_a_known_mean_curve_at_their_level():
+    # Smooth Gaussian curves around sin(3t): over 400 repetitions, each band
+    # covers the true mean (all of it, or one point) Binomial(400, 0.9) times.
+    rng = np.random.default_rng(1)
+    n_trials, n, level = 400, 40, 0.9
+    t = np.linspace(0, 1, 30)
+    truth = np.sin(3 * t)
+    covariance = 0.3 * np.exp(-((t[:, None] - t) ** 2) / 0.02)
+    factor = np.linalg.cholesky(covariance + 1e-9 * np.eye(len(t)))
+    counts = dict.fromkeys(["bootstrap", "gaussian", "point", "pointwise_all"], 0)
+    y = np.zeros(n)
+    for trial in range(n_trials):
+        X = truth + rng.standard_normal((n, len(t))) @ factor.T
+        for method in ("bootstrap", "gaussian"):
+            band = confidence_band(
+                X,
+                y,
+                confidence=level,
+                method=method,
+                n_bootstrap=200,
+                random_state=trial,
+            )
+            counts[method] += covered(band, truth)
+        pointwise = confidence_band(
+            X, y, confidence=level, simultaneous=False, method="gaussian"
+        )
+        counts["point"] += bool(
+            pointwise.lower[0, 7] <= truth[7] <= pointwise.upper[0, 7]
+        )
+        counts["pointwise_all"] += covered(pointwise, truth)
+    low, high = scipy_stats.binom.ppf([0.0005, 0.9995], n_trials, level)
+    for name in ("bootstrap", "gaussian", "point"):
+        assert low <= counts[name] <= high, (name, counts[name])
+    # A pointwise band is no band for the whole curve.
+    assert counts["pointwise_all"] < low
+
+
+def test_bootstrap_band_covers_the_mean_landscape_of_random_bars():
+    # One bar (b, d), b ~ U(0.1, 0.2), d ~ U(0.6, 0.7): the true mean
+    # landscape is the average tent over a fine grid of (b, d) (midpoint
+    # rule, error below 1e-5, far inside the band's width of about 1e-2).
+    rng = np.random.default_rng(2)
+    n_trials, n, level = 400, 60, 0.9
+    grid = np.linspace(0, 1, 41)
+
+    def tents(births, deaths):
+        return np.maximum(0, np.minimum(grid - births[:, None], deaths[:, None] - grid))
+
+    fine = (np.arange(300) + 0.5) / 300 * 0.1
+    births, deaths = np.meshgrid(0.1 + fine, 0.6 + fine)
+    truth = tents(births.ravel(), deaths.ravel()).mean(axis=0)
+    hits = 0
+    for trial in range(n_trials):
+        X = tents(rng.uniform(0.1, 0.2, n), rng.uniform(0.6, 0.7, n))
+        band = confidence_band(
+            X, np.zeros(n), confidence=level, n_bootstrap=200, random_state=trial
+        )
+        hits += covered(band, truth)
+    low, high = scipy_stats.binom.ppf([0.0005, 0.9995], n_trials, level)
+    assert low <= hits <= high
+
+
+def test_band_of_groups_and_constant_features(rng):
+    X = rng.normal(size=(12, 3))
+    X[:, 1] = 2.0  # the same in every sample: a band of width 0
+    y = np.repeat(["a", "b"], 6)
+    band = confidence_band(X, y, random_state=0)
+    np.testing.assert_array_equal(band.groups, ["a", "b"])
+    np.testing.assert_allclose(band.mean, mean_landscapes(X, y)[1], rtol=1e-12)
+    np.testing.assert_array_equal(band.lower[:, 1], band.upper[:, 1])
+    assert (band.lower <= band.mean).all() and (band.mean <= band.upper).all()
+    again = confidence_band(X, y, random_state=0)
+    np.testing.assert_array_equal(band.upper, again.upper)
+    assert band.description == "95% simultaneous bootstrap band"
+    # One feature: the simultaneous Gaussian band is the Student-t interval
+    # (up to the simulated quantile).
+    one = confidence_band(
+        X[:6, :1], np.zeros(6), method="gaussian", n_bootstrap=20000, random_state=0
+    )
+    exact = confidence_band(
+        X[:6, :1], np.zeros(6), simultaneous=False, method="gaussian"
+    )
+    np.testing.assert_allclose(one.upper, exact.upper, rtol=0.02)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(confidence=1.0), "'confidence' parameter of confidence_band"),
+        (dict(confidence=0.0), "'confidence' parameter of confidence_band"),
+        (dict(method="normal"), "'method' parameter of confidence_band"),
+        (dict(n_bootstrap=10), "n_bootstrap=10 resamples cannot estimate a 0.95"),
+        (dict(simultaneous="yes"), "'simultaneous' parameter of confidence_band"),
+    ],
+)
+def test_band_bad_parameters_are_named(rng, kwargs, message):
+    X = rng.normal(size=(6, 3))
+    with pytest.raises(ValueError, match=message):
+        confidence_band(X, np.zeros(6), **kwargs)
+
+
+def test_band_needs_two_samples_per_group(rng):
+    X = rng.normal(size=(5, 3))
+    with pytest.raises(ValueError, match="group 'b' has 1"):
+        confidence_band(X, ["a"] * 4 + ["b"])
+    with pytest.raises(ValueError, match="one label per sample"):
+        confidence_band(X, np.zeros(4))
