@@ -7,13 +7,19 @@ Figures are built with :class:`matplotlib.figure.Figure` directly, never through
 
 import numpy as np
 
-from sklandscapes.stats import CurveProjection, _check_vectors, mean_landscapes
+from sklandscapes.stats import (
+    CurveProjection,
+    _check_vectors,
+    confidence_band,
+    mean_landscapes,
+)
 
 __all__ = [
     "plot_activations",
     "plot_complexity",
     "plot_landscape_curves",
     "plot_landscapes",
+    "plot_layer_pvalues",
     "plot_pvalues",
 ]
 
@@ -244,6 +250,10 @@ def plot_landscapes(
     y_name="threshold",
     row_label=None,
     title=None,
+    confidence=None,
+    simultaneous=True,
+    n_bootstrap=1000,
+    random_state=None,
 ):
     """Average landscapes on a grid of groups (rows) by layers (columns) (Fig. 2).
 
@@ -279,6 +289,18 @@ def plot_landscapes(
         group as given otherwise.
     title : str, default=None
         The figure's title; ``None`` writes what the grid shows.
+    confidence : float, default=None
+        Shade a confidence band of this level around every average landscape
+        (:func:`~sklandscapes.stats.confidence_band`, bootstrap over the
+        samples of each group); ``None`` draws none. The band's kind and level
+        are written under the title.
+    simultaneous : bool, default=True
+        With ``confidence``: one band for the whole landscape vector of a
+        group, all layers and levels at once, or a pointwise band.
+    n_bootstrap : int, default=1000
+        With ``confidence``: bootstrap resamples per group.
+    random_state : int, RandomState instance or None, default=None
+        With ``confidence``: seeds the resamples.
 
     Returns
     -------
@@ -298,6 +320,10 @@ def plot_landscapes(
     (6, 2)
     >>> fig.axes[0].get_ylabel(), fig.axes[3].get_ylabel()
     ('training accuracy ≥ 90%', 'training accuracy ≥ 50%')
+    >>> fig = plot_landscapes(X, [0.9, 0.9, 0.5, 0.5], shape=(3, 1, 2, 10),
+    ...                       confidence=0.9, random_state=0)
+    >>> len(fig.axes[0].collections)  # one band per level
+    2
     """
     from matplotlib import colormaps
 
@@ -305,6 +331,18 @@ def plot_landscapes(
     sharey = _check_sharey(sharey)
     all_groups, means = mean_landscapes(X, y)
     cube = means.reshape((len(all_groups),) + shape)
+    band = None
+    if confidence is not None:
+        band = confidence_band(
+            X,
+            y,
+            confidence=confidence,
+            simultaneous=simultaneous,
+            n_bootstrap=n_bootstrap,
+            random_state=random_state,
+        )
+        lower = band.lower.reshape(cube.shape)
+        upper = band.upper.reshape(cube.shape)
     if groups is None:
         groups = _distinct_in_order(y)
     group_rows = _positions(all_groups, groups, "groups")
@@ -332,13 +370,22 @@ def plot_landscapes(
             ax = axes[row, column]
             for k, curve in enumerate(cube[g, layer, homology_dimension], start=1):
                 listed = not ramp or k in (1, n_levels)
-                ax.plot(
+                (line,) = ax.plot(
                     x,
                     curve,
                     lw=1,
                     color=colors[k - 1],
                     label=f"$\\lambda_{{{k}}}$" if listed else "_nolegend_",
                 )
+                if band is not None:
+                    ax.fill_between(
+                        x,
+                        lower[g, layer, homology_dimension, k - 1],
+                        upper[g, layer, homology_dimension, k - 1],
+                        color=line.get_color(),
+                        alpha=0.25,
+                        lw=0,
+                    )
             if row == 0:
                 ax.set_title(f"layer {layer}")
             if column == 0:
@@ -358,6 +405,8 @@ def plot_landscapes(
     fig.supylabel("$\\lambda_k(t)$")
     if title is None:
         title = f"Average persistence landscapes by layer (columns) and {y_name} (rows)"
+    if band is not None:
+        title += f"\nshaded: {band.description} of the average"
     fig.suptitle(title)
     return fig
 
@@ -555,22 +604,48 @@ def plot_landscape_curves(
     return fig
 
 
-def plot_complexity(norms, y, band="std", ax=None, *, y_name="threshold"):
+def plot_complexity(
+    norms,
+    y,
+    band="confidence",
+    ax=None,
+    *,
+    y_name="threshold",
+    confidence=0.95,
+    simultaneous=True,
+    n_bootstrap=1000,
+    random_state=None,
+):
     """Topological complexity against layer, one line per group (Fig. 4).
 
     Parameters
     ----------
     norms : ndarray of shape (n_samples, n_layers)
-        From :func:`~sklandscapes.stats.landscape_norms`.
+        Topological complexity of each sample and layer: the exact norm of
+        all its landscapes (:func:`~sklandscapes.stats.topological_complexity`,
+        as the experiments store it) or the norm of the kept levels on the
+        grid (:func:`~sklandscapes.stats.landscape_norms`).
     y : array-like of shape (n_samples,)
         Group of each sample, e.g. the training threshold.
-    band : {"std", "quartiles", None}, default="std"
-        Band across the samples of a group: mean ± one standard deviation, or
-        the interquartile range; ``None`` draws no band.
+    band : {"confidence", "std", "quartiles", None}, default="confidence"
+        Band around each group's mean: a ``confidence`` band of the mean
+        (:func:`~sklandscapes.stats.confidence_band`, bootstrap over the
+        samples of the group), the spread of the samples (mean ± one standard
+        deviation, or the interquartile range), or none. The legend says
+        which.
     ax : matplotlib Axes, default=None
         Axes to draw on; ``None`` makes a new figure.
     y_name : str, default="threshold"
         What ``y`` is: the title of the legend.
+    confidence : float, default=0.95
+        Level of the confidence band.
+    simultaneous : bool, default=True
+        Confidence band for the whole curve (all layers at once) or for each
+        layer alone (pointwise).
+    n_bootstrap : int, default=1000
+        Bootstrap resamples per group for the confidence band.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the resamples of the confidence band.
 
     Returns
     -------
@@ -578,24 +653,50 @@ def plot_complexity(norms, y, band="std", ax=None, *, y_name="threshold"):
         One line (the group mean) and one band per group, in order of first
         appearance in ``y``.
 
+    Notes
+    -----
+    The bootstrap takes the samples of a group as independent: with several
+    input subsamples per network, pass one row per network (the mean of its
+    subsamples) for a band of the spread between networks.
+
     Examples
     --------
     >>> import numpy as np
     >>> from sklandscapes.plotting import plot_complexity
     >>> fig = plot_complexity(np.random.default_rng(0).random((6, 11)),
-    ...                       [0.5, 0.5, 0.9, 0.9, 1.0, 1.0])
+    ...                       [0.5, 0.5, 0.9, 0.9, 1.0, 1.0], random_state=0)
     >>> len(fig.axes[0].lines)
     3
+    >>> fig.axes[0].get_legend().get_texts()[-1].get_text()
+    '95% simultaneous bootstrap band of the mean'
     """
+    from matplotlib.patches import Patch
+
     norms = np.asarray(norms, dtype=np.float64)
     if norms.ndim != 2:
         raise ValueError(
             f"norms must have shape (n_samples, n_layers), got {norms.shape}."
         )
-    if band not in ("std", "quartiles", None):
-        raise ValueError(f"band must be 'std', 'quartiles' or None, got {band!r}.")
+    if band not in ("confidence", "std", "quartiles", None):
+        raise ValueError(
+            f"band must be 'confidence', 'std', 'quartiles' or None, got {band!r}."
+        )
     groups, means = mean_landscapes(norms, y)
     y = np.asarray(y)
+    if band == "confidence":
+        bands = confidence_band(
+            norms,
+            y,
+            confidence=confidence,
+            simultaneous=simultaneous,
+            n_bootstrap=n_bootstrap,
+            random_state=random_state,
+        )
+        band_label = f"{bands.description} of the mean"
+    else:
+        band_label = {"std": "mean ± 1 std", "quartiles": "interquartile range"}.get(
+            band
+        )
     if ax is None:
         fig = _figure(figsize=(5, 3.5), layout="constrained")
         ax = fig.add_subplot()
@@ -606,16 +707,23 @@ def plot_complexity(norms, y, band="std", ax=None, *, y_name="threshold"):
         group, mean = groups[g], means[g]
         (line,) = ax.plot(layers, mean, marker="o", ms=3, label=_group_text(group))
         members = norms[y == group]
-        if band == "std":
+        if band == "confidence":
+            low, high = bands.lower[g], bands.upper[g]
+        elif band == "std":
             low, high = mean - members.std(0), mean + members.std(0)
         elif band == "quartiles":
             low, high = np.percentile(members, [25, 75], axis=0)
         if band is not None:
             ax.fill_between(layers, low, high, color=line.get_color(), alpha=0.2)
-    ax.set_xlabel("layer")
-    ax.set_ylabel("landscape norm")
+    ax.set_xlabel("layer (0: input)")
+    ax.set_ylabel("topological complexity $\\|\\lambda\\|$")
     ax.set_xticks(layers)
-    ax.legend(title=y_name, fontsize="small")
+    handles, labels = ax.get_legend_handles_labels()
+    if band is not None:
+        handles.append(Patch(color="0.5", alpha=0.3))
+        labels.append(band_label)
+    ax.legend(handles, labels, title=y_name, fontsize="small")
+    ax.set_title(f"Topological complexity per layer, by {y_name}")
     return fig
 
 
@@ -725,4 +833,111 @@ def plot_pvalues(test, ax=None, alpha=0.05, *, y_name="threshold", order=None):
         f"permutation test p-values\n({test.n_permutations} permutations per pair)"
     )
     fig.colorbar(image, ax=ax, label="p-value")
+    return fig
+
+
+def plot_layer_pvalues(test, ax=None, alpha=0.05, *, y_name="threshold", order=None):
+    """Which layers differ: adjusted per-layer p-values, layers by pairs of groups.
+
+    One column per pair of groups and one row per layer; each cell is the
+    Westfall-Young adjusted p-value of that layer
+    (``test.layer_pvalues_adjusted_``), so that the significant cells of a
+    column are the layers that differ between the two groups with the
+    family-wise error rate over the layers at most ``alpha``. Significant
+    cells are framed and their values starred and bold. A p-value at the
+    test's floor ``1 / (n_permutations + 1)`` is written as a bound.
+
+    Parameters
+    ----------
+    test : PermutationTest
+        A :class:`~sklandscapes.PermutationTest` fitted with ``n_layers``.
+    ax : matplotlib Axes, default=None
+        Axes to draw on; ``None`` makes a new figure.
+    alpha : float, default=0.05
+        Cells with adjusted p-value at most ``alpha`` are marked.
+    y_name : str, default="threshold"
+        What the groups are, for the axis label.
+    order : array-like, default=None
+        Order of the groups in the pairs: their first appearance in
+        ``order``; ``None`` keeps ``test.groups_`` (sorted).
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklandscapes import PermutationTest
+    >>> from sklandscapes.plotting import plot_layer_pvalues
+    >>> X = np.random.default_rng(0).normal(size=(30, 6))
+    >>> X[20:, 4:] += 3.0  # layer 2 of group "c" moves
+    >>> y = np.repeat(["a", "b", "c"], 10)
+    >>> test = PermutationTest(n_permutations=199, n_layers=3, random_state=0)
+    >>> fig = plot_layer_pvalues(test.fit(X, y))
+    >>> [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    ['a vs b', 'a vs c', 'b vs c']
+    >>> sum(t.get_text().endswith("*") for t in fig.axes[0].texts)
+    2
+    """
+    from matplotlib.patches import Rectangle
+
+    adjusted = getattr(test, "layer_pvalues_adjusted_", None)
+    if adjusted is None:
+        raise ValueError(
+            "test must be a PermutationTest fitted with n_layers (it has no "
+            "layer_pvalues_adjusted_); e.g. PermutationTest(n_layers="
+            "vectorizer.shape_[0]).fit(X, y)."
+        )
+    rows = _positions(
+        np.asarray(test.groups_),
+        None if order is None else _distinct_in_order(order),
+        "order",
+        "a group of the test",
+    )
+    pairs = [(a, b) for i, a in enumerate(rows) for b in rows[i + 1 :]]
+    values = np.array([adjusted[a, b] for a, b in pairs]).T  # (n_layers, n_pairs)
+    names = [
+        f"{_group_text(test.groups_[a])} vs {_group_text(test.groups_[b])}"
+        for a, b in pairs
+    ]
+    n_layers = values.shape[0]
+    floor = 1 / (test.n_permutations + 1)
+    if ax is None:
+        fig = _figure(
+            figsize=(1.1 * len(pairs) + 2.6, 0.38 * n_layers + 1.8),
+            layout="constrained",
+        )
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    image = ax.imshow(values, cmap="viridis_r", vmin=0, vmax=1, aspect="auto")
+    for (layer, column), p in np.ndenumerate(values):
+        significant = p <= alpha
+        text = f"≤ {_floor_text(floor)}" if p <= floor * (1 + 1e-9) else f"{p:.2g}"
+        ax.text(
+            column,
+            layer,
+            text + ("*" if significant else ""),
+            ha="center",
+            va="center",
+            fontsize=7,
+            fontweight="bold" if significant else None,
+            color="white" if p > 0.5 else "black",
+        )
+        if significant:
+            ax.add_patch(
+                Rectangle(
+                    (column - 0.5, layer - 0.5), 1, 1, fill=False, lw=1.5, ec="red"
+                )
+            )
+    ax.set_xticks(range(len(pairs)), names, rotation=30, ha="right")
+    ax.set_yticks(range(n_layers), [str(i) for i in range(n_layers)])
+    ax.set_xlabel(f"pair of {y_name}s")
+    ax.set_ylabel("layer (0: input)")
+    ax.set_title(
+        f"Which layers differ (framed, *: adjusted p ≤ {alpha:g})\n"
+        f"{test.n_permutations} permutations per pair"
+    )
+    fig.colorbar(image, ax=ax, label="Westfall-Young adjusted p-value")
     return fig

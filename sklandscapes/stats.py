@@ -6,13 +6,22 @@ from itertools import combinations
 
 import numpy as np
 from joblib import effective_n_jobs
+from scipy.stats import norm
+from scipy.stats import t as student_t
 from sklearn.base import BaseEstimator
 from sklearn.decomposition import PCA
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from tqdm.auto import tqdm
 
-from sklandscapes._compat import Interval, Parallel, StrOptions, _fit_context, delayed
+from sklandscapes._compat import (
+    Interval,
+    Parallel,
+    StrOptions,
+    _fit_context,
+    delayed,
+    validate_params,
+)
 from sklandscapes._validation import (
     binary_exponent,
     check_feature_matrix,
@@ -22,8 +31,10 @@ from sklandscapes.kernels import feature_weights
 from sklandscapes.landscapes import tent_squared_integrals
 
 __all__ = [
+    "ConfidenceBand",
     "CurveProjection",
     "PermutationTest",
+    "confidence_band",
     "landscape_curve_projection",
     "landscape_norms",
     "mean_landscapes",
@@ -106,6 +117,257 @@ def mean_landscapes(X, y):
     sums = np.zeros((len(groups), X.shape[1]))
     np.add.at(sums, inverse, X)
     return groups, sums / counts[:, None]
+
+
+@dataclass
+class ConfidenceBand:
+    """Confidence band for the mean of each group, from :func:`confidence_band`.
+
+    Attributes
+    ----------
+    groups : ndarray of shape (n_groups,)
+        The sorted distinct labels.
+    mean : ndarray of shape (n_groups, n_features)
+        The mean of each group, as :func:`mean_landscapes` gives it.
+    lower, upper : ndarray of shape (n_groups, n_features)
+        The band: ``lower <= mean <= upper``.
+    confidence : float
+        The nominal level, e.g. 0.95.
+    simultaneous : bool
+        Whether the level holds for all features at once (the whole curve
+        inside the band) or for each feature on its own (pointwise).
+    method : str
+        ``"bootstrap"`` or ``"gaussian"``.
+
+    See Also
+    --------
+    confidence_band : Computes it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklandscapes.stats import confidence_band
+    >>> X = np.random.default_rng(0).normal(size=(30, 4))
+    >>> band = confidence_band(X, np.zeros(30), random_state=0)
+    >>> band.lower.shape, band.simultaneous, band.method
+    ((1, 4), True, 'bootstrap')
+    """
+
+    groups: np.ndarray
+    mean: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    confidence: float
+    simultaneous: bool
+    method: str
+
+    @property
+    def description(self):
+        """The band in words, e.g. for a legend: "95% simultaneous bootstrap band"."""
+        kind = "simultaneous" if self.simultaneous else "pointwise"
+        return f"{self.confidence:.0%} {kind} {self.method} band"
+
+
+# Entries of one (n_bootstrap, features) block of resampled deviations.
+_BAND_BLOCK_ENTRIES = 2**22
+
+
+@validate_params(
+    {
+        "X": ["array-like"],
+        "y": ["array-like"],
+        "confidence": [Interval(numbers.Real, 0, 1, closed="neither")],
+        "simultaneous": ["boolean"],
+        "method": [StrOptions({"bootstrap", "gaussian"})],
+        "n_bootstrap": [Interval(numbers.Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
+def confidence_band(
+    X,
+    y,
+    *,
+    confidence=0.95,
+    simultaneous=True,
+    method="bootstrap",
+    n_bootstrap=1000,
+    random_state=None,
+):
+    """Confidence band for the mean landscape (or complexity curve) of each group.
+
+    The band of a group is ``mean ± c * se``, with ``se`` the standard error
+    of the mean of each feature and ``c`` a critical value:
+
+    * ``simultaneous=True`` (default): ``c`` is the ``confidence`` quantile of
+      ``max_j |mean*_j - mean_j| / se_j`` over resamples, so that the whole
+      mean curve lies inside the band with probability ``confidence``, all
+      features at once (the sup-norm bootstrap band of Chazal et al. [1]_,
+      studentized so that the band is narrow where the samples agree). This
+      is the band to read a curve by.
+    * ``simultaneous=False``: a separate ``c`` per feature, so that the level
+      holds at each feature (grid point, layer) alone; the whole curve then
+      leaves the band far more often than ``1 - confidence``.
+
+    ``method="bootstrap"`` resamples the samples of the group with
+    replacement; ``method="gaussian"`` uses the normal limit of the mean
+    (Bubenik [2]_): pointwise it is the Student-t interval, exact for
+    Gaussian data; simultaneous, ``c`` is simulated from the Gaussian with
+    the samples' covariance (Gaussian multiplier bootstrap).
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Landscape vectors, or topological complexities (``(n_samples,
+        n_layers)``, e.g. from :func:`topological_complexity`) for a band
+        around a complexity curve.
+    y : array-like of shape (n_samples,)
+        Group of each sample; at least 2 samples per group.
+    confidence : float, default=0.95
+        Level of the band, in (0, 1).
+    simultaneous : bool, default=True
+        Band for all features at once (``True``) or each feature alone.
+    method : {"bootstrap", "gaussian"}, default="bootstrap"
+        How the critical value is found.
+    n_bootstrap : int, default=1000
+        Resamples per group, for the bootstrap and for the simultaneous
+        Gaussian band; at least ``1 / (1 - confidence)``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the resamples (unused by the pointwise Gaussian band).
+
+    Returns
+    -------
+    band : ConfidenceBand
+
+    See Also
+    --------
+    mean_landscapes : The means alone.
+    sklandscapes.plotting.plot_landscapes : Draws the bands with ``confidence``.
+    sklandscapes.plotting.plot_complexity : Draws the band of complexity curves.
+
+    Notes
+    -----
+    The samples of a group are taken as independent draws. Several input
+    subsamples seen by one network are not independent of each other:
+    average them per network first (one row per network) so that the band
+    reflects the spread between networks.
+
+    A feature with the same value in every sample of a group (a landscape
+    that is 0 there in every sample) has a band of width 0. The bootstrap
+    deviations are scaled by ``sqrt(n / (n - 1))``, which makes their
+    variance the unbiased one. The resamples treat the standard errors as
+    known, so the critical value ``c`` they give is mapped through Student's
+    t with ``n - 1`` degrees of freedom, ``t_{n-1}^{-1}(Phi(c))``: a single
+    feature's band is then the t-interval, and the band allows for the
+    noise of the estimated standard errors. In the test suite, over 400
+    repetitions at level 0.9, both simultaneous bands cover smooth Gaussian
+    curves (40 samples) at the nominal rate; on landscapes of random bars
+    (60 samples), whose values near the ends of the bars are skewed (mostly
+    0), the bootstrap band covers about 0.87: bands are asymptotic, and
+    cover a little less than ``confidence`` for small, skewed groups.
+
+    References
+    ----------
+    .. [1] F. Chazal, B. T. Fasy, F. Lecci, A. Rinaldo, L. Wasserman.
+       "Stochastic convergence of persistence landscapes and silhouettes",
+       SoCG 2014.
+    .. [2] P. Bubenik. "Statistical topological data analysis using
+       persistence landscapes", JMLR 16, 2015.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklandscapes.stats import confidence_band
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(40, 5)) + np.arange(5)
+    >>> band = confidence_band(X, np.repeat(["a", "b"], 20), random_state=0)
+    >>> band.groups.tolist(), band.mean.shape, band.description
+    (['a', 'b'], (2, 5), '95% simultaneous bootstrap band')
+    >>> bool(((band.lower <= band.mean) & (band.mean <= band.upper)).all())
+    True
+    >>> pointwise = confidence_band(X, np.repeat(["a", "b"], 20),
+    ...                             simultaneous=False, method="gaussian")
+    >>> bool((pointwise.upper - pointwise.lower < band.upper - band.lower).all())
+    True
+    """
+    X = check_array(X, dtype=np.float64)
+    y, groups, counts = _check_labels(X, y)
+    small = [(g, c) for g, c in zip(groups.tolist(), counts.tolist()) if c < 2]
+    if small:
+        raise ValueError(
+            "confidence_band needs at least 2 samples per group to estimate "
+            "their spread; too small: "
+            + ", ".join(f"group {g!r} has {c}" for g, c in small)
+        )
+    resampled = method == "bootstrap" or simultaneous
+    if resampled and n_bootstrap * (1 - confidence) < 1:
+        raise ValueError(
+            f"n_bootstrap={n_bootstrap!r} resamples cannot estimate a "
+            f"{confidence!r} quantile; use at least "
+            f"{int(np.ceil(1 / (1 - confidence)))} (1000 or more for a "
+            "stable band)."
+        )
+    rng = check_random_state(random_state)
+    means = np.empty((len(groups), X.shape[1]))
+    lower, upper = np.empty_like(means), np.empty_like(means)
+    for g, group in enumerate(groups):
+        rows = X[y == group]
+        n = len(rows)
+        mean = rows.mean(axis=0)
+        centered = rows - mean
+        se = np.sqrt((centered**2).sum(axis=0) / (n - 1) / n)
+        if not resampled:
+            critical = student_t.ppf((1 + confidence) / 2, n - 1)
+        elif method == "bootstrap":
+            draws = rng.multinomial(n, np.full(n, 1 / n), size=n_bootstrap)
+            # mean* - mean = (counts / n) @ centered; scaled to the unbiased
+            # variance S^2 / n of the mean.
+            multipliers = draws / n * np.sqrt(n / (n - 1))
+            critical = _critical_values(
+                multipliers, centered, se, confidence, simultaneous
+            )
+        else:
+            # sum_i xi_i (x_i - mean) / sqrt(n (n - 1)) ~ N(0, S / n).
+            multipliers = rng.standard_normal((n_bootstrap, n)) / np.sqrt(n * (n - 1))
+            critical = _critical_values(
+                multipliers, centered, se, confidence, simultaneous
+            )
+        if resampled:
+            # The resamples treat se as known; mapping c through Student's t
+            # accounts for the noise of the estimated se (a single feature's
+            # band becomes the t-interval).
+            critical = student_t.ppf(norm.cdf(critical), n - 1)
+        means[g] = mean
+        lower[g] = mean - critical * se
+        upper[g] = mean + critical * se
+    return ConfidenceBand(
+        groups, means, lower, upper, float(confidence), bool(simultaneous), method
+    )
+
+
+def _critical_values(multipliers, centered, se, confidence, simultaneous):
+    """Quantile of ``|multipliers @ centered| / se``: its maximum or per feature.
+
+    Features with ``se == 0`` (equal in every sample) get 0. Features are
+    processed in blocks, so that memory does not grow with their number.
+    """
+    n_resamples = len(multipliers)
+    varying = np.flatnonzero(se > 0)
+    step = max(1, _BAND_BLOCK_ENTRIES // n_resamples)
+    largest = np.zeros(n_resamples)
+    critical = np.zeros(len(se))
+    for start in range(0, len(varying), step):
+        columns = varying[start : start + step]
+        studentized = np.abs(multipliers @ centered[:, columns]) / se[columns]
+        if simultaneous:
+            np.maximum(largest, studentized.max(axis=1), out=largest)
+        else:
+            critical[columns] = np.quantile(
+                studentized, confidence, axis=0, method="higher"
+            )
+    if simultaneous:
+        critical = float(np.quantile(largest, confidence, method="higher"))
+    return critical
 
 
 def landscape_norms(X, shape, grid=None):
@@ -317,6 +579,15 @@ class PermutationTest(BaseEstimator):
         :class:`~sklandscapes.LandscapeKernel`.
     layer_weights : array-like of shape (n_layers,), default=None
         Weight of each layer's term (``kernel="linear"``).
+    n_layers : int, default=None
+        Also test every layer on its own, with family-wise error control
+        across the layers of each pair (``kernel="linear"`` only): the
+        features split into ``n_layers`` equal consecutive blocks, as
+        :class:`~sklandscapes.LandscapeVectorizer` orders them (pass
+        ``vectorizer.shape_[0]``). ``None`` tests the whole vectors only, and
+        the results of the whole-vector test are the same bit for bit either
+        way. With ``kernel="precomputed"`` the Gram matrix cannot be split by
+        layer, and setting ``n_layers`` raises ``ValueError``.
     random_state : int, RandomState instance or None, default=None
         Seeds the permutations; results are the same for every ``n_jobs``.
     n_jobs : int, default=None
@@ -344,6 +615,23 @@ class PermutationTest(BaseEstimator):
         With exactly two groups: its p-value.
     null_distribution_ : ndarray of shape (n_permutations,)
         With exactly two groups: the statistic under each relabeling.
+    layer_statistics_ : ndarray of shape (n_groups, n_groups, `n_layers`)
+        With ``n_layers``: the distance between the means of every pair of
+        groups in each layer's term of the norm
+        (``statistics_**2`` is their sum of squares).
+    layer_pvalues_ : ndarray of shape (n_groups, n_groups, `n_layers`)
+        With ``n_layers``: the raw permutation p-value of each layer, from
+        the same relabelings as ``pvalues_``; 1 on the diagonal.
+    layer_pvalues_adjusted_ : ndarray of shape (n_groups, n_groups, `n_layers`)
+        With ``n_layers``: the Westfall-Young step-down maxT adjusted
+        p-values over the layers of each pair (see Notes); 1 on the diagonal.
+    layer_table_ : list of dict
+        With ``n_layers``: one record per (pair, layer): ``group_a``,
+        ``group_b``, ``layer``, ``n_a``, ``n_b``, ``statistic``, ``pvalue``,
+        ``pvalue_adjusted``. ``to_frame(layers=True)`` gives a DataFrame.
+    layer_null_distribution_ : ndarray of shape (`n_layers`, n_permutations)
+        With ``n_layers`` and exactly two groups: each layer's statistic
+        under each relabeling.
     n_features_in_ : int
         Number of columns of X seen in ``fit`` (the number of samples with
         ``kernel="precomputed"``).
@@ -368,12 +656,38 @@ class PermutationTest(BaseEstimator):
     ``ValueError``. Statistics at the rounding level of the quadratic form
     (about 1e-8 of the norms of the vectors) count as exactly 0.
 
+    **Per-layer tests** (``n_layers``). The Gram matrix is the sum of one
+    Gram block per layer, ``K = sum_l K_l`` (each with its quadrature and
+    layer weight), so every relabeling ``w`` gives each layer's statistic
+    ``sqrt(w^T K_l w)`` at the cost of one more matrix product; the layers
+    are tested on exactly the relabelings of the whole-vector test. Each
+    layer's raw p-value is ``(1 + #{null_l >= observed_l}) /
+    (1 + n_permutations)``. The adjusted p-values are the step-down maxT of
+    Westfall and Young [3]_ (Algorithm 4.1): the layers are ordered by their
+    observed statistic, each compared with the maximum, relabeling by
+    relabeling, over itself and the layers less significant than it, and the
+    p-values made monotone. Layers are put on one scale first: each
+    statistic is divided by the square root of its mean over all
+    relabelings of the pair, ``(1/n_a + 1/n_b) trace(H K_l H) / (n - 1)``
+    (``H`` centres the pair's ``n`` samples), which depends only on the
+    pooled samples, so the scaling is the same under every relabeling. They
+    control the **family-wise error rate** over the layers of one pair: the
+    probability that any layer whose distributions do not differ between
+    the two groups is declared different is at most ``alpha``, whatever the
+    dependence between layers (strong control, under the usual subset
+    pivotality of a permutation test). The family is the layers of one
+    pair; to claim layers of several pairs at once, correct across pairs
+    as well (e.g. Bonferroni or Holm over the pairs). Memory: one
+    ``(n_layers, n, n)`` stack of Gram blocks per pair of ``n`` samples.
+
     References
     ----------
     .. [1] P. Bubenik. "Statistical topological data analysis using
        persistence landscapes", JMLR 16, 2015.
     .. [2] M. Wheeler, J. Bouza, P. Bubenik. "Activation Landscapes as a
        Topological Summary of Neural Network Performance", IEEE Big Data 2021.
+    .. [3] P. H. Westfall, S. S. Young. "Resampling-Based Multiple Testing",
+       Wiley, 1993.
 
     Examples
     --------
@@ -386,6 +700,15 @@ class PermutationTest(BaseEstimator):
     >>> test = PermutationTest(n_permutations=999, random_state=0).fit(X, y)
     >>> float(test.pvalue_)
     0.001
+
+    Which layers differ: here the vectors have two layers of five features,
+    and only the second one moves.
+
+    >>> X = rng.normal(size=(40, 10))
+    >>> X[20:, 5:] += 1.0
+    >>> test = PermutationTest(n_permutations=999, n_layers=2, random_state=0)
+    >>> test.fit(X, y).layer_pvalues_adjusted_[0, 1].round(3).tolist()
+    [0.932, 0.001]
     """
 
     _parameter_constraints = {
@@ -393,6 +716,7 @@ class PermutationTest(BaseEstimator):
         "kernel": [StrOptions({"linear", "precomputed"})],
         "grid": ["array-like", None],
         "layer_weights": ["array-like", None],
+        "n_layers": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "random_state": ["random_state"],
         "n_jobs": [
             Interval(numbers.Integral, None, -1, closed="right"),
@@ -408,6 +732,7 @@ class PermutationTest(BaseEstimator):
         kernel="linear",
         grid=None,
         layer_weights=None,
+        n_layers=None,
         random_state=None,
         n_jobs=None,
         verbose=0,
@@ -416,6 +741,7 @@ class PermutationTest(BaseEstimator):
         self.kernel = kernel
         self.grid = grid
         self.layer_weights = layer_weights
+        self.n_layers = n_layers
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
@@ -442,7 +768,8 @@ class PermutationTest(BaseEstimator):
             )
         # gram is the Gram matrix scaled by 4**-exponent (exact), so that huge
         # vectors neither overflow nor underflow; statistics scale by 2**exponent.
-        gram, exponent = self._gram(X)
+        # layer_grams (n_layers given) are its per-layer terms at the same scale.
+        gram, exponent, layer_grams = self._gram(X)
         y, groups, counts = _check_labels(gram, y)
         if len(groups) < 2:
             raise ValueError(
@@ -466,16 +793,25 @@ class PermutationTest(BaseEstimator):
         for p, (a, b) in enumerate(pairs):
             index = np.concatenate([members[a], members[b]])
             sub = gram[np.ix_(index, index)]
+            # The pair's layer blocks side by side, (n, n_layers * n): one
+            # matrix product gives every layer's statistic of a relabeling.
+            stacked = None
+            if layer_grams is not None:
+                stacked = np.concatenate(
+                    [layer[np.ix_(index, index)] for layer in layer_grams], axis=1
+                )
             for block in range(n_blocks):
                 size = min(
                     _PERMUTATIONS_PER_BLOCK,
                     self.n_permutations - block * _PERMUTATIONS_PER_BLOCK,
                 )
-                tasks.append((p, sub, len(members[a]), size, seeds[p, block]))
+                tasks.append((p, sub, stacked, len(members[a]), size, seeds[p, block]))
         n_jobs = effective_n_jobs(self.n_jobs)
         blocks = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")(
-            delayed(_null_block)(sub, n_a, size, seed)
-            for _, sub, n_a, size, seed in tasks
+            delayed(_null_block if stacked is None else _null_block_layers)(
+                *((sub,) if stacked is None else (sub, stacked)), n_a, size, seed
+            )
+            for _, sub, stacked, n_a, size, seed in tasks
         )
         nulls = list(
             tqdm(
@@ -492,8 +828,18 @@ class PermutationTest(BaseEstimator):
         self.statistics_ = np.zeros((k, k))
         self.pvalues_ = np.ones((k, k))
         self.table_ = []
+        if layer_grams is not None:
+            n_layers = len(layer_grams)
+            self.layer_statistics_ = np.zeros((k, k, n_layers))
+            self.layer_pvalues_ = np.ones((k, k, n_layers))
+            self.layer_pvalues_adjusted_ = np.ones((k, k, n_layers))
+            self.layer_table_ = []
         null_by_pair = [[] for _ in pairs]
+        layer_null_by_pair = [[] for _ in pairs]
         for (p, *_), null in zip(tasks, nulls):
+            if layer_grams is not None:
+                null, layer_null = null
+                layer_null_by_pair[p].append(layer_null)
             null_by_pair[p].append(null)
         for p, (a, b) in enumerate(pairs):
             index = np.concatenate([members[a], members[b]])
@@ -523,10 +869,69 @@ class PermutationTest(BaseEstimator):
             if k == 2:
                 self.statistic_, self.pvalue_ = observed, pvalue
                 self.null_distribution_ = null
+            if layer_grams is not None:
+                layer_null = np.concatenate(layer_null_by_pair[p], axis=1)
+                self._test_layers(
+                    a, b, n_a, layer_grams, index, contrast, layer_null, exponent
+                )
         return self
+
+    def _test_layers(self, a, b, n_a, layer_grams, index, contrast, null, exponent):
+        """Per-layer statistics, raw and Westfall-Young p-values of one pair."""
+        groups = self.groups_
+        n = len(index)
+        # Mean of a layer's squared statistic over all relabelings of the
+        # pair (E[w w^T] = (1/n_a + 1/n_b) H / (n - 1)): the layer's scale.
+        spread = (1 / n_a + 1 / (n - n_a)) / (n - 1)
+        observed = np.empty(len(layer_grams))
+        standardized = np.zeros_like(null)
+        observed_standardized = np.zeros(len(layer_grams))
+        for layer, full in enumerate(layer_grams):
+            sub = full[np.ix_(index, index)]
+            value = float(np.sqrt(max(contrast @ sub @ contrast, 0.0)))
+            value, null[layer] = _zero_below_rounding(value, null[layer], sub)
+            observed[layer] = value
+            scale = np.sqrt(max(spread * (np.trace(sub) - sub.sum() / n), 0.0))
+            # A layer at the rounding level of its Gram block (the same
+            # landscape in every sample) cannot differ: it stays at 0.
+            if scale > _rounding_floor(sub):
+                standardized[layer] = null[layer] / scale
+                observed_standardized[layer] = value / scale
+        exceed = (null >= observed[:, None] * (1 - _TIE_RTOL)).sum(axis=1)
+        raw = (1 + exceed) / (1 + self.n_permutations)
+        adjusted = _westfall_young(observed_standardized, standardized)
+        for layer in range(len(layer_grams)):
+            observed[layer], null[layer] = _scaled_back(
+                observed[layer], null[layer], exponent, groups[[a, b]]
+            )
+            self.layer_table_.append(
+                dict(
+                    group_a=groups[a],
+                    group_b=groups[b],
+                    layer=layer,
+                    n_a=n_a,
+                    n_b=n - n_a,
+                    statistic=observed[layer],
+                    pvalue=raw[layer],
+                    pvalue_adjusted=adjusted[layer],
+                )
+            )
+        self.layer_statistics_[a, b] = self.layer_statistics_[b, a] = observed
+        self.layer_pvalues_[a, b] = self.layer_pvalues_[b, a] = raw
+        self.layer_pvalues_adjusted_[a, b] = adjusted
+        self.layer_pvalues_adjusted_[b, a] = adjusted
+        if len(groups) == 2:
+            self.layer_null_distribution_ = null
 
     def _gram(self, X):
         if self.kernel == "precomputed":
+            if self.n_layers is not None:
+                raise ValueError(
+                    f"n_layers={self.n_layers!r} needs kernel='linear': a "
+                    "precomputed Gram matrix cannot be split into its layers' "
+                    "terms. Pass the landscape vectors with kernel='linear' (and "
+                    "the grid and layer_weights of your kernel), or n_layers=None."
+                )
             K = validate_data(self, X, dtype=np.float64)
             if K.shape[0] != K.shape[1]:
                 raise ValueError(
@@ -540,25 +945,74 @@ class PermutationTest(BaseEstimator):
                     f"from its transpose by up to {np.abs(K - K.T).max():.3g}."
                 )
             half = -(-binary_exponent(K) // 2)
-            return np.ldexp(K, -2 * half), half
+            return np.ldexp(K, -2 * half), half, None
         check_feature_matrix(X)
         X = validate_data(self, X, dtype=np.float64)
         weights = feature_weights(X.shape[1], self.grid, self.layer_weights)
+        self._check_n_layers(X.shape[1])
         row_exponent = binary_exponent(X)
         weight_exponent = binary_exponent(weights)
         weight_exponent += weight_exponent % 2
         rows = np.ldexp(X, -row_exponent)
-        gram = (rows * np.ldexp(weights, -weight_exponent)) @ rows.T
-        return gram, row_exponent + weight_exponent // 2
+        scaled_weights = np.ldexp(weights, -weight_exponent)
+        gram = (rows * scaled_weights) @ rows.T
+        layer_grams = None
+        if self.n_layers is not None:
+            width = X.shape[1] // self.n_layers
+            layer_grams = np.stack(
+                [
+                    (rows[:, block] * scaled_weights[block]) @ rows[:, block].T
+                    for block in (
+                        slice(layer * width, (layer + 1) * width)
+                        for layer in range(self.n_layers)
+                    )
+                ]
+            )
+        return gram, row_exponent + weight_exponent // 2, layer_grams
 
-    def to_frame(self):
-        """The pairwise results as a pandas DataFrame (needs pandas)."""
+    def _check_n_layers(self, n_features):
+        if self.n_layers is None:
+            return
+        n_bins = 1 if self.grid is None else len(np.ravel(self.grid))
+        if n_features % self.n_layers or (n_features // self.n_layers) % n_bins:
+            raise ValueError(
+                f"n_layers={self.n_layers!r} does not split the {n_features} "
+                "features of X into equal blocks of whole landscapes"
+                + (f" of {n_bins} grid points" if n_bins > 1 else "")
+                + "; pass vectorizer.shape_[0] of the LandscapeVectorizer that "
+                "made X."
+            )
+        if self.layer_weights is not None and len(self.layer_weights) != self.n_layers:
+            raise ValueError(
+                f"layer_weights has {len(self.layer_weights)} weights but "
+                f"n_layers={self.n_layers!r}; give one weight per layer."
+            )
+
+    def to_frame(self, layers=False):
+        """The results as a pandas DataFrame (needs pandas).
+
+        Parameters
+        ----------
+        layers : bool, default=False
+            ``False``: one row per pair of groups (``table_``). ``True``: one
+            row per (pair, layer), with raw and adjusted p-values
+            (``layer_table_``; needs ``n_layers``).
+
+        Returns
+        -------
+        frame : pandas.DataFrame
+        """
         check_is_fitted(self)
+        if layers and not hasattr(self, "layer_table_"):
+            raise ValueError(
+                "to_frame(layers=True) needs the per-layer tests: fit with "
+                "n_layers set (e.g. n_layers=vectorizer.shape_[0])."
+            )
         try:
             import pandas as pd
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise ImportError("to_frame needs pandas: pip install pandas") from exc
-        return pd.DataFrame.from_records(self.table_)
+        return pd.DataFrame.from_records(self.layer_table_ if layers else self.table_)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -568,17 +1022,61 @@ class PermutationTest(BaseEstimator):
         return tags
 
 
-def _null_block(gram, n_a, n_permutations, seed):
-    """Statistics of ``n_permutations`` random relabelings of a two-group Gram."""
+def _relabelings(n, n_a, n_permutations, seed):
+    """Contrasts ``1_A / n_a - 1_B / n_b`` of random relabelings, one per row."""
     rng = np.random.default_rng(seed)
-    n = len(gram)
-    # Each column is a random relabeling: the first n_a positions of a
+    # Each row is a random relabeling: the first n_a positions of a
     # permutation form group A.
     order = np.argsort(rng.random((n_permutations, n)), axis=1)
     contrasts = np.full((n_permutations, n), -1.0 / (n - n_a))
     np.put_along_axis(contrasts, order[:, :n_a], 1.0 / n_a, axis=1)
+    return contrasts
+
+
+def _null_block(gram, n_a, n_permutations, seed):
+    """Statistics of ``n_permutations`` random relabelings of a two-group Gram."""
+    contrasts = _relabelings(len(gram), n_a, n_permutations, seed)
     squared = np.einsum("pi,pi->p", contrasts @ gram, contrasts)
     return np.sqrt(np.maximum(squared, 0.0))
+
+
+def _null_block_layers(gram, stacked, n_a, n_permutations, seed):
+    """The whole and per-layer statistics of the same relabelings.
+
+    ``stacked`` holds the layers' Gram blocks side by side, shape
+    ``(n, n_layers * n)``. Returns the whole statistics, as
+    :func:`_null_block` gives them, and an ``(n_layers, n_permutations)``
+    array of per-layer statistics.
+    """
+    n = len(gram)
+    contrasts = _relabelings(n, n_a, n_permutations, seed)
+    squared = np.einsum("pi,pi->p", contrasts @ gram, contrasts)
+    products = (contrasts @ stacked).reshape(n_permutations, -1, n)
+    layer_squared = np.einsum("plj,pj->lp", products, contrasts)
+    return (
+        np.sqrt(np.maximum(squared, 0.0)),
+        np.sqrt(np.maximum(layer_squared, 0.0)),
+    )
+
+
+def _westfall_young(observed, null):
+    """Step-down maxT adjusted p-values (Westfall & Young 1993, Algorithm 4.1).
+
+    ``observed`` (n_tests,) and ``null`` (n_tests, n_permutations) are
+    statistics on a common scale, large meaning significant, the null
+    columns computed from the same relabelings for every test.
+    """
+    n_permutations = null.shape[1]
+    order = np.argsort(-observed, kind="stable")
+    # successive[i]: per relabeling, the maximum over the tests ranked i and
+    # below (less significant).
+    successive = np.maximum.accumulate(null[order[::-1]], axis=0)[::-1]
+    exceed = (successive >= observed[order][:, None] * (1 - _TIE_RTOL)).sum(axis=1)
+    # A test is not more significant than one ranked above it.
+    stepped = np.maximum.accumulate((1 + exceed) / (1 + n_permutations))
+    adjusted = np.empty_like(stepped)
+    adjusted[order] = stepped
+    return adjusted
 
 
 def _check_label_values(y):
@@ -661,8 +1159,13 @@ def _zero_below_rounding(observed, null, gram):
     whose square root, 1e-8 of the norms, would otherwise be a statistic, and
     the p-value a coin toss instead of 1.
     """
-    eps = np.finfo(np.float64).eps
-    largest = max(float(np.diag(gram).max()), 0.0)
-    floor = np.sqrt(_ROUNDING_PER_SAMPLE * len(gram) * eps * largest)
+    floor = _rounding_floor(gram)
     observed = observed if observed > floor else 0.0
     return observed, np.where(null > floor, null, 0.0)
+
+
+def _rounding_floor(gram):
+    """A statistic ``sqrt(w^T K w)`` at most this large is rounding of ``K``."""
+    eps = np.finfo(np.float64).eps
+    largest = max(float(np.diag(gram).max()), 0.0)
+    return np.sqrt(_ROUNDING_PER_SAMPLE * len(gram) * eps * largest)

@@ -81,6 +81,8 @@ def expected_failed_checks(estimator):
         LandscapeKernel(kernel="rbf"),
         PermutationTest(n_permutations=19, random_state=0),
         PermutationTest(n_permutations=19, kernel="precomputed", random_state=0),
+        # The per-layer path, on any number of features.
+        PermutationTest(n_permutations=19, n_layers=1, random_state=0),
     ],
     expected_failed_checks=expected_failed_checks,
     # An expected failure that starts passing fails the test, so the list

@@ -54,7 +54,8 @@ def test_outputs_and_report(baseline):
     out = baseline.out
     for name in ("config.json", "results.npz", "report.md", "training/log.json"):
         assert (out / name).exists(), name
-    for figure in ("landscapes", "curves", "complexity", "pvalues", "activations"):
+    figures = ("landscapes", "curves", "complexity", "pvalues", "activations", "layers")
+    for figure in figures:
         assert (out / f"{figure}.png").stat().st_size > 5_000
     n_samples = len(baseline.thresholds)
     assert baseline.landscapes.shape == (n_samples, int(np.prod(baseline.shape)))
@@ -74,6 +75,18 @@ def test_outputs_and_report(baseline):
     assert baseline.observations["holes"]["mean"][0] == 9
     assert "Holm-corrected" in report and "## Landscape levels and grid" in report
     assert "| 0.7 | 2/2 |" in report  # networks that reached each threshold
+    # Which layers differ: one row per layer, the stored adjusted p-values.
+    test = baseline.test
+    assert test.layer_pvalues_adjusted_.shape == (2, 2, 5)
+    np.testing.assert_array_equal(
+        stored["layer_pvalues_adjusted"], test.layer_pvalues_adjusted_
+    )
+    table = report.split("## Which layers differ")[1].split("##")[0]
+    assert "| layer | 0.6 vs 0.7 |" in table
+    for layer in range(5):
+        p = test.layer_pvalues_adjusted_[0, 1, layer]
+        cell = "≤ 0.01" if p <= 0.01 else f"{p:.3g}"
+        assert f"| {layer} | {'**' + cell + '**' if p <= 0.05 else cell} |" in table
 
 
 def test_complexity_is_exact_and_report_numbers_come_from_tables(baseline):

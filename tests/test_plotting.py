@@ -13,9 +13,13 @@ from sklandscapes.plotting import (  # noqa: E402
     plot_complexity,
     plot_landscape_curves,
     plot_landscapes,
+    plot_layer_pvalues,
     plot_pvalues,
 )
-from sklandscapes.stats import landscape_curve_projection  # noqa: E402
+from sklandscapes.stats import (  # noqa: E402
+    confidence_band,
+    landscape_curve_projection,
+)
 
 STAGES = ["untrained", "trained (95%)", "trained (99%)"]
 
@@ -240,24 +244,73 @@ def test_plot_landscape_curves_labels_do_not_overlap_where_curves_meet(rng):
 def test_plot_complexity_lines_and_bands(rng):
     norms = rng.random((9, 11))
     y = np.repeat([0.5, 0.9, 1.0], 3)
-    fig = plot_complexity(norms, y)
+    fig = plot_complexity(norms, y, random_state=0)
     ax = fig.axes[0]
     assert len(ax.lines) == 3 and len(ax.collections) == 3
     np.testing.assert_allclose(ax.lines[1].get_ydata(), norms[3:6].mean(0))
-    assert ax.get_xlabel() == "layer" and ax.get_ylabel() == "landscape norm"
+    assert ax.get_xlabel() == "layer (0: input)"
+    assert ax.get_ylabel().startswith("topological complexity")
     assert ax.get_legend().get_title().get_text() == "threshold"
-    assert legend_texts(ax.get_legend()) == ["0.5", "0.9", "1"]
-    # The band reaches above the highest mean.
-    assert ax.get_ylim()[1] > norms[3:6].mean(0).max()
+    band_text = "95% simultaneous bootstrap band of the mean"
+    assert legend_texts(ax.get_legend()) == ["0.5", "0.9", "1", band_text]
+    # The shaded band is the confidence band of the group's mean.
+    band = confidence_band(norms, y, random_state=0)
+    drawn = ax.collections[1].get_paths()[0].vertices[:, 1]
+    np.testing.assert_allclose(drawn.max(), band.upper[1].max())
+    np.testing.assert_allclose(drawn.min(), band.lower[1].min())
+    pointwise = plot_complexity(
+        norms, y, confidence=0.8, simultaneous=False, random_state=0
+    )
+    assert legend_texts(pointwise.axes[0].get_legend())[-1] == (
+        "80% pointwise bootstrap band of the mean"
+    )
+    spread = plot_complexity(norms, y, band="std")
+    assert legend_texts(spread.axes[0].get_legend())[-1] == "mean ± 1 std"
     assert len(plot_complexity(norms, y, band=None).axes[0].collections) == 0
     with pytest.raises(ValueError, match="band must be"):
         plot_complexity(norms, y, band="minmax")
+    with pytest.raises(ValueError, match="'confidence' parameter"):
+        plot_complexity(norms, y, confidence=95)
     stages = np.repeat(STAGES, 3)
-    fig = plot_complexity(norms, stages, y_name="stage")
+    fig = plot_complexity(norms, stages, y_name="stage", band="quartiles")
     legend = fig.axes[0].get_legend()
     assert legend.get_title().get_text() == "stage"
-    assert legend_texts(legend) == STAGES
+    assert legend_texts(legend) == STAGES + ["interquartile range"]
     np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), norms[:3].mean(0))
+
+
+def test_plot_landscapes_draws_confidence_bands(rng):
+    X = rng.random((8, 2 * 1 * 2 * 5))
+    y = np.repeat([0, 1], 4)
+    fig = plot_landscapes(X, y, (2, 1, 2, 5), confidence=0.9, random_state=0)
+    assert "90% simultaneous bootstrap band" in fig._suptitle.get_text()
+    band = confidence_band(X, y, confidence=0.9, random_state=0)
+    # Row 0 is group 0, column 1 layer 1, second collection level 2.
+    drawn = fig.axes[1].collections[1].get_paths()[0].vertices[:, 1]
+    expected = band.upper[0].reshape(2, 1, 2, 5)[1, 0, 1]
+    np.testing.assert_allclose(drawn.max(), expected.max())
+    assert not plot_landscapes(X, y, (2, 1, 2, 5)).axes[0].collections
+
+
+def test_plot_layer_pvalues_marks_significant_layers(rng):
+    X = rng.normal(size=(24, 6))
+    X[16:, :2] += 4.0  # layer 0 of group 2 moves
+    y = np.repeat([0.5, 0.9, 0.99], 8)
+    test = PermutationTest(n_permutations=99, n_layers=3, random_state=0).fit(X, y)
+    fig = plot_layer_pvalues(test, alpha=0.05)
+    ax = fig.axes[0]
+    values = ax.images[0].get_array()
+    np.testing.assert_array_equal(
+        values, test.layer_pvalues_adjusted_[[0, 0, 1], [1, 2, 2]].T
+    )
+    starred = [t.get_text().endswith("*") for t in ax.texts]
+    assert starred == list((values <= 0.05).ravel())
+    assert sum(starred) == 2  # layer 0 in "0.5 vs 0.99" and "0.9 vs 0.99"
+    assert len(ax.patches) == 2
+    assert fig.axes[1].get_ylabel() == "Westfall-Young adjusted p-value"
+    assert ax.get_ylabel() == "layer (0: input)"
+    with pytest.raises(ValueError, match="fitted with n_layers"):
+        plot_layer_pvalues(PermutationTest(n_permutations=9).fit(X, y))
 
 
 def test_plot_pvalues_annotates_every_cell(rng):

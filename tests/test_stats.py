@@ -5,6 +5,7 @@ from scipy import stats as scipy_stats
 from sklandscapes import LandscapeKernel, LandscapeVectorizer, PermutationTest
 from sklandscapes.kernels import feature_weights
 from sklandscapes.stats import (
+    confidence_band,
     landscape_curve_projection,
     landscape_norms,
     mean_landscapes,
@@ -266,3 +267,281 @@ def test_identical_groups_give_statistic_zero_and_pvalue_one(rng):
         )
         assert test.statistic_ == 0.0
         assert test.pvalue_ == 1.0
+
+
+# --- Per-layer tests with Westfall-Young adjustment -------------------------
+
+
+def brute_force_layer_tests(X, y, n_layers, weights, n_permutations, random_state):
+    """Per-layer tests from the raw features, relabeling by relabeling.
+
+    The relabelings are drawn as PermutationTest documents it (one seed per
+    pair and block of 1000 from ``random_state``); everything else is
+    computed independently: group means from the features, the layers'
+    scale by enumerating every split, and step-down maxT by hand.
+    """
+    from itertools import combinations
+
+    groups = np.unique(y)
+    pairs = list(combinations(range(len(groups)), 2))
+    n_blocks = -(-n_permutations // 1000)
+    seeds = np.random.RandomState(random_state).randint(
+        np.iinfo(np.int32).max, size=(len(pairs), n_blocks)
+    )
+    blocks = np.split(np.arange(X.shape[1]), n_layers)
+
+    def layer_distances(rows, in_a):
+        diff = rows[in_a].mean(0) - rows[~in_a].mean(0)
+        return np.array([np.sqrt((diff[b] ** 2 * weights[b]).sum()) for b in blocks])
+
+    results = {}
+    for p, (a, b) in enumerate(pairs):
+        rows = np.concatenate([X[y == groups[a]], X[y == groups[b]]])
+        n_a, m = (y == groups[a]).sum(), len(rows)
+        observed = layer_distances(rows, np.arange(m) < n_a)
+        null = []
+        for block in range(n_blocks):
+            size = min(1000, n_permutations - 1000 * block)
+            keys = np.random.default_rng(seeds[p, block]).random((size, m))
+            for key in keys:
+                in_a = np.zeros(m, dtype=bool)
+                in_a[np.argsort(key)[:n_a]] = True
+                null.append(layer_distances(rows, in_a))
+        null = np.array(null)  # (n_permutations, n_layers)
+        raw = (1 + (null >= observed * (1 - 1e-10)).sum(0)) / (1 + n_permutations)
+        # Each layer's scale: the root mean square of its statistic over
+        # every possible split of the pair.
+        squares = []
+        for members in combinations(range(m), n_a):
+            in_a = np.zeros(m, dtype=bool)
+            in_a[list(members)] = True
+            squares.append(layer_distances(rows, in_a) ** 2)
+        scale = np.sqrt(np.mean(squares, axis=0))
+        t_observed, t_null = observed / scale, null / scale
+        ranked = sorted(range(n_layers), key=lambda layer: -t_observed[layer])
+        adjusted, running = np.empty(n_layers), 0.0
+        for position, layer in enumerate(ranked):
+            rest = ranked[position:]
+            count = sum(
+                t_null[q, rest].max() >= t_observed[layer] * (1 - 1e-10)
+                for q in range(n_permutations)
+            )
+            running = max(running, (1 + count) / (1 + n_permutations))
+            adjusted[layer] = running
+        results[(a, b)] = observed, raw, adjusted
+    return results
+
+
+def test_layer_tests_match_a_brute_force_implementation(rng):
+    # 3 layers of 2 landscapes on 4 grid points; unequal groups; two blocks
+    # of relabelings per pair; layer 2 differs between groups 0 and 2.
+    grid = np.linspace(0, 1, 4)
+    layer_weights = np.array([1.0, 2.0, 0.5])
+    X = rng.random((15, 24))
+    y = np.repeat([0, 1, 2], [5, 4, 6])
+    X[y == 2, 16:] += 0.4
+    n_permutations = 1100
+    test = PermutationTest(
+        n_permutations=n_permutations,
+        grid=grid,
+        layer_weights=layer_weights,
+        n_layers=3,
+        random_state=5,
+    ).fit(X, y)
+    weights = feature_weights(24, grid, layer_weights)
+    expected = brute_force_layer_tests(X, y, 3, weights, n_permutations, 5)
+    for (a, b), (observed, raw, adjusted) in expected.items():
+        # Gram-matrix and raw-feature distances differ by rounding only.
+        np.testing.assert_allclose(test.layer_statistics_[a, b], observed, rtol=1e-10)
+        np.testing.assert_array_equal(test.layer_pvalues_[a, b], raw)
+        np.testing.assert_array_equal(test.layer_pvalues_adjusted_[b, a], adjusted)
+    assert test.layer_pvalues_adjusted_[0, 2, 2] < 0.01
+    assert (test.layer_pvalues_adjusted_ >= test.layer_pvalues_).all()
+    np.testing.assert_allclose(
+        (test.layer_statistics_**2).sum(axis=2), test.statistics_**2, rtol=1e-10
+    )
+    pd = pytest.importorskip("pandas")
+    frame = test.to_frame(layers=True)
+    assert isinstance(frame, pd.DataFrame) and len(frame) == 3 * 3
+    row = frame[(frame.group_a == 0) & (frame.group_b == 2) & (frame.layer == 2)]
+    assert row.pvalue_adjusted.item() == test.layer_pvalues_adjusted_[0, 2, 2]
+
+
+def test_whole_vector_results_do_not_change_with_n_layers(rng):
+    X = rng.normal(size=(14, 12))
+    y = np.repeat([0, 1], 7)
+    plain = PermutationTest(n_permutations=1500, random_state=2).fit(X, y)
+    layered = PermutationTest(n_permutations=1500, n_layers=4, random_state=2).fit(X, y)
+    np.testing.assert_array_equal(plain.null_distribution_, layered.null_distribution_)
+    np.testing.assert_array_equal(plain.statistics_, layered.statistics_)
+    np.testing.assert_array_equal(plain.pvalues_, layered.pvalues_)
+    assert layered.layer_null_distribution_.shape == (4, 1500)
+    assert not hasattr(plain, "layer_pvalues_")
+
+
+def test_layer_tests_control_the_family_wise_error_rate():
+    # Both groups from one distribution, four correlated layers on different
+    # scales: Westfall-Young keeps P(any layer rejected) at alpha, while the
+    # unadjusted per-layer p-values reject far more often.
+    rng = np.random.default_rng(0)
+    n_trials, alpha, n_layers = 400, 0.05, 4
+    scales = np.repeat([1.0, 10.0, 0.1, 1.0], 3)
+    any_adjusted = any_raw = 0
+    for trial in range(n_trials):
+        shared = rng.exponential(size=(16, 3))
+        X = (np.tile(shared, n_layers) + rng.exponential(size=(16, 12))) * scales
+        test = PermutationTest(
+            n_permutations=199, n_layers=n_layers, random_state=trial
+        ).fit(X, np.repeat([0, 1], 8))
+        any_adjusted += (test.layer_pvalues_adjusted_[0, 1] <= alpha).any()
+        any_raw += (test.layer_pvalues_[0, 1] <= alpha).any()
+    low, high = scipy_stats.binom.ppf([0.0005, 0.9995], n_trials, alpha)
+    assert low <= any_adjusted <= high
+    assert any_raw > high
+
+
+def test_layer_tests_bad_input(rng):
+    X = rng.normal(size=(6, 6))
+    y = np.repeat([0, 1], 3)
+    with pytest.raises(ValueError, match="n_layers=2 needs kernel='linear'"):
+        PermutationTest(kernel="precomputed", n_layers=2).fit(X @ X.T, y)
+    with pytest.raises(ValueError, match="n_layers=4 does not split the 6 features"):
+        PermutationTest(n_layers=4).fit(X, y)
+    with pytest.raises(ValueError, match="blocks of whole landscapes of 3 grid"):
+        PermutationTest(n_layers=3, grid=[0.0, 0.5, 1.0]).fit(X, y)
+    with pytest.raises(ValueError, match="layer_weights has 3 weights but n_layers=2"):
+        PermutationTest(n_layers=2, layer_weights=[1, 1, 1]).fit(X, y)
+    with pytest.raises(ValueError, match="'n_layers' parameter"):
+        PermutationTest(n_layers=0).fit(X, y)
+    with pytest.raises(ValueError, match="to_frame\\(layers=True\\) needs"):
+        PermutationTest(n_permutations=9).fit(X, y).to_frame(layers=True)
+
+
+def test_constant_layer_is_never_significant(rng):
+    # Layer 0 is the same in every sample (e.g. the shared input batch).
+    X = np.hstack([np.tile(rng.random(4), (10, 1)), rng.random((10, 4))])
+    X[5:, 4:] += 2.0
+    test = PermutationTest(n_permutations=99, n_layers=2, random_state=0).fit(
+        X, np.repeat([0, 1], 5)
+    )
+    assert test.layer_statistics_[0, 1, 0] == 0.0
+    assert test.layer_pvalues_[0, 1, 0] == test.layer_pvalues_adjusted_[0, 1, 0] == 1
+    # Of the 252 splits of 5 + 5 samples, only the data's and its swap reach
+    # layer 1's distance.
+    assert test.layer_pvalues_adjusted_[0, 1, 1] <= 0.05
+
+
+# --- Confidence bands -------------------------------------------------------
+
+
+def covered(band, truth):
+    return bool(((band.lower[0] <= truth) & (truth <= band.upper[0])).all())
+
+
+def test_bands_cover_a_known_mean_curve_at_their_level():
+    # Smooth Gaussian curves around sin(3t): over 400 repetitions, each band
+    # covers the true mean (all of it, or one point) Binomial(400, 0.9) times.
+    rng = np.random.default_rng(1)
+    n_trials, n, level = 400, 40, 0.9
+    t = np.linspace(0, 1, 30)
+    truth = np.sin(3 * t)
+    covariance = 0.3 * np.exp(-((t[:, None] - t) ** 2) / 0.02)
+    factor = np.linalg.cholesky(covariance + 1e-9 * np.eye(len(t)))
+    counts = dict.fromkeys(["bootstrap", "gaussian", "point", "pointwise_all"], 0)
+    y = np.zeros(n)
+    for trial in range(n_trials):
+        X = truth + rng.standard_normal((n, len(t))) @ factor.T
+        for method in ("bootstrap", "gaussian"):
+            band = confidence_band(
+                X,
+                y,
+                confidence=level,
+                method=method,
+                n_bootstrap=200,
+                random_state=trial,
+            )
+            counts[method] += covered(band, truth)
+        pointwise = confidence_band(
+            X, y, confidence=level, simultaneous=False, method="gaussian"
+        )
+        counts["point"] += bool(
+            pointwise.lower[0, 7] <= truth[7] <= pointwise.upper[0, 7]
+        )
+        counts["pointwise_all"] += covered(pointwise, truth)
+    low, high = scipy_stats.binom.ppf([0.0005, 0.9995], n_trials, level)
+    for name in ("bootstrap", "gaussian", "point"):
+        assert low <= counts[name] <= high, (name, counts[name])
+    # A pointwise band is no band for the whole curve.
+    assert counts["pointwise_all"] < low
+
+
+def test_bootstrap_band_covers_the_mean_landscape_of_random_bars():
+    # One bar (b, d), b ~ U(0.1, 0.2), d ~ U(0.6, 0.7): the true mean
+    # landscape is the average tent over a fine grid of (b, d) (midpoint
+    # rule, error below 1e-5, far inside the band's width of about 1e-2).
+    rng = np.random.default_rng(2)
+    n_trials, n, level = 400, 60, 0.9
+    grid = np.linspace(0, 1, 41)
+
+    def tents(births, deaths):
+        return np.maximum(0, np.minimum(grid - births[:, None], deaths[:, None] - grid))
+
+    fine = (np.arange(300) + 0.5) / 300 * 0.1
+    births, deaths = np.meshgrid(0.1 + fine, 0.6 + fine)
+    truth = tents(births.ravel(), deaths.ravel()).mean(axis=0)
+    hits = 0
+    for trial in range(n_trials):
+        X = tents(rng.uniform(0.1, 0.2, n), rng.uniform(0.6, 0.7, n))
+        band = confidence_band(
+            X, np.zeros(n), confidence=level, n_bootstrap=200, random_state=trial
+        )
+        hits += covered(band, truth)
+    low, high = scipy_stats.binom.ppf([0.0005, 0.9995], n_trials, level)
+    assert low <= hits <= high
+
+
+def test_band_of_groups_and_constant_features(rng):
+    X = rng.normal(size=(12, 3))
+    X[:, 1] = 2.0  # the same in every sample: a band of width 0
+    y = np.repeat(["a", "b"], 6)
+    band = confidence_band(X, y, random_state=0)
+    np.testing.assert_array_equal(band.groups, ["a", "b"])
+    np.testing.assert_allclose(band.mean, mean_landscapes(X, y)[1], rtol=1e-12)
+    np.testing.assert_array_equal(band.lower[:, 1], band.upper[:, 1])
+    assert (band.lower <= band.mean).all() and (band.mean <= band.upper).all()
+    again = confidence_band(X, y, random_state=0)
+    np.testing.assert_array_equal(band.upper, again.upper)
+    assert band.description == "95% simultaneous bootstrap band"
+    # One feature: the simultaneous Gaussian band is the Student-t interval
+    # (up to the simulated quantile).
+    one = confidence_band(
+        X[:6, :1], np.zeros(6), method="gaussian", n_bootstrap=20000, random_state=0
+    )
+    exact = confidence_band(
+        X[:6, :1], np.zeros(6), simultaneous=False, method="gaussian"
+    )
+    np.testing.assert_allclose(one.upper, exact.upper, rtol=0.02)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(confidence=1.0), "'confidence' parameter of confidence_band"),
+        (dict(confidence=0.0), "'confidence' parameter of confidence_band"),
+        (dict(method="normal"), "'method' parameter of confidence_band"),
+        (dict(n_bootstrap=10), "n_bootstrap=10 resamples cannot estimate a 0.95"),
+        (dict(simultaneous="yes"), "'simultaneous' parameter of confidence_band"),
+    ],
+)
+def test_band_bad_parameters_are_named(rng, kwargs, message):
+    X = rng.normal(size=(6, 3))
+    with pytest.raises(ValueError, match=message):
+        confidence_band(X, np.zeros(6), **kwargs)
+
+
+def test_band_needs_two_samples_per_group(rng):
+    X = rng.normal(size=(5, 3))
+    with pytest.raises(ValueError, match="group 'b' has 1"):
+        confidence_band(X, ["a"] * 4 + ["b"])
+    with pytest.raises(ValueError, match="one label per sample"):
+        confidence_band(X, np.zeros(4))

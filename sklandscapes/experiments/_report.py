@@ -20,6 +20,9 @@ def save_results(result):
         groups=result.test.groups_,
         pvalues=result.test.pvalues_,
         statistics=result.test.statistics_,
+        layer_pvalues=result.test.layer_pvalues_,
+        layer_pvalues_adjusted=result.test.layer_pvalues_adjusted_,
+        layer_statistics=result.test.layer_statistics_,
         config=np.asarray(json.dumps(result.config.to_dict())),
         observations=np.asarray(json.dumps(result.observations)),
         timings=np.asarray(json.dumps(result.timings)),
@@ -37,6 +40,7 @@ def write_report(result, training, data):
         plot_complexity,
         plot_landscape_curves,
         plot_landscapes,
+        plot_layer_pvalues,
         plot_pvalues,
     )
 
@@ -67,8 +71,16 @@ def write_report(result, training, data):
         result.landscapes, result.thresholds, result.shape, grid=result.grid
     )
     figures["curves"] = plot_landscape_curves(projection)
-    figures["complexity"] = plot_complexity(result.norms, result.thresholds)
+    per_network, thresholds = _per_network(result)
+    _, counts = np.unique(thresholds, return_counts=True)
+    figures["complexity"] = plot_complexity(
+        per_network,
+        thresholds,
+        band="confidence" if counts.min() >= 2 else None,
+        random_state=config.seed,
+    )
     figures["pvalues"] = plot_pvalues(result.test)
+    figures["layers"] = plot_layer_pvalues(result.test)
     for name, fig in figures.items():
         atomic_write(
             out / f"{name}.png",
@@ -76,6 +88,20 @@ def write_report(result, training, data):
         )
     text = _report_text(result, figures, projection, training).encode()
     atomic_write(out / "report.md", lambda handle: handle.write(text))
+
+
+def _per_network(result):
+    """Mean complexity of each (threshold, network) over its input subsamples.
+
+    Subsamples seen by one network are not independent draws: the confidence
+    band of the complexity curves resamples networks.
+    """
+    keys = np.column_stack([result.thresholds, result.networks])
+    unique, inverse = np.unique(keys, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    sums = np.zeros((len(unique), result.norms.shape[1]))
+    np.add.at(sums, inverse, result.norms)
+    return sums / np.bincount(inverse)[:, None], unique[:, 0]
 
 
 def _num(value):
@@ -202,6 +228,7 @@ def _report_text(result, figures, projection, training):
             for j in range(len(thresholds))
         ]
         lines.append(f"| {label(t)} | " + " | ".join(cells) + " |")
+    lines += _layer_lines(result, thresholds, label, floor)
     lines += _timing_lines(result)
     lines += ["", "## Figures", ""]
     top = obs.get("activations_threshold")
@@ -212,12 +239,53 @@ def _report_text(result, figures, projection, training):
         "landscapes": "Average activation landscapes per threshold (rows) and layer.",
         "curves": "2-D projection of the activation landscape curves "
         f"(explained variance {projection.explained_variance_ratio.sum():.0%}).",
-        "complexity": "Exact topological complexity per layer, one line per threshold.",
+        "complexity": "Exact topological complexity per layer, one line per "
+        "threshold (mean over the networks, each averaged over its input "
+        "subsamples); shaded: 95% simultaneous bootstrap band of the mean.",
         "pvalues": "Pairwise permutation-test p-values between thresholds.",
+        "layers": "Which layers differ: Westfall-Young adjusted p-values per "
+        "layer (rows) and pair of thresholds (columns); framed cells are "
+        "significant at 0.05.",
     }
     for name in figures:
         lines += [f"![{captions[name]}]({name}.png)", "", captions[name], ""]
     return "\n".join(lines)
+
+
+def _layer_lines(result, thresholds, label, floor):
+    """Table: layers by pairs of thresholds, Westfall-Young adjusted p-values."""
+    test = result.test
+    adjusted = test.layer_pvalues_adjusted_
+    pairs = [
+        (a, b) for a in range(len(thresholds)) for b in range(a + 1, len(thresholds))
+    ]
+    lines = [
+        "",
+        "## Which layers differ",
+        "",
+        "Each layer tested on its own between every pair of thresholds, on the "
+        "same permutations as the table above; p-values adjusted over the "
+        f"{adjusted.shape[2]} layers of each pair by Westfall and Young's "
+        "step-down maxT, which keeps the family-wise error rate (the chance of "
+        "declaring any layer different when none of them differs) at most "
+        "the chosen level within a pair; **bold**: at most 0.05. Across pairs "
+        "the p-values are not corrected.",
+        "",
+        "| layer | "
+        + " | ".join(
+            f"{label(thresholds[a])} vs {label(thresholds[b])}" for a, b in pairs
+        )
+        + " |",
+        "|---" * (len(pairs) + 1) + "|",
+    ]
+    for layer in range(adjusted.shape[2]):
+        cells = []
+        for a, b in pairs:
+            p = adjusted[a, b, layer]
+            text = _pvalue(p, floor)
+            cells.append(f"**{text}**" if p <= 0.05 else text)
+        lines.append(f"| {layer} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _verdict(holds):

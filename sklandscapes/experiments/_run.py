@@ -212,6 +212,9 @@ def run_experiment(
             test = PermutationTest(
                 n_permutations=config.n_permutations,
                 grid=vectorizer.grid_,
+                # Per-layer tests on the same relabelings; the whole-vector
+                # results do not depend on it.
+                n_layers=shape[0],
                 random_state=config.seed,
                 n_jobs=n_jobs,
                 verbose=verbose,
