@@ -123,8 +123,8 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
         blocks of this many points, so that two blocks in float64
         (``2 * block_size * width * 8`` bytes) and their distances are the
         only extra memory on the device. It changes the result only by
-        rounding (the order of float64 sums). ``None``: blocks of at most 16 MiB each (2**21 values). Ignored with
-        ``output="clouds"``.
+        rounding (the order of float64 sums). ``None``: blocks of at most
+        16 MiB each (2**21 values). Ignored with ``output="clouds"``.
 
     See Also
     --------
@@ -948,6 +948,9 @@ def _extract(
             if output == "clouds":
                 rows = [_as_float64_rows(layer, torch) for layer in rows]
             pieces.append(rows)
+        # The network's input and the outputs of layers not taken are no
+        # longer needed: free them before the distances are computed.
+        del x, chunk, outputs
         if output == "clouds":
             clouds = [np.concatenate(layer_pieces) for layer_pieces in zip(*pieces)]
         else:
@@ -955,7 +958,9 @@ def _extract(
             # concatenated at once; each layer's chunks are dropped after use.
             clouds = []
             for layer in range(len(names)):
-                rows = torch.cat([chunk_rows[layer] for chunk_rows in pieces])
+                parts = [chunk_rows[layer] for chunk_rows in pieces]
+                rows = parts[0] if len(parts) == 1 else torch.cat(parts)
+                del parts
                 for chunk_rows in pieces:
                     chunk_rows[layer] = None
                 clouds.append(_layer_distances(rows, block_size, torch))
@@ -1013,10 +1018,14 @@ def _layer_distances(rows, block_size, torch):
     power = torch.tensor(-exponent, device=rows.device)
 
     def scaled(start):
-        return torch.ldexp(rows[start : start + step].to(float64), power)
+        # A copy even of float64 rows, which are then scaled in place.
+        block = rows[start : start + step].to(float64, copy=True)
+        return torch.ldexp(block, power, out=block)
 
     def scaled_rows(indices):
-        return torch.ldexp(rows[indices].to(float64), power)
+        # Indexing with a tensor copies.
+        block = rows[indices].to(float64)
+        return torch.ldexp(block, power, out=block)
 
     mean = sum(scaled(start).sum(dim=0) for start in blocks) / n_points
 
@@ -1036,7 +1045,7 @@ def _layer_distances(rows, block_size, torch):
             if other_start == start:
                 other, other_squares = block, squares
             else:
-                other = scaled(other_start) - mean
+                other = scaled(other_start).sub_(mean)
                 other_squares = torch.linalg.vector_norm(other, dim=1) ** 2
             scale = squares[:, None] + other_squares[None, :]
             squared = scale - 2 * (block @ other.T)

@@ -1002,3 +1002,13 @@ def test_distances_on_cuda_match_cpu(generator, rng):
         assert_allclose(b.distances, a.distances, rtol=1e-5, atol=1e-5)
         assert_allclose(b.norms, a.norms, rtol=1e-5)
         assert b.nonnegative == a.nonnegative
+
+
+def test_distances_leave_the_callers_batch_as_it_was(generator, rng):
+    # float64 rows are scaled by a power of two in blocks: never in place.
+    batch = rng.normal(size=(9, 2)) * 40
+    before = batch.copy()
+    ActivationExtractor(inputs=batch, output="distances", block_size=4).fit_transform(
+        [make_mlp(generator)]
+    )
+    assert_array_equal(batch, before)
