@@ -946,25 +946,31 @@ def _extract(
                 for key, name in zip(keys, chunk_names)
             ]
             if output == "clouds":
-                rows = [_as_float64_rows(layer, torch) for layer in rows]
-            pieces.append(rows)
+                pieces.append([_as_float64_rows(layer, torch) for layer in rows])
+                continue
+            # Each layer's activations go straight into one tensor of all the
+            # points, in their own dtype on the device: no second copy.
+            if not pieces:
+                pieces = [
+                    torch.empty(
+                        (len(x), layer.shape[1]), dtype=layer.dtype, device=layer.device
+                    )
+                    for layer in rows
+                ]
+            for whole, layer in zip(pieces, rows):
+                whole[start : start + len(chunk)] = layer
+            del rows
         # The network's input and the outputs of layers not taken are no
         # longer needed: free them before the distances are computed.
         del x, chunk, outputs
         if output == "clouds":
             clouds = [np.concatenate(layer_pieces) for layer_pieces in zip(*pieces)]
         else:
-            # One layer at a time, so that only one layer's activations are
-            # concatenated at once; each layer's chunks are dropped after use.
             clouds = []
             for layer in range(len(names)):
-                parts = [chunk_rows[layer] for chunk_rows in pieces]
-                rows = parts[0] if len(parts) == 1 else torch.cat(parts)
-                del parts
-                for chunk_rows in pieces:
-                    chunk_rows[layer] = None
-                clouds.append(_layer_distances(rows, block_size, torch))
-                del rows
+                clouds.append(_layer_distances(pieces[layer], block_size, torch))
+                # Free each layer's activations once its distances exist.
+                pieces[layer] = None
     if include_input:
         names = [_INPUT_NAME, *names]
         if output == "clouds":
