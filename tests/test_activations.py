@@ -1012,3 +1012,21 @@ def test_distances_leave_the_callers_batch_as_it_was(generator, rng):
         [make_mlp(generator)]
     )
     assert_array_equal(batch, before)
+
+
+def test_equal_points_are_at_distance_exactly_zero(rng):
+    # A ReLU layer sends many points to the same place (here the origin and
+    # one repeated point); |a|^2 + |b|^2 - 2ab alone would leave ~1e-8.
+    points = np.maximum(rng.normal(size=(30, 300)), 0).astype(np.float32)
+    points[:10] = 0
+    points[10:15] = points[15]
+    extractor = ActivationExtractor(
+        model=nn.Sequential(nn.Identity()),
+        layers=["0"],
+        include_input=False,
+        output="distances",
+    )
+    cell = extractor.fit_transform([torch.from_numpy(points)])[0, 0]
+    reference = squareform(pdist(points.astype(np.float64)))
+    assert_array_equal(cell.distances[reference == 0], 0.0)
+    assert (cell.distances[reference > 0] > 0).all()

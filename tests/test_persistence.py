@@ -389,3 +389,15 @@ def test_distance_cells_are_not_diagrams(rng):
     cell = LayerDistances.from_points(rng.normal(size=(4, 2)))
     with pytest.raises(ValueError, match="compute the diagrams first"):
         LandscapeVectorizer().fit([cell])
+
+
+@pytest.mark.parametrize("n_jobs", [2, -1])
+def test_distance_cells_do_not_depend_on_n_jobs(rng, n_jobs):
+    cells = ActivationNormalizer(method="local").fit_transform(
+        [LayerDistances.from_points(activation_like_cloud(rng, 40)) for _ in range(5)]
+    )
+    rips = RipsPersistence(local=True, metric="precomputed")
+    serial = rips.fit_transform(cells)
+    parallel = rips.set_params(n_jobs=n_jobs).fit_transform(cells)
+    for a, b in zip(serial.ravel(), parallel.ravel()):
+        np.testing.assert_array_equal(a, b)
