@@ -4,6 +4,7 @@ The topological core imports without PyTorch; the torch side lives in
 :mod:`sklandscapes.nets` and :class:`ActivationExtractor`.
 """
 
+from sklandscapes._distances import LayerDistances
 from sklandscapes.activations import (
     ActivationExtractor,
     activation_layers,
@@ -22,6 +23,7 @@ __all__ = [
     "ActivationNormalizer",
     "LandscapeKernel",
     "LandscapeVectorizer",
+    "LayerDistances",
     "PermutationTest",
     "RipsPersistence",
     "activation_layers",

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from sklandscapes._distances import LayerDistances
+
 __all__ = [
     "check_layered_clouds",
     "check_layered_diagrams",
@@ -35,7 +37,7 @@ def _raise_if_errors(errors, what, hint=""):
 
 
 def _is_array_like_cell(obj):
-    return isinstance(obj, np.ndarray) or hasattr(obj, "__array__")
+    return isinstance(obj, (np.ndarray, LayerDistances)) or hasattr(obj, "__array__")
 
 
 def _depth(obj):
@@ -157,7 +159,9 @@ def _where(index):
     return ", ".join(f"{n} {i}" for n, i in zip(names, index))
 
 
-def check_layered_clouds(X, *, name="X", precomputed=False, min_points=2):
+def check_layered_clouds(
+    X, *, name="X", precomputed=False, min_points=2, allow_distances=False
+):
     """Validate layered point clouds (or distance matrices) cell by cell.
 
     Parameters
@@ -171,18 +175,25 @@ def check_layered_clouds(X, *, name="X", precomputed=False, min_points=2):
         Cells are square distance matrices rather than clouds.
     min_points : int, default=2
         Fewest points a cloud may have.
+    allow_distances : bool, default=False
+        Accept :class:`LayerDistances` cells beside arrays. Refused cells
+        are named with a hint to ``metric="precomputed"``.
 
     Returns
     -------
     clouds : object array of shape (n_samples, n_layers)
         Each cell a C-contiguous float64 array of shape (n_points, n_features),
-        or (n_points, n_points) when ``precomputed``.
+        or (n_points, n_points) when ``precomputed``, or a new
+        :class:`LayerDistances` of such arrays.
     """
     grid = _as_object_grid(X, 2, name)
     out = np.empty(grid.shape, dtype=object)
     errors = []
     for index in np.ndindex(*grid.shape):
-        cell, problem = _check_cloud(grid[index], precomputed, min_points)
+        if isinstance(grid[index], LayerDistances):
+            cell, problem = _check_distances(grid[index], allow_distances, min_points)
+        else:
+            cell, problem = _check_cloud(grid[index], precomputed, min_points)
         if problem:
             errors.append(f"{_where(index)}: {problem}")
         out[index] = cell
@@ -227,6 +238,45 @@ def _check_cloud(cell, precomputed, min_points):
     return np.ascontiguousarray(arr), None
 
 
+def _check_distances(cell, allowed, min_points):
+    """A validated copy of a :class:`LayerDistances` cell, or a problem."""
+    if not allowed:
+        return None, (
+            "is a LayerDistances (the distances and norms of a cloud), not a "
+            "point cloud; RipsPersistence takes it with metric='precomputed'"
+        )
+    distances, problem = _check_cloud(cell.distances, True, min_points)
+    if problem:
+        return None, f"distances: {problem}"
+    n_points = len(distances)
+    vectors = {}
+    for field in ("norms", "centered_norms"):
+        values = getattr(cell, field)
+        if values is None and field == "centered_norms":
+            vectors[field] = None
+            continue
+        try:
+            values = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            return None, f"{field} cannot be read as a float array ({exc})"
+        if values.shape != (n_points,):
+            return None, (
+                f"{field} has shape {values.shape}; expected ({n_points},), one "
+                f"per point of its {n_points} x {n_points} distance matrix"
+            )
+        if not np.isfinite(values).all():
+            return None, f"{field} contains NaN or infinite values"
+        if (values < 0).any():
+            return None, f"{field} has negative entries"
+        vectors[field] = np.ascontiguousarray(values)
+    if cell.nonnegative is not None and not isinstance(
+        cell.nonnegative, (bool, np.bool_)
+    ):
+        return None, f"nonnegative must be a bool or None, got {cell.nonnegative!r}"
+    nonnegative = None if cell.nonnegative is None else bool(cell.nonnegative)
+    return LayerDistances(distances, nonnegative=nonnegative, **vectors), None
+
+
 def check_layered_diagrams(X, *, name="X"):
     """Validate layered persistence diagrams cell by cell.
 
@@ -269,6 +319,11 @@ def check_layered_diagrams(X, *, name="X"):
 
 
 def _check_diagram(cell):
+    if isinstance(cell, LayerDistances):
+        return None, (
+            "is a LayerDistances (the distances of a cloud), not a diagram; "
+            "compute the diagrams first with RipsPersistence(metric='precomputed')"
+        )
     if _is_complex(cell):
         return None, "has complex values; expected real numbers"
     try:

@@ -18,12 +18,24 @@ from sklearn.utils.validation import check_is_fitted
 
 from sklandscapes._base import StatelessTransformerMixin
 from sklandscapes._compat import HasMethods, Interval, StrOptions, _fit_context
+from sklandscapes._distances import LayerDistances
 from sklandscapes._validation import _raise_if_errors
 
 __all__ = ["ActivationExtractor", "activation_layers", "relu_layers"]
 
 # Name of the cloud of the input batch itself (the paper's x^(0)).
 _INPUT_NAME = "input"
+
+# With output="distances" and block_size=None, a block of points converted to
+# float64 holds at most this many values (16 MiB).
+_BLOCK_VALUES = 2**21
+
+# |a|^2 + |b|^2 - 2ab is trusted where its error bound, (2k + 10) u (|a|^2 +
+# |b|^2), is at most this fraction of the result; closer pairs (such as the
+# many points a ReLU layer sends to the same place) are recomputed from their
+# differences.
+_GRAM_RTOL = 1e-8
+_UNIT_ROUNDOFF = 2.0**-53
 
 
 def _import_torch():
@@ -93,6 +105,26 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
     batch_size : int, default=None
         Run the forward pass on this many points at a time, to bound memory.
         The result does not depend on it. ``None``: the whole batch at once.
+    output : {"clouds", "distances"}, default="clouds"
+        What each cell holds:
+
+        - ``"clouds"``: the activations, a float64 array (n_points, width).
+        - ``"distances"``: a :class:`~sklandscapes.LayerDistances`, the
+          pairwise Euclidean distances of the activations with their norms
+          (to the origin and to the mean) and their sign, computed in torch
+          on the forward pass's device from the activations as it gives them
+          (float32, say), in blocks: the float64 cloud is never formed. For
+          wide layers (a feature map of 1,000 images x 16,384 features is
+          131 MB in float64). :class:`~sklandscapes.ActivationNormalizer` and
+          ``RipsPersistence(metric="precomputed")`` take these cells, also for
+          local homology, and give the diagrams of the clouds. See Notes.
+    block_size : int, default=None
+        With ``output="distances"``: the distances are computed between
+        blocks of this many points, so that two blocks in float64
+        (``2 * block_size * width * 8`` bytes) and their distances are the
+        only extra memory on the device. It changes the result only by
+        rounding (the order of float64 sums). ``None``: blocks of at most
+        16 MiB each (2**21 values). Ignored with ``output="clouds"``.
 
     See Also
     --------
@@ -123,6 +155,26 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
     activations (a diverged network) raise a ``ValueError`` naming the sample
     and the layer.
 
+    With ``output="distances"``, the activations of a layer are centered on
+    their mean (computed in float64), then each block of squared distances is
+    ``|a|^2 + |b|^2 - 2 a.b`` for the centered points ``a``, ``b``, with every
+    product and sum in float64 (a matrix product on the device). Its rounding
+    error is at most ``B = (2 k + 10) u (|a|^2 + |b|^2)`` for ``k`` features
+    and ``u = 2**-53``, which is large relative to the squared distance of two
+    points much closer to each other than to the mean. Every pair whose
+    result is below ``1e8 B`` is therefore recomputed from the difference of
+    its two points, as :func:`scipy.spatial.distance.pdist` does (error
+    ``(k + 3) u d^2``): each squared distance is within a relative ``1e-8``
+    of the exact one, and equal points (the many that a ReLU layer sends to
+    the origin) get distance exactly 0. Only near-duplicate pairs are
+    recomputed (``d`` below about 3% of the points' distance to the mean
+    for ``k = 16384``). The input layer is taken from the batch as given, in
+    its own precision. ``norms`` and ``centered_norms`` are computed from the
+    activations in float64 (error a few ulps), the diagonal is exactly 0 and
+    the matrix exactly symmetric. Rips diagrams move by at most the largest
+    error of a distance (stability), so they match the cloud path's to that
+    bound.
+
     References
     ----------
     .. [1] M. Wheeler, J. Bouza, P. Bubenik. "Activation Landscapes as a
@@ -151,6 +203,22 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
     >>> clouds = extractor.fit_transform([batch, batch[:4]])
     >>> [cloud.shape for cloud in clouds[:, 0]]
     [(5, 2), (4, 2)]
+
+    Pairwise distances and norms instead of clouds, for wide layers; the same
+    normalization and Rips steps take them:
+
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklandscapes import ActivationNormalizer, RipsPersistence
+    >>> extractor = ActivationExtractor(inputs=batch, output="distances")
+    >>> cells = extractor.fit_transform([net])
+    >>> cells[0, 1], cells[0, 1].distances.shape
+    (LayerDistances(n_points=5), (5, 5))
+    >>> steps = make_pipeline(
+    ...     ActivationNormalizer(method="local", center=~relu_layers(net, batch)),
+    ...     RipsPersistence(local=True, metric="precomputed"),
+    ... )
+    >>> steps.fit_transform(cells).shape
+    (1, 3, 1)
     """
 
     _parameter_constraints = {
@@ -160,6 +228,8 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
         "include_input": ["boolean"],
         "device": [str],
         "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "output": [StrOptions({"clouds", "distances"})],
+        "block_size": [Interval(Integral, 1, None, closed="left"), None],
     }
 
     def __init__(
@@ -170,6 +240,8 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
         include_input=True,
         device="auto",
         batch_size=None,
+        output="clouds",
+        block_size=None,
     ):
         self.inputs = inputs
         self.model = model
@@ -177,6 +249,8 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
         self.include_input = include_input
         self.device = device
         self.batch_size = batch_size
+        self.output = output
+        self.block_size = block_size
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -210,7 +284,9 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
         -------
         clouds : object array of shape (n_samples, n_layers)
             Cell ``(i, l)`` is a float64 array of shape (n_points, width_l):
-            the activations of layer ``l`` for sample ``i``.
+            the activations of layer ``l`` for sample ``i``; with
+            ``output="distances"``, their
+            :class:`~sklandscapes.LayerDistances`.
         """
         check_is_fitted(self)
         torch = _import_torch()
@@ -224,6 +300,8 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
             include_input=self.include_input,
             device=self.device,
             batch_size=self.batch_size,
+            output=self.output,
+            block_size=self.block_size,
             torch=torch,
         )
 
@@ -814,8 +892,8 @@ def _lookup_name(label, by_label, calls, kinds, where):
     )
 
 
-def _as_cloud(output, n_points, name, where, torch):
-    """One layer's output as a float64 array of shape (n_points, width)."""
+def _as_rows(output, n_points, name, where, torch):
+    """One layer's output as a tensor of shape (n_points, width), as it is."""
     if not torch.is_tensor(output):
         raise ValueError(
             f"{where}: layer {name!r} returned a {output}, not a tensor, so it has "
@@ -827,11 +905,23 @@ def _as_cloud(output, n_points, name, where, torch):
             f"layer must keep one row per input point ({n_points} points) on its "
             "first axis."
         )
-    return output.reshape(n_points, -1).to(device="cpu", dtype=torch.float64).numpy()
+    return output.reshape(n_points, -1)
 
 
-def _extract(module, batch, *, layers, include_input, device, batch_size, where, torch):
-    """The names and clouds of one network on one batch."""
+def _extract(
+    module,
+    batch,
+    *,
+    layers,
+    include_input,
+    device,
+    batch_size,
+    output,
+    block_size,
+    where,
+    torch,
+):
+    """The names and clouds (or LayerDistances) of one network on one batch."""
     kinds = _layer_kinds(module, torch)
     keep = _kept_names(layers, kinds)
     target = _target_device(device, module, torch)
@@ -851,18 +941,143 @@ def _extract(module, batch, *, layers, include_input, device, batch_size, where,
                     f"chunks ({names} vs {chunk_names}), so `batch_size` changes "
                     "the result; use batch_size=None."
                 )
-            pieces.append(
-                [
-                    _as_cloud(outputs[key], len(chunk), name, where, torch)
-                    for key, name in zip(keys, chunk_names)
+            rows = [
+                _as_rows(outputs[key], len(chunk), name, where, torch)
+                for key, name in zip(keys, chunk_names)
+            ]
+            if output == "clouds":
+                pieces.append([_as_float64_rows(layer, torch) for layer in rows])
+                continue
+            # Each layer's activations go straight into one tensor of all the
+            # points, in their own dtype on the device: no second copy.
+            if not pieces:
+                pieces = [
+                    torch.empty(
+                        (len(x), layer.shape[1]), dtype=layer.dtype, device=layer.device
+                    )
+                    for layer in rows
                 ]
-            )
-    clouds = [np.concatenate(layer_pieces) for layer_pieces in zip(*pieces)]
+            for whole, layer in zip(pieces, rows):
+                whole[start : start + len(chunk)] = layer
+            del rows
+        # The network's input and the outputs of layers not taken are no
+        # longer needed: free them before the distances are computed.
+        del x, chunk, outputs
+        if output == "clouds":
+            clouds = [np.concatenate(layer_pieces) for layer_pieces in zip(*pieces)]
+        else:
+            clouds = []
+            for layer in range(len(names)):
+                clouds.append(_layer_distances(pieces[layer], block_size, torch))
+                # Free each layer's activations once its distances exist.
+                pieces[layer] = None
     if include_input:
-        values = _as_float64(batch, where, torch)
         names = [_INPUT_NAME, *names]
-        clouds = [values.reshape(len(values), -1), *clouds]
+        if output == "clouds":
+            values = _as_float64(batch, where, torch)
+            clouds = [values.reshape(len(values), -1), *clouds]
+        else:
+            rows = _as_exact_tensor(batch, where, torch).to(target)
+            rows = rows.reshape(len(rows), -1)
+            clouds = [_layer_distances(rows, block_size, torch), *clouds]
     return names, clouds
+
+
+def _as_float64_rows(rows, torch):
+    return rows.to(device="cpu", dtype=torch.float64).numpy()
+
+
+def _as_exact_tensor(batch, where, torch):
+    """``batch`` as a tensor with the same values, in its own float dtype."""
+    if torch.is_tensor(batch):
+        batch = batch.detach()
+        return batch if batch.is_floating_point() else batch.to(torch.float64)
+    if isinstance(batch, np.ndarray) and batch.dtype in (np.float32, np.float64):
+        return torch.from_numpy(np.ascontiguousarray(batch))
+    return torch.from_numpy(_as_float64(batch, where, torch))
+
+
+def _layer_distances(rows, block_size, torch):
+    """The LayerDistances of one layer's rows, or None when a value is not finite.
+
+    The rows stay on their device in their dtype; blocks of them are
+    converted to float64 there (see the Notes of ActivationExtractor for the
+    precision). Only the n_points x n_points result lives in host memory.
+    """
+    n_points, width = rows.shape
+    step = block_size or max(1, _BLOCK_VALUES // max(width, 1))
+    float64 = torch.float64
+    blocks = range(0, n_points, step)
+    # First pass: finiteness, sign and scale, one block at a time.
+    largest = 0.0
+    nonnegative = True
+    for start in blocks:
+        block = rows[start : start + step]
+        if not bool(torch.isfinite(block).all()):
+            return None
+        nonnegative &= bool((block >= 0).all())
+        largest = max(largest, float(block.abs().max()))
+    # Rescaling by a power of two is exact and keeps squares (and sums) of
+    # activations of 1e200 (float64 networks) from overflowing; lengths are
+    # scaled back at the end.
+    exponent = int(np.frexp(largest)[1]) if largest > 0 else 0
+    power = torch.tensor(-exponent, device=rows.device)
+
+    def scaled(start):
+        # A copy even of float64 rows, which are then scaled in place.
+        block = rows[start : start + step].to(float64, copy=True)
+        return torch.ldexp(block, power, out=block)
+
+    def scaled_rows(indices):
+        # Indexing with a tensor copies.
+        block = rows[indices].to(float64)
+        return torch.ldexp(block, power, out=block)
+
+    mean = sum(scaled(start).sum(dim=0) for start in blocks) / n_points
+
+    norms = np.empty(n_points)
+    centered_norms = np.empty(n_points)
+    distances = np.empty((n_points, n_points))
+    for start in blocks:
+        stop = min(start + step, n_points)
+        block = scaled(start)
+        norms[start:stop] = torch.linalg.vector_norm(block, dim=1).cpu().numpy()
+        block -= mean
+        block_norms = torch.linalg.vector_norm(block, dim=1)
+        centered_norms[start:stop] = block_norms.cpu().numpy()
+        squares = block_norms**2
+        for other_start in range(start, n_points, step):
+            other_stop = min(other_start + step, n_points)
+            if other_start == start:
+                other, other_squares = block, squares
+            else:
+                other = scaled(other_start).sub_(mean)
+                other_squares = torch.linalg.vector_norm(other, dim=1) ** 2
+            scale = squares[:, None] + other_squares[None, :]
+            squared = scale - 2 * (block @ other.T)
+            bound = (2 * width + 10) * _UNIT_ROUNDOFF * scale
+            close = squared * _GRAM_RTOL < bound
+            if other_start == start:
+                close = torch.triu(close, diagonal=1)
+            pairs = torch.nonzero(close)
+            for first in range(0, len(pairs), step):
+                i, j = pairs[first : first + step].T
+                difference = scaled_rows(start + i) - scaled_rows(other_start + j)
+                squared[i, j] = (difference * difference).sum(dim=1)
+            values = squared.clamp_(min=0).sqrt_().cpu().numpy()
+            if other_start == start:
+                # Symmetric only up to rounding: keep the upper triangle, so
+                # that the matrix is exactly symmetric with a zero diagonal.
+                values = np.triu(values, 1)
+                values += values.T
+            distances[start:stop, other_start:other_stop] = values
+            distances[other_start:other_stop, start:stop] = values.T
+    return LayerDistances(
+        np.ldexp(distances, exponent),
+        np.ldexp(norms, exponent),
+        np.ldexp(centered_norms, exponent),
+        nonnegative,
+    )
 
 
 # --- checks of the result ---------------------------------------------------
@@ -888,7 +1103,10 @@ def _check_finite(names, rows):
     for i, (layer_names, clouds) in enumerate(zip(names, rows)):
         for layer, (name, cloud) in enumerate(zip(layer_names, clouds)):
             # Only the first bad layer per sample: later ones follow from it.
-            if not np.isfinite(cloud).all():
+            # The distances path gives None for activations that are not finite.
+            if cloud is None or (
+                not isinstance(cloud, LayerDistances) and not np.isfinite(cloud).all()
+            ):
                 errors.append(f"sample {i}, layer {layer} ({name!r}): NaN or inf")
                 break
     _raise_if_errors(

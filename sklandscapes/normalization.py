@@ -7,6 +7,7 @@ from sklearn.exceptions import NotFittedError
 
 from sklandscapes._base import StatelessTransformerMixin
 from sklandscapes._compat import StrOptions, _fit_context
+from sklandscapes._distances import LayerDistances
 from sklandscapes._validation import (
     _raise_if_errors,
     _where,
@@ -59,7 +60,10 @@ class ActivationNormalizer(StatelessTransformerMixin, TransformerMixin, BaseEsti
     """Normalize every activation cloud as in the paper, one cloud at a time.
 
     Stateless: each (sample, layer) cloud is normalized on its own, so ``fit``
-    only validates the parameters.
+    only validates the parameters. Cells may also be
+    :class:`~sklandscapes.LayerDistances` (from
+    ``ActivationExtractor(output="distances")``): they are normalized to the
+    distances and norms of the normalized cloud, without the cloud.
 
     Parameters
     ----------
@@ -116,6 +120,19 @@ class ActivationNormalizer(StatelessTransformerMixin, TransformerMixin, BaseEsti
     Each cloud is first rescaled by a power of two, which is exact, so clouds
     of any magnitude (1e-300 or 1e200) are normalized as their rescaled copies.
 
+    A :class:`~sklandscapes.LayerDistances` cell gives the cell of the
+    normalized cloud. Centering uses its ``centered_norms`` (``"global"``, or
+    ``"local"`` with centering) and ``center="auto"`` its ``nonnegative``
+    flag; a cell without them raises ``ValueError``. Scaling divides the
+    distances and the norms. The local projection onto the unit sphere needs
+    no coordinates: with ``a = 1/max(1, |x|)`` and ``b = 1/max(1, |y|)``, the
+    squared distance of the projected points is
+    ``a b |x - y|^2 + (a - b)(a |x|^2 - b |y|^2)``, exactly ``|x - y|^2`` when
+    neither point moves. Its rounding error is a few ulps of the largest
+    squared norm, so up to ~1e-8 on projected distances near 0 and ~1e-16 on
+    those of order 1; the output cell knows its ``norms`` but not its
+    ``centered_norms`` (the projection moves the mean).
+
     References
     ----------
     .. [1] M. Wheeler, J. Bouza, P. Bubenik. "Activation Landscapes as a
@@ -158,7 +175,7 @@ class ActivationNormalizer(StatelessTransformerMixin, TransformerMixin, BaseEsti
         -------
         self : ActivationNormalizer
         """
-        clouds = check_layered_clouds(X)
+        clouds = check_layered_clouds(X, allow_distances=True)
         self._check_center(clouds.shape[1])
         self.n_layers_ = clouds.shape[1]
         return self
@@ -185,13 +202,16 @@ class ActivationNormalizer(StatelessTransformerMixin, TransformerMixin, BaseEsti
         Parameters
         ----------
         X : object array of shape (n_samples, n_layers) or sequence of clouds
+            Each cell a float array of shape (n_points, n_features) or a
+            :class:`~sklandscapes.LayerDistances`.
 
         Returns
         -------
         Xt : object array of shape (n_samples, n_layers)
-            The normalized clouds, float64, same shapes as the input cells.
+            The normalized clouds, float64, same shapes as the input cells;
+            a :class:`~sklandscapes.LayerDistances` cell gives a new one.
         """
-        clouds = check_layered_clouds(X)
+        clouds = check_layered_clouds(X, allow_distances=True)
         centers = self._check_center(clouds.shape[1])
         out = np.empty(clouds.shape, dtype=object)
         errors = []
@@ -200,10 +220,15 @@ class ActivationNormalizer(StatelessTransformerMixin, TransformerMixin, BaseEsti
             # by a power of two first is exact and keeps squared coordinates
             # of 1e200 from overflowing and those of 1e-300 from underflowing.
             cloud = clouds[index]
-            cloud = np.ldexp(cloud, -binary_exponent(cloud))
-            if self.method == "global":
+            if isinstance(cloud, LayerDistances):
+                cell, problem = _normalize_distances(
+                    cloud, self.method, centers[index[1]]
+                )
+            elif self.method == "global":
+                cloud = np.ldexp(cloud, -binary_exponent(cloud))
                 cell, problem = _normalize_global(cloud)
             else:
+                cloud = np.ldexp(cloud, -binary_exponent(cloud))
                 cell, problem = _normalize_local(cloud, centers[index[1]])
             if problem:
                 errors.append(f"{_where(index)}: {problem}")
@@ -276,3 +301,64 @@ def _normalize_local(cloud, center):
     outside = norms > 1
     scaled[outside] /= norms[outside, None]
     return scaled, None
+
+
+def _normalize_distances(cell, method, center):
+    """The :class:`LayerDistances` of the normalized cloud (see the Notes)."""
+    exponent = max(
+        binary_exponent(values)
+        for values in (cell.distances, cell.norms, cell.centered_norms)
+        if values is not None
+    )
+    distances = np.ldexp(cell.distances, -exponent)
+    if distances.max() == 0:
+        if method == "global":
+            return None, "constant cloud: its largest pairwise distance is 0"
+        return None, "constant cloud: all its points are equal"
+    if method == "global":
+        center = True
+    elif center == "auto":
+        if cell.nonnegative is None:
+            return None, (
+                "center='auto' needs to know whether every coordinate is >= 0, "
+                "which this LayerDistances does not say (nonnegative=None); pass "
+                "center as a bool per layer"
+            )
+        center = not cell.nonnegative
+    if center and cell.centered_norms is None:
+        return None, (
+            "centering needs the distances of the points to their mean, which "
+            "this LayerDistances does not have (centered_norms=None, as after "
+            "a local normalization); pass center=False or the unnormalized cells"
+        )
+    norms = np.ldexp(cell.centered_norms if center else cell.norms, -exponent)
+    # Centered and not constant: some coordinate is negative.
+    nonnegative = False if center else cell.nonnegative
+    if method == "global":
+        diameter = distances.max()
+        centered = norms / diameter
+        return LayerDistances(distances / diameter, centered, centered, False), None
+    # The upper median: see the class's Notes.
+    median = np.partition(norms, len(norms) // 2)[len(norms) // 2]
+    if median == 0:
+        return None, (
+            "median norm is 0 (at least half of the points sit at the origin), "
+            "so the cloud cannot be rescaled to median norm 1"
+        )
+    norms = norms / median
+    distances = distances / median
+    inverse = 1 / np.maximum(norms, 1.0)
+    a, b = inverse[:, None], inverse[None, :]
+    squared = a * b * distances**2 + (a - b) * (
+        a * norms[:, None] ** 2 - b * norms[None, :] ** 2
+    )
+    moved = norms > 1
+    # Pairs where neither point moves keep their distance, bit for bit.
+    projected = np.where(
+        moved[:, None] | moved[None, :], np.sqrt(np.maximum(squared, 0.0)), distances
+    )
+    # The formula is symmetric in exact arithmetic only; keep one triangle.
+    lower = np.tril_indices(len(norms), -1)
+    projected[lower] = projected.T[lower]
+    np.fill_diagonal(projected, 0.0)
+    return LayerDistances(projected, np.minimum(norms, 1.0), None, nonnegative), None

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from sklandscapes import _validation
 from sklandscapes._base import StatelessTransformerMixin
 from sklandscapes._compat import Interval, Parallel, StrOptions, _fit_context, delayed
+from sklandscapes._distances import LayerDistances
 from sklandscapes._validation import (
     _raise_if_errors,
     _where,
@@ -82,8 +83,10 @@ class RipsPersistence(StatelessTransformerMixin, TransformerMixin, BaseEstimator
         a sparse complex and never forms the dense distance matrix.
     metric : str, default="euclidean"
         A metric of :func:`scipy.spatial.distance.pdist`, or ``"precomputed"``
-        for square distance matrices instead of clouds (not with ``local=True``,
-        which needs the norms of the points).
+        for distances instead of clouds: square distance matrices, or
+        :class:`~sklandscapes.LayerDistances` cells (from
+        ``ActivationExtractor(output="distances")``), which also carry the
+        norms of the points that ``local=True`` needs.
     coeff : int, default=2
         Prime characteristic of the coefficient field. The paper uses Z/2.
         GUDHI takes primes up to 65521 (its coefficients are 16-bit).
@@ -193,13 +196,29 @@ class RipsPersistence(StatelessTransformerMixin, TransformerMixin, BaseEstimator
             )
         if isinstance(self.coeff, bool) or not _is_prime(self.coeff):
             raise ValueError(f"coeff must be a prime number, got {self.coeff!r}.")
-        if self.local and self.metric == "precomputed":
-            raise ValueError(
-                "local=True needs the norms of the points, which a precomputed "
-                "distance matrix does not give; pass point clouds with "
-                "metric='euclidean' (or another pdist metric)."
-            )
         return tuple(int(d) for d in dims)
+
+    def _check_clouds(self, X):
+        """The validated cells; with local=True, every one must carry norms."""
+        precomputed = self.metric == "precomputed"
+        clouds = check_layered_clouds(
+            X, precomputed=precomputed, allow_distances=precomputed
+        )
+        if self.local and precomputed:
+            errors = [
+                f"{_where(index)}: a plain distance matrix"
+                for index in np.ndindex(*clouds.shape)
+                if not isinstance(clouds[index], LayerDistances)
+            ]
+            _raise_if_errors(
+                errors,
+                "cells for RipsPersistence(local=True, metric='precomputed'): no norms",
+                "local=True needs the norms of the points, which a distance "
+                "matrix alone does not give: pass LayerDistances cells (e.g. from "
+                "ActivationExtractor(output='distances')), or point clouds with "
+                "metric='euclidean'.",
+            )
+        return clouds
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -208,8 +227,9 @@ class RipsPersistence(StatelessTransformerMixin, TransformerMixin, BaseEstimator
         Parameters
         ----------
         X : object array of shape (n_samples, n_layers) or sequence of clouds
-            Point clouds ``(n_points, n_features)``, or square distance
-            matrices with ``metric="precomputed"``.
+            Point clouds ``(n_points, n_features)``, or with
+            ``metric="precomputed"`` square distance matrices or
+            :class:`~sklandscapes.LayerDistances` cells.
         y : None
             Ignored.
 
@@ -218,7 +238,7 @@ class RipsPersistence(StatelessTransformerMixin, TransformerMixin, BaseEstimator
         self : RipsPersistence
         """
         self._check_params()
-        check_layered_clouds(X, precomputed=self.metric == "precomputed")
+        self._check_clouds(X)
         return self
 
     def transform(self, X):
@@ -234,7 +254,7 @@ class RipsPersistence(StatelessTransformerMixin, TransformerMixin, BaseEstimator
             Cells are float arrays of shape (n_pairs, 2).
         """
         dims = self._check_params()
-        clouds = check_layered_clouds(X, precomputed=self.metric == "precomputed")
+        clouds = self._check_clouds(X)
         self._check_memory(clouds)
         cells = list(clouds.ravel())
         n_jobs = effective_n_jobs(self.n_jobs)
@@ -322,6 +342,9 @@ def _diagrams_of_cloud(cell, *, dims, local, radius, max_edge_length, metric, co
 
     Returns a message instead when a distance is not finite.
     """
+    norms = None
+    if isinstance(cell, LayerDistances):
+        cell, norms = cell.distances, cell.norms
     # Distances are taken on the cloud scaled by 2**-exponent, which is exact
     # and keeps squared coordinates far from overflow and underflow; the
     # filtration values are scaled back at the end. Cosine and correlation
@@ -346,9 +369,13 @@ def _diagrams_of_cloud(cell, *, dims, local, radius, max_edge_length, metric, co
             n_bad = int((~np.isfinite(data)).sum() // 2)
             return f"{n_bad} distance(s) under metric={metric!r} are NaN or infinite"
         if local:
-            norms = np.linalg.norm(cell, axis=1)
+            # Given norms are of the unscaled cloud, so they meet the radius
+            # as given.
+            scale = 0 if norms is not None else exponent
+            if norms is None:
+                norms = np.linalg.norm(cell, axis=1)
             outside = np.flatnonzero(
-                norms >= np.ldexp(radius, -exponent) * (1 - _RADIUS_RTOL)
+                norms >= np.ldexp(radius, -scale) * (1 - _RADIUS_RTOL)
             )
             data[np.ix_(outside, outside)] = 0.0
     rips = _GudhiRips(

@@ -7,6 +7,7 @@ Figures are built with :class:`matplotlib.figure.Figure` directly, never through
 
 import numpy as np
 
+from sklandscapes._distances import LayerDistances
 from sklandscapes.stats import (
     CurveProjection,
     _check_vectors,
@@ -43,6 +44,14 @@ def _layer_list(activations):
             raise ValueError(
                 "activations must be one sample's layers: an object array of shape "
                 f"(n_layers,) or (1, n_layers), got shape {activations.shape}."
+            )
+    activations = list(activations)
+    for i, layer in enumerate(activations):
+        if isinstance(layer, LayerDistances):
+            raise ValueError(
+                f"layer {i} is a LayerDistances (distances and norms, no "
+                "coordinates to plot); plot the clouds of "
+                "ActivationExtractor(output='clouds') instead."
             )
     layers = [np.asarray(a, dtype=np.float64) for a in activations]
     for i, layer in enumerate(layers):

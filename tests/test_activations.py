@@ -8,6 +8,7 @@ import types
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
+from scipy.spatial.distance import pdist, squareform
 from sklearn.base import clone
 from sklearn.utils.estimator_checks import (
     check_do_not_raise_errors_in_init_or_set_params,
@@ -23,6 +24,7 @@ from sklearn.utils.estimator_checks import (
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
+from sklandscapes import LayerDistances  # noqa: E402
 from sklandscapes.activations import (  # noqa: E402
     ActivationExtractor,
     activation_layers,
@@ -808,3 +810,223 @@ def test_a_dict_of_networks_is_refused_with_a_hint(rng):
     net = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 2))
     with pytest.raises(ValueError, match=r"got a dict; pass list\(X.values\(\)\)"):
         ActivationExtractor(inputs=rng.normal(size=(4, 2))).fit({"a": net})
+
+
+# --- output="distances": LayerDistances computed on the device -----------------
+
+U = 2.0**-53
+
+
+def assert_within_the_documented_bound(computed, reference, n_features):
+    """|d^2 - reference^2| within the documented bound plus the reference's own.
+
+    Ours: a relative 1e-8 (pairs trusted to the matrix product), or
+    (k + 3) u d^2 (pairs recomputed from differences). The reference (pdist
+    of the float64 cloud, differences first) is within (k + 3) u d^2 itself.
+    """
+    k = n_features
+    bound = np.maximum(1e-8 * computed**2, (k + 3) * U * reference**2)
+    bound += (k + 3) * U * reference**2
+    assert (np.abs(computed**2 - reference**2) <= bound).all()
+
+
+def test_distances_match_the_clouds_within_the_stated_bound(generator, rng):
+    net = randomized(TinyCNN(), generator)
+    batch = torch.from_numpy(rng.normal(size=(30, 1, 5, 5)).astype(np.float32))
+    clouds = ActivationExtractor(inputs=batch).fit_transform([net])
+    cells = ActivationExtractor(
+        inputs=batch, output="distances", block_size=7
+    ).fit_transform([net])
+    assert cells.shape == clouds.shape
+    for cloud, cell in zip(clouds[0], cells[0]):
+        assert isinstance(cell, LayerDistances)
+        reference = squareform(pdist(cloud))
+        assert_within_the_documented_bound(cell.distances, reference, cloud.shape[1])
+        np.testing.assert_array_equal(cell.distances, cell.distances.T)
+        assert (np.diag(cell.distances) == 0).all()
+        # Norms: k squares summed in float64, a few ulps.
+        assert_allclose(cell.norms, np.linalg.norm(cloud, axis=1), rtol=1e-13)
+        assert_allclose(
+            cell.centered_norms,
+            np.linalg.norm(cloud - cloud.mean(axis=0), axis=1),
+            rtol=1e-12,
+        )
+        assert cell.nonnegative == bool((cloud >= 0).all())
+    # The ReLU feature map is non-negative, the input and the logits are not.
+    assert [cell.nonnegative for cell in cells[0]] == [False, True, False]
+
+
+def test_a_tight_cluster_far_from_the_mean_stays_within_the_bound(rng):
+    # The hard case of |a|^2 + |b|^2 - 2ab: points much closer to each other
+    # than to the mean (two clusters 1e3 apart, spread 1e-2), 500 features.
+    centers = rng.normal(size=(2, 500)) * 50
+    points = centers[rng.integers(0, 2, 40)] + 1e-2 * rng.normal(size=(40, 500))
+    batch = torch.from_numpy(points.astype(np.float32))
+    cloud = batch.double().numpy()
+    extractor = ActivationExtractor(
+        model=nn.Sequential(nn.Identity()), layers=["0"], include_input=False
+    )
+    cell = extractor.set_params(output="distances").fit_transform([batch])[0, 0]
+    reference = squareform(pdist(cloud))
+    assert_within_the_documented_bound(cell.distances, reference, 500)
+    # The pairs of a cluster were recomputed from differences, as pdist does:
+    # (k + 3) u relative error on d^2 each, so 1e-13 on d.
+    same = reference < 1
+    assert_allclose(cell.distances[same], reference[same], rtol=1e-13)
+    # Without the recomputation, |a|^2 + |b|^2 - 2ab would lose ~1e-8 of them.
+    centered = cloud - cloud.mean(axis=0)
+    naive = (
+        (centered**2).sum(1)[:, None] + (centered**2).sum(1) - 2 * centered @ centered.T
+    )
+    np.fill_diagonal(naive, 0)
+    assert np.abs(np.sqrt(np.abs(naive[same])) - reference[same]).max() > 1e-10
+
+
+def test_block_size_changes_only_the_rounding(generator, rng):
+    net = make_mlp(generator)
+    batch = rng.normal(size=(23, 2))
+    extractor = ActivationExtractor(inputs=batch, output="distances")
+    whole = extractor.fit_transform([net])
+    for block_size in (1, 5):
+        blocked = extractor.set_params(block_size=block_size).fit_transform([net])
+        for a, b in zip(whole[0], blocked[0]):
+            # Different summation orders of the same float64 dot products of
+            # values of order 1: a few ulps.
+            assert_allclose(b.distances, a.distances, rtol=0, atol=1e-13)
+            assert_array_equal(b.norms, a.norms)
+
+
+def diagrams_of(steps, X):
+    from sklearn.pipeline import make_pipeline
+
+    return make_pipeline(*steps).fit_transform(X)
+
+
+@pytest.mark.parametrize(
+    "method, center",
+    [("global", "auto"), ("local", "paper"), ("local", True), ("local", False)],
+)
+def test_the_distances_pipeline_gives_the_clouds_diagrams(
+    generator, rng, method, center
+):
+    """Same Pipeline, distances instead of clouds: the same diagrams."""
+    gudhi = pytest.importorskip("gudhi")
+    from sklandscapes import ActivationNormalizer, RipsPersistence
+
+    nets = [make_mlp(generator) for _ in range(2)]
+    batch = rng.normal(size=(60, 2))
+    if center == "paper":
+        center = ~relu_layers(nets[0], batch)
+    local = method == "local"
+    normalizer = ActivationNormalizer(method=method, center=center)
+    rips = RipsPersistence(homology_dimensions=(0, 1), local=local)
+    clouds = ActivationExtractor(inputs=batch).fit_transform(nets)
+    cells = ActivationExtractor(inputs=batch, output="distances").fit_transform(nets)
+    from_clouds = diagrams_of([normalizer, rips], clouds)
+    from_cells = diagrams_of([normalizer, rips.set_params(metric="precomputed")], cells)
+    assert from_cells.shape == from_clouds.shape
+    normalized = normalizer.fit_transform(clouds)
+    normalized_cells = normalizer.fit_transform(cells)
+    for index in np.ndindex(*normalized.shape):
+        difference = np.abs(
+            normalized_cells[index].distances - squareform(pdist(normalized[index]))
+        )
+        if local:
+            # The filtration cones off the pairs of exterior points; their
+            # projected distances, a function of lengths only, are
+            # ill-conditioned for points on one ray (ReLU layers), ~1e-8.
+            outside = normalized_cells[index].norms >= 1 - 1e-9
+            difference[np.ix_(outside, outside)] = 0
+        gap = difference.max()
+        # Both paths differ by rounding only: float64 distances of float32
+        # activations of order 1, normalized to diameter or median norm 1,
+        # and near-duplicate pairs recomputed from differences; a few dozen
+        # ulps at most.
+        assert gap < 1e-12
+        for k in range(2):
+            # Rips stability: diagrams move by at most the largest change of
+            # an edge length.
+            distance = gudhi.bottleneck_distance(
+                from_clouds[index + (k,)], from_cells[index + (k,)]
+            )
+            assert distance <= gap + 1e-15
+
+
+def test_distances_of_non_finite_activations_name_sample_and_layer(generator, rng):
+    good, bad = make_mlp(generator), make_mlp(generator)
+    with torch.no_grad():
+        bad[2].weight[0, 0] = float("nan")
+    message = r"sample 1, layer 2 \('3'\): NaN or inf"
+    with pytest.raises(ValueError, match=message):
+        ActivationExtractor(
+            inputs=rng.normal(size=(4, 2)), output="distances"
+        ).fit_transform([good, bad])
+
+
+def test_distances_of_huge_activations_do_not_overflow(generator, rng):
+    net = make_mlp(generator).double()
+    batch = rng.normal(size=(6, 2))
+    extractor = ActivationExtractor(inputs=batch, output="distances")
+    plain = extractor.fit_transform([net])
+    huge = extractor.set_params(inputs=np.ldexp(batch, 900)).fit_transform([net])[0, 0]
+    # Layer 0 is the input: scaled by 2**900 exactly.
+    assert_array_equal(huge.distances, np.ldexp(plain[0, 0].distances, 900))
+    assert_array_equal(huge.norms, np.ldexp(plain[0, 0].norms, 900))
+
+
+def test_distance_cells_pickle_and_bad_output_parameters(generator, rng):
+    net = make_mlp(generator)
+    cells = ActivationExtractor(
+        inputs=rng.normal(size=(5, 2)), output="distances"
+    ).fit_transform([net])
+    again = pickle.loads(pickle.dumps(cells))
+    assert_array_equal(again[0, 1].distances, cells[0, 1].distances)
+    assert again[0, 1].nonnegative is cells[0, 1].nonnegative
+    with pytest.raises(ValueError, match="'output' parameter"):
+        ActivationExtractor(inputs=rng.normal(size=(5, 2)), output="cloud").fit([net])
+    with pytest.raises(ValueError, match="'block_size' parameter"):
+        ActivationExtractor(inputs=rng.normal(size=(5, 2)), block_size=0).fit([net])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_distances_on_cuda_match_cpu(generator, rng):
+    net = randomized(TinyCNN(), generator)
+    batch = rng.normal(size=(40, 1, 5, 5))
+    options = dict(inputs=batch, output="distances", block_size=16)
+    on_cpu = ActivationExtractor(device="cpu", **options).fit_transform([net])
+    on_gpu = ActivationExtractor(device="cuda", **options).fit_transform([net])
+    for a, b in zip(on_cpu[0], on_gpu[0]):
+        # float32 forward passes that sum in another order on CUDA (a few
+        # float32 ulps of activations of order 1), then float64 distances.
+        assert_allclose(b.distances, a.distances, rtol=1e-5, atol=1e-5)
+        assert_allclose(b.norms, a.norms, rtol=1e-5)
+        assert b.nonnegative == a.nonnegative
+
+
+def test_distances_leave_the_callers_batch_as_it_was(generator, rng):
+    # float64 rows are scaled by a power of two in blocks: never in place.
+    batch = rng.normal(size=(9, 2)) * 40
+    before = batch.copy()
+    ActivationExtractor(inputs=batch, output="distances", block_size=4).fit_transform(
+        [make_mlp(generator)]
+    )
+    assert_array_equal(batch, before)
+
+
+def test_equal_points_are_at_distance_exactly_zero(rng):
+    # A ReLU layer sends many points to the same place (here the origin and
+    # one repeated point); |a|^2 + |b|^2 - 2ab alone would leave ~1e-8.
+    points = np.maximum(rng.normal(size=(30, 300)), 0).astype(np.float32)
+    points[:10] = 0
+    points[10:15] = points[15]
+    extractor = ActivationExtractor(
+        model=nn.Sequential(nn.Identity()),
+        layers=["0"],
+        include_input=False,
+        output="distances",
+    )
+    cell = extractor.fit_transform([torch.from_numpy(points)])[0, 0]
+    reference = squareform(pdist(points.astype(np.float64)))
+    assert_array_equal(cell.distances[reference == 0], 0.0)
+    assert (cell.distances[reference > 0] > 0).all()

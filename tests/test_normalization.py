@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.spatial.distance import pdist
+from scipy.spatial.distance import pdist, squareform
 
-from sklandscapes import ActivationNormalizer
+from sklandscapes import ActivationNormalizer, LayerDistances
 from sklandscapes.normalization import max_pairwise_distance
 
 
@@ -140,3 +140,88 @@ def test_huge_and_tiny_clouds_are_not_zeros_or_constant(rng, method, scale):
     # cloud * scale rounds each coordinate once (1.1e-16 relative); centering
     # and one division add a few roundings of values of order 1.
     np.testing.assert_allclose(scaled, plain, rtol=1e-12, atol=1e-14)
+
+
+# --- LayerDistances cells: the normalized cloud's distances, without the cloud
+
+
+def relu_like_cloud(rng, n_points=80, width=12):
+    """Non-negative with a few exact zeros, as a ReLU layer."""
+    latent = rng.normal(size=(n_points, 3))
+    return np.maximum(latent @ rng.normal(size=(3, width)), 0) + 0.05 * rng.random(
+        (n_points, width)
+    )
+
+
+@pytest.mark.parametrize(
+    "method, center",
+    [("global", "auto"), ("local", True), ("local", False), ("local", "auto")],
+)
+def test_distance_cells_normalize_to_the_normalized_clouds_cells(rng, method, center):
+    clouds = [relu_like_cloud(rng), rng.normal(size=(81, 5)) * 4 + 2]
+    normalizer = ActivationNormalizer(method=method, center=center)
+    from_clouds = normalizer.fit_transform(clouds)
+    from_distances = normalizer.fit_transform(
+        [LayerDistances.from_points(cloud) for cloud in clouds]
+    )
+    for cloud, cell in zip(from_clouds[:, 0], from_distances[:, 0]):
+        assert isinstance(cell, LayerDistances)
+        # Same numbers through different roundings: pdist of the normalized
+        # cloud against scaled pdist and the projection formula, each a few
+        # ulps of values of order 1 (the clouds have median norm or diameter
+        # 1); 1e-12 leaves room for ~20 roundings.
+        np.testing.assert_allclose(cell.distances, squareform(pdist(cloud)), atol=1e-12)
+        np.testing.assert_allclose(
+            cell.norms, np.linalg.norm(cloud, axis=1), rtol=0, atol=1e-12
+        )
+        np.testing.assert_array_equal(cell.distances, cell.distances.T)
+        assert (np.diag(cell.distances) == 0).all()
+        if method == "local":
+            # Exterior points sit on the unit sphere exactly.
+            assert cell.norms.max() == 1.0
+            assert cell.centered_norms is None
+        else:
+            np.testing.assert_array_equal(cell.norms, cell.centered_norms)
+            assert cell.distances.max() == 1.0
+
+
+def test_distance_cells_without_what_centering_needs_are_refused(rng):
+    cell = LayerDistances.from_points(relu_like_cloud(rng))
+    unknown_sign = LayerDistances(cell.distances, cell.norms, cell.centered_norms)
+    with pytest.raises(
+        ValueError, match="sample 0, layer 0: center='auto' needs to know"
+    ):
+        ActivationNormalizer(method="local").fit_transform([unknown_sign])
+    # With the flag given, the sign is not needed.
+    ActivationNormalizer(method="local", center=False).fit_transform([unknown_sign])
+    no_mean = LayerDistances(cell.distances, cell.norms, None, True)
+    for normalizer in (
+        ActivationNormalizer(),
+        ActivationNormalizer(method="local", center=True),
+    ):
+        with pytest.raises(ValueError, match="centered_norms=None"):
+            normalizer.fit_transform([no_mean])
+    # A locally normalized cell can be rescaled again, not recentered.
+    once = ActivationNormalizer(method="local").fit_transform([cell])
+    twice = ActivationNormalizer(method="local", center=False).fit_transform(once)
+    np.testing.assert_allclose(twice[0, 0].distances, once[0, 0].distances, atol=1e-15)
+
+
+def test_constant_distance_cells_are_refused(rng):
+    constant = LayerDistances.from_points(np.ones((5, 3)))
+    with pytest.raises(ValueError, match="sample 0, layer 0: constant cloud"):
+        ActivationNormalizer().fit_transform([constant])
+    with pytest.raises(ValueError, match="all its points are equal"):
+        ActivationNormalizer(method="local").fit_transform([constant])
+
+
+@pytest.mark.parametrize("exponent", [700, -1000])
+def test_distance_cells_of_power_of_two_scales_normalize_alike(rng, exponent):
+    cloud = rng.normal(size=(12, 3))
+    normalizer = ActivationNormalizer(method="local")
+    plain = normalizer.fit_transform([LayerDistances.from_points(cloud)])[0, 0]
+    scaled = normalizer.fit_transform(
+        [LayerDistances.from_points(np.ldexp(cloud, exponent))]
+    )[0, 0]
+    np.testing.assert_array_equal(scaled.distances, plain.distances)
+    np.testing.assert_array_equal(scaled.norms, plain.norms)

@@ -1,3 +1,4 @@
+import gudhi
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -5,7 +6,12 @@ from hypothesis import strategies as st
 from scipy.spatial.distance import pdist, squareform
 
 import sklandscapes._validation as validation_module
-from sklandscapes import ActivationNormalizer, RipsPersistence
+from sklandscapes import (
+    ActivationNormalizer,
+    LandscapeVectorizer,
+    LayerDistances,
+    RipsPersistence,
+)
 
 ripser = pytest.importorskip("ripser")
 
@@ -304,3 +310,94 @@ def test_coeff_above_gudhis_limit_and_n_jobs_zero_are_refused(rng):
         RipsPersistence(coeff=65537).fit([cloud])
     with pytest.raises(ValueError, match="'n_jobs' parameter of RipsPersistence"):
         RipsPersistence(n_jobs=0).fit([cloud])
+
+
+# --- LayerDistances cells with metric="precomputed" -------------------------
+
+
+@pytest.mark.parametrize("local", [False, True])
+def test_distance_cells_give_the_diagrams_of_their_clouds(rng, local):
+    clouds = [activation_like_cloud(rng) for _ in range(2)]
+    method = "local" if local else "global"
+    normalizer = ActivationNormalizer(method=method, center=False)
+    normalized = normalizer.fit_transform(clouds)
+    cells = normalizer.fit_transform([LayerDistances.from_points(c) for c in clouds])
+    rips = RipsPersistence(homology_dimensions=(0, 1), local=local)
+    from_clouds = rips.fit_transform(normalized)
+    from_cells = rips.set_params(metric="precomputed").fit_transform(cells)
+    for i, cloud in enumerate(normalized[:, 0]):
+        gap = np.abs(cells[i, 0].distances - squareform(pdist(cloud))).max()
+        for k in range(2):
+            # Rips stability: the bottleneck distance between the diagrams of
+            # two filtrations of the same points is at most the largest
+            # difference of their edge lengths.
+            assert (
+                gudhi.bottleneck_distance(from_clouds[i, 0, k], from_cells[i, 0, k])
+                <= gap + 1e-15
+            )
+    assert from_cells.shape == from_clouds.shape
+
+
+def test_distance_cells_are_refused_where_clouds_are_needed(rng):
+    cell = LayerDistances.from_points(rng.normal(size=(6, 2)))
+    with pytest.raises(
+        ValueError,
+        match="sample 0, layer 0: is a LayerDistances .* metric='precomputed'",
+    ):
+        RipsPersistence().fit([cell])
+    with pytest.raises(
+        ValueError, match=r"(?s)sample 1, layer 0: a plain distance matrix.*Layer"
+    ):
+        RipsPersistence(local=True, metric="precomputed").fit([cell, cell.distances])
+
+
+def test_bad_distance_cells_are_named(rng):
+    cell = LayerDistances.from_points(rng.normal(size=(4, 2)))
+    asymmetric = cell.distances.copy()
+    asymmetric[0, 1] += 0.5
+    with_nan = cell.distances.copy()
+    with_nan[0, 1] = with_nan[1, 0] = np.nan
+    bad = {
+        "expected a square distance matrix": LayerDistances(
+            cell.distances[:3], cell.norms
+        ),
+        "distance matrix is not symmetric": LayerDistances(asymmetric, cell.norms),
+        "distance matrix has negative entries": LayerDistances(
+            -cell.distances, cell.norms
+        ),
+        "distances: contains 2 NaN": LayerDistances(with_nan, cell.norms),
+        r"norms has shape \(3,\); expected \(4,\)": LayerDistances(
+            cell.distances, cell.norms[:3]
+        ),
+        r"centered_norms has shape \(5,\)": LayerDistances(
+            cell.distances, cell.norms, np.ones(5)
+        ),
+        "norms has negative entries": LayerDistances(cell.distances, -cell.norms),
+        "norms contains NaN": LayerDistances(
+            cell.distances, np.r_[np.nan, cell.norms[1:]]
+        ),
+        "nonnegative must be a bool or None, got 'yes'": LayerDistances(
+            cell.distances, cell.norms, None, "yes"
+        ),
+    }
+    for message, bad_cell in bad.items():
+        with pytest.raises(ValueError, match=f"sample 1, layer 0: .*{message}"):
+            RipsPersistence(local=True, metric="precomputed").fit([cell, bad_cell])
+
+
+def test_distance_cells_are_not_diagrams(rng):
+    cell = LayerDistances.from_points(rng.normal(size=(4, 2)))
+    with pytest.raises(ValueError, match="compute the diagrams first"):
+        LandscapeVectorizer().fit([cell])
+
+
+@pytest.mark.parametrize("n_jobs", [2, -1])
+def test_distance_cells_do_not_depend_on_n_jobs(rng, n_jobs):
+    cells = ActivationNormalizer(method="local").fit_transform(
+        [LayerDistances.from_points(activation_like_cloud(rng, 40)) for _ in range(5)]
+    )
+    rips = RipsPersistence(local=True, metric="precomputed")
+    serial = rips.fit_transform(cells)
+    parallel = rips.set_params(n_jobs=n_jobs).fit_transform(cells)
+    for a, b in zip(serial.ravel(), parallel.ravel()):
+        np.testing.assert_array_equal(a, b)

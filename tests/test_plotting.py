@@ -6,7 +6,7 @@ pytest.importorskip("matplotlib")
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.colors import to_rgba  # noqa: E402
 
-from sklandscapes import PermutationTest  # noqa: E402
+from sklandscapes import LayerDistances, PermutationTest  # noqa: E402
 from sklandscapes.plotting import (  # noqa: E402
     _floor_text,
     plot_activations,
@@ -398,3 +398,9 @@ def test_many_landscape_levels_get_a_ramp_and_a_two_entry_legend(rng):
     legend_box = legend.get_window_extent()
     for ax in fig.axes:
         assert not legend_box.overlaps(ax.get_window_extent())
+
+
+def test_plot_activations_refuses_distance_cells(rng):
+    cloud = rng.normal(size=(10, 3))
+    with pytest.raises(ValueError, match="layer 1 is a LayerDistances"):
+        plot_activations([cloud, LayerDistances.from_points(cloud)])
