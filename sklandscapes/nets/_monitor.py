@@ -8,6 +8,7 @@ and :func:`~sklandscapes.stats.topological_complexity` on their diagrams.
 
 import dataclasses
 import hashlib
+import inspect
 import numbers
 
 import numpy as np
@@ -201,7 +202,7 @@ def as_monitor(monitor):
         except TypeError as exc:
             raise ValueError(
                 f"monitor: {exc}; the keys are TopologicalComplexity's parameters "
-                f"{sorted(TopologicalComplexity._get_param_names())}."
+                f"{sorted(inspect.signature(TopologicalComplexity).parameters)}."
             ) from None
     if not isinstance(monitor, TopologicalComplexity):
         raise ValueError(
