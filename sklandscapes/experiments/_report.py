@@ -69,6 +69,8 @@ def write_report(result, training, data):
     figures["curves"] = plot_landscape_curves(projection)
     figures["complexity"] = plot_complexity(result.norms, result.thresholds)
     figures["pvalues"] = plot_pvalues(result.test)
+    if getattr(training, "topology", None) is not None:
+        figures["dynamics"] = _dynamics(out, training.topology)
     for name, fig in figures.items():
         atomic_write(
             out / f"{name}.png",
@@ -214,6 +216,10 @@ def _report_text(result, figures, projection, training):
         f"(explained variance {projection.explained_variance_ratio.sum():.0%}).",
         "complexity": "Exact topological complexity per layer, one line per threshold.",
         "pvalues": "Pairwise permutation-test p-values between thresholds.",
+        "dynamics": "Topological complexity of every layer during training, "
+        f"every {config.monitor_every} epochs, on {config.monitor_points} points "
+        "of the batch (at most), mean of the networks still training (curves "
+        "in dynamics.npz).",
     }
     for name in figures:
         lines += [f"![{captions[name]}]({name}.png)", "", captions[name], ""]
@@ -352,3 +358,20 @@ def _timing_lines(result):
         f"| {per(total['persistence'], computed)} |"
     )
     return lines
+
+
+def _dynamics(out, topology):
+    """The monitor's figure; its curves go to ``dynamics.npz``."""
+    from sklandscapes.plotting import plot_training_complexity
+
+    arrays = dict(
+        epochs=topology.epochs,
+        complexity=topology.complexity,
+        layer_names=np.asarray(topology.layer_names),
+    )
+    atomic_write(
+        out / "dynamics.npz", lambda handle: np.savez_compressed(handle, **arrays)
+    )
+    return plot_training_complexity(
+        topology.complexity, topology.epochs, layer_names=topology.layer_names
+    )
