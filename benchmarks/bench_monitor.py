@@ -41,6 +41,7 @@ from _common import machine_info
 from sklandscapes.datasets import make_nine_disks, sublattice_mask
 from sklandscapes.nets import (
     TopologicalComplexity,
+    history_complexity,
     make_mlp_classifier,
     train_networks,
 )
@@ -124,6 +125,9 @@ def main():
         runs["watched"].append(skorch_run(X, y, args.epochs, callback))
     (plain_s, plain_wall), plain = min(runs["plain"], key=lambda run: run[0])
     (watched_s, watched_wall), watched = min(runs["watched"], key=lambda run: run[0])
+    if len(history_complexity(watched.history)[0]) != args.epochs:
+        print("DISAGREEMENT: the callback did not record every epoch")
+        sys.exit(1)
     if plain.history[:, "train_acc"] != watched.history[:, "train_acc"]:
         print("DISAGREEMENT: the callback changed skorch's training")
         sys.exit(1)

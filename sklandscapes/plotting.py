@@ -830,7 +830,7 @@ def plot_training_complexity(
     heat_ax.set_ylabel("layer")
     heat_ax.set_title(f"Complexity per layer ({how})")
     bar = fig.colorbar(image, ax=heat_ax)
-    bar.set_label("topological complexity (landscape norm)")
+    bar.set_label("mean complexity (landscape norm)")
 
     colours = _layer_colours(n_layers)
     for layer in range(n_layers):
@@ -855,7 +855,14 @@ def plot_training_complexity(
     line_ax.set_title(title, fontsize="medium")
     line_ax.set_xlabel(x_name)
     line_ax.set_ylabel("topological complexity (landscape norm)")
-    line_ax.legend(title="layer", fontsize="x-small", ncols=2 if n_layers > 6 else 1)
+    # Outside the axes: the lines of all layers span the whole height.
+    line_ax.legend(
+        title="layer",
+        fontsize="x-small",
+        ncols=2 if n_layers > 12 else 1,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+    )
     return fig
 
 

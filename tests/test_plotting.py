@@ -368,7 +368,8 @@ def test_plot_training_complexity_means_skip_stopped_networks():
     )
     assert line_ax.get_legend().get_title().get_text() == "layer"
     assert "min to max" in line_ax.get_title()
-    assert fig.axes[2].get_ylabel() == "topological complexity (landscape norm)"
+    assert line_ax.get_ylabel() == "topological complexity (landscape norm)"
+    assert fig.axes[2].get_ylabel() == "mean complexity (landscape norm)"
 
 
 def test_plot_training_complexity_bad_input():

@@ -88,12 +88,15 @@ def train(config, X, y, out, device, verbose, monitor_batch=None):
     computed again. Paths stored in the folder are relative to it.
 
     With ``config.monitor_every``, the networks' topology is watched on
-    ``monitor_batch`` during training (:func:`monitor_settings`).
+    ``monitor_batch`` (default: the run's first persistence batch) during
+    training (:func:`monitor_settings`).
     """
     import torch
 
     from sklandscapes.nets import ThresholdNotReachedWarning, train_networks
 
+    if config.monitor_every is not None and monitor_batch is None:
+        monitor_batch = load_data(config).batches[0]
     size = config.networks_per_group
     training_dir = out / _folder.TRAINING_DIR
     groups = []
