@@ -85,7 +85,9 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
         Which activations to take, in this order:
 
         - ``"auto"``: the output of every nonlinearity module that follows an
-          affine layer (``Linear``, ``Conv1d/2d/3d``, ``Bilinear``), then the
+          affine layer (``Linear``, ``Conv1d/2d/3d``, ``Bilinear``), and of
+          the first pooling module (``MaxPool2d``, ``AvgPool2d``,
+          ``AdaptiveAvgPool2d``, ...) after such a nonlinearity, then the
           output of the last affine layer (the logits), in the order they run:
           the paper's x^(1), ..., x^(D). See Notes.
         - a list of module names from ``named_modules()`` (any module, not only
@@ -144,7 +146,9 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
     Consecutive affine layers with no nonlinearity between them count as one
     layer (their composite is affine). The last layer is always the output of
     the last affine layer: a nonlinearity after it (a softmax, say) is left
-    out, as the paper's x^(D) is the logits. Nonlinearities applied as
+    out, as the paper's x^(D) is the logits. In a convolutional network a
+    block ``Conv2d -> ReLU -> MaxPool2d`` gives two layers, the feature maps
+    and their pooled maps. Nonlinearities applied as
     functions in ``forward`` (``torch.relu(x)``) are invisible to hooks; name
     the affine modules in ``layers`` for such networks, or use activation
     modules.
@@ -467,7 +471,8 @@ def relu_layers(network, inputs=None, *, layers="auto", include_input=True):
     -------
     is_relu : ndarray of bool of shape (n_layers,)
         True where the cloud is the output of a ``torch.nn.ReLU`` or ``ReLU6``
-        module.
+        module, or of a pooling module applied to one (its points are
+        non-negative too).
 
     Examples
     --------
@@ -495,8 +500,20 @@ def relu_layers(network, inputs=None, *, layers="auto", include_input=True):
     _, keys = _select_layers(calls, kinds, layers, "network")
     modules = dict(module.named_modules())
     relu = (torch.nn.ReLU, torch.nn.ReLU6)
-    flags = [isinstance(modules[key[0]], relu) for key in keys]
+
+    def is_relu(key):
+        if kinds[key[0]] != "pool":
+            return isinstance(modules[key[0]], relu)
+        # A pooling (max or average) of ReLU outputs is non-negative too: it
+        # follows the kind of the last affine or nonlinear call before it.
+        before = [c for c in calls[: calls.index(key)] if kinds[c[0]] in _KINDS]
+        return bool(before) and isinstance(modules[before[-1][0]], relu)
+
+    flags = [is_relu(key) for key in keys]
     return np.asarray([False] * bool(include_input) + flags, dtype=bool)
+
+
+_KINDS = ("affine", "nonlinear")
 
 
 def _guess_inputs(module, torch):
@@ -579,8 +596,23 @@ def _nonlinearity_types(torch):
     )
 
 
+def _is_pooling(module, torch):
+    return isinstance(module, _pooling_types(torch))
+
+
+@functools.cache
+def _pooling_types(torch):
+    pooling = torch.nn.modules.pooling
+    return tuple(
+        getattr(pooling, name)
+        for name in pooling.__all__
+        if "Pool" in name and "Unpool" not in name
+    )
+
+
 def _layer_kinds(module, torch):
-    """``{name: "affine" | "nonlinear" | None}`` for every submodule but the root."""
+    """``{name: "affine" | "nonlinear" | "pool" | None}`` for every submodule
+    but the root."""
     kinds = {}
     for name, sub in module.named_modules():
         if not name:
@@ -589,6 +621,8 @@ def _layer_kinds(module, torch):
             kinds[name] = "affine"
         elif _is_nonlinearity(sub, torch):
             kinds[name] = "nonlinear"
+        elif _is_pooling(sub, torch):
+            kinds[name] = "pool"
         else:
             kinds[name] = None
     return kinds
@@ -789,17 +823,23 @@ def _display_names(calls):
 
 def _auto_keys(calls, kinds, where):
     """The calls whose outputs are the paper's x^(1), ..., x^(D)."""
-    picked = []  # (nonlinearity call, the affine call whose output it takes)
-    pending = last_affine = None
+    picked = []  # (nonlinearity or pooling call, the affine call it follows)
+    pending = last_affine = after = None
     for key in calls:
         kind = kinds[key[0]]
         if kind == "affine":
             # An affine call straight after another one replaces it: the
             # composite of two affine maps is one affine layer.
             pending = last_affine = key
+            after = None
         elif kind == "nonlinear" and pending is not None:
             picked.append((key, pending))
-            pending = None
+            after, pending = pending, None
+        elif kind == "pool" and after is not None:
+            # A pooling of a layer's feature maps is a layer of its own (a
+            # convolutional block's downsampled output); one per block.
+            picked.append((key, after))
+            after = None
     if last_affine is None:
         raise ValueError(
             f"{where}: no affine layer (Linear, Conv1d/2d/3d, Bilinear) ran in the "

@@ -90,6 +90,15 @@ def _parser():
     )
     run.add_argument("--seed", type=int, metavar="N", help="random seed (default: 0)")
     run.add_argument(
+        "--monitor-every",
+        type=int,
+        metavar="N",
+        help="watch topology during training: every N epochs, the topological "
+        "complexity of every layer of every network on 200 points of the batch; "
+        "the report draws it (dynamics.png) and keeps the curves (dynamics.npz) "
+        "(default: off)",
+    )
+    run.add_argument(
         "--mnist",
         type=Path,
         metavar="PATH",
@@ -184,6 +193,7 @@ def main(argv=None):
                 max_epochs=args.max_epochs,
                 n_permutations=args.permutations,
                 seed=args.seed,
+                monitor_every=args.monitor_every,
                 mnist_path=None if args.mnist is None else str(args.mnist),
             )
         if args.scheduler and args.backend != "dask":

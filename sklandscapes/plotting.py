@@ -22,6 +22,7 @@ __all__ = [
     "plot_landscapes",
     "plot_layer_pvalues",
     "plot_pvalues",
+    "plot_training_complexity",
 ]
 
 
@@ -950,3 +951,155 @@ def plot_layer_pvalues(test, ax=None, alpha=0.05, *, y_name="threshold", order=N
     )
     fig.colorbar(image, ax=ax, label="Westfall-Young adjusted p-value")
     return fig
+
+
+def plot_training_complexity(
+    complexity,
+    epochs=None,
+    *,
+    layer_names=None,
+    band="std",
+    x_name="epoch",
+    fig=None,
+):
+    """Topological complexity of every layer as training goes on.
+
+    Two panels: a heat map of the complexity of each layer (rows) after each
+    recorded epoch (columns), averaged over the networks, and one line per
+    layer against epoch with a band across the networks.
+
+    Parameters
+    ----------
+    complexity : ndarray of shape (n_networks, n_records, n_layers) \
+            or (n_records, n_layers)
+        As recorded by :class:`~sklandscapes.nets.TopologicalComplexity`
+        (:func:`~sklandscapes.nets.history_complexity`) or in
+        :attr:`TrainingResult.topology <sklandscapes.nets.TopologyRecord>`.
+        NaN marks a network that no longer trained at that record; it is left
+        out of the mean and band there.
+    epochs : array-like of shape (n_records,), default=None
+        The x value of each record: the epochs, or a training accuracy (then
+        set ``x_name``). ``None``: 1, 2, ...
+    layer_names : list of str, default=None
+        A name per layer; ``None`` numbers them from 0.
+    band : {"std", "range", None}, default="std"
+        Band of the lines across networks: mean ± one standard deviation, or
+        the minimum to maximum; ``None`` draws none. Needs several networks.
+    x_name : str, default="epoch"
+        The label of the x axis.
+    fig : matplotlib Figure, default=None
+        Figure to draw on (it gets two axes); ``None`` makes a new one.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        The heat map (with its colour bar) and the lines.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklandscapes.plotting import plot_training_complexity
+    >>> complexity = np.random.default_rng(0).random((4, 10, 3))
+    >>> fig = plot_training_complexity(complexity, np.arange(1, 11))
+    >>> len(fig.axes[1].lines)  # one line per layer
+    3
+    """
+    values = np.asarray(complexity, dtype=np.float64)
+    if values.ndim == 2:
+        values = values[None]
+    if values.ndim != 3 or 0 in values.shape:
+        raise ValueError(
+            "complexity must have shape (n_networks, n_records, n_layers) or "
+            f"(n_records, n_layers), got {np.shape(complexity)}."
+        )
+    n_networks, n_records, n_layers = values.shape
+    epochs = (
+        np.arange(1, n_records + 1) if epochs is None else np.asarray(epochs, float)
+    )
+    if epochs.shape != (n_records,):
+        raise ValueError(
+            f"epochs must have one value per record ({n_records}), got shape "
+            f"{epochs.shape}."
+        )
+    if layer_names is None:
+        layer_names = [str(layer) for layer in range(n_layers)]
+    if len(layer_names) != n_layers:
+        raise ValueError(
+            f"layer_names has {len(layer_names)} names for {n_layers} layers."
+        )
+    if band not in ("std", "range", None):
+        raise ValueError(f"band must be 'std', 'range' or None, got {band!r}.")
+    measured = np.isfinite(values).any(axis=2)
+    if not measured.any(axis=0).all():
+        raise ValueError(
+            "every record needs at least one network with finite values; "
+            "drop the records where no network was measured."
+        )
+    count = measured.sum(axis=0)
+    filled = np.where(np.isfinite(values), values, 0.0)
+    mean = filled.sum(axis=0) / count[:, None]
+    spread = np.sqrt(
+        (np.where(np.isfinite(values), values - mean, 0.0) ** 2).sum(axis=0)
+        / count[:, None]
+    )
+    if fig is None:
+        fig = _figure(figsize=(11, 4), layout="constrained")
+    heat_ax, line_ax = fig.subplots(1, 2, width_ratios=(1.1, 1))
+    how = f"mean of {n_networks} networks" if n_networks > 1 else "one network"
+    image = heat_ax.pcolormesh(
+        _edges(epochs), np.arange(n_layers + 1) - 0.5, mean.T, cmap="viridis"
+    )
+    heat_ax.set_yticks(np.arange(n_layers), layer_names, fontsize="small")
+    heat_ax.set_xlabel(x_name)
+    heat_ax.set_ylabel("layer")
+    heat_ax.set_title(f"Complexity per layer ({how})")
+    bar = fig.colorbar(image, ax=heat_ax)
+    bar.set_label("mean complexity (landscape norm)")
+
+    colours = _layer_colours(n_layers)
+    for layer in range(n_layers):
+        (line,) = line_ax.plot(
+            epochs, mean[:, layer], color=colours[layer], label=layer_names[layer]
+        )
+        if band is not None and n_networks > 1:
+            if band == "std":
+                low = mean[:, layer] - spread[:, layer]
+                high = mean[:, layer] + spread[:, layer]
+            else:
+                low = np.nanmin(values[:, :, layer], axis=0)
+                high = np.nanmax(values[:, :, layer], axis=0)
+            line_ax.fill_between(epochs, low, high, color=colours[layer], alpha=0.15)
+    band_text = {
+        "std": "bands: ± 1 std. across networks",
+        "range": "bands: min to max across networks",
+    }
+    title = "Complexity against " + x_name
+    if band is not None and n_networks > 1:
+        title += f"\n({band_text[band]})"
+    line_ax.set_title(title, fontsize="medium")
+    line_ax.set_xlabel(x_name)
+    line_ax.set_ylabel("topological complexity (landscape norm)")
+    # Outside the axes: the lines of all layers span the whole height.
+    line_ax.legend(
+        title="layer",
+        fontsize="x-small",
+        ncols=2 if n_layers > 12 else 1,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+    )
+    return fig
+
+
+def _edges(centres):
+    """Cell edges around increasing centres, for pcolormesh."""
+    if len(centres) == 1:
+        return np.array([centres[0] - 0.5, centres[0] + 0.5])
+    middles = (centres[1:] + centres[:-1]) / 2
+    return np.r_[2 * centres[0] - middles[0], middles, 2 * centres[-1] - middles[-1]]
+
+
+def _layer_colours(n_layers):
+    from matplotlib import colormaps
+
+    # Shallow to deep along one colour map, so the order reads at a glance.
+    return colormaps["plasma"](np.linspace(0.0, 0.85, n_layers))

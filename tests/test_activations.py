@@ -1030,3 +1030,62 @@ def test_equal_points_are_at_distance_exactly_zero(rng):
     reference = squareform(pdist(points.astype(np.float64)))
     assert_array_equal(cell.distances[reference == 0], 0.0)
     assert (cell.distances[reference > 0] > 0).all()
+
+
+# ------------------------------------------------------ convolutional networks
+
+
+class SmallCNN(torch.nn.Module):
+    """Two conv blocks with pooling, as for the 8 x 8 digits."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = torch.nn.Sequential(
+            torch.nn.Conv2d(1, 4, 3, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.MaxPool2d(2),
+            torch.nn.Conv2d(4, 6, 3, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.AvgPool2d(2),
+        )
+        self.head = torch.nn.Sequential(
+            torch.nn.Flatten(), torch.nn.Linear(24, 10), torch.nn.Softmax(1)
+        )
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+def test_cnn_conv_and_pooling_layers_are_taken_by_auto():
+    torch.manual_seed(0)
+    net = SmallCNN()
+    batch = torch.randn(7, 1, 8, 8)
+    names = activation_layers(net, batch)
+    # Each block: its ReLU feature maps, then their pooled maps; then logits.
+    assert names == ["features.1", "features.2", "features.4", "features.5", "head.1"]
+    clouds = ActivationExtractor(inputs=batch).fit_transform([net])[0]
+    assert [cloud.shape for cloud in clouds] == [
+        (7, 64),  # the image, flattened
+        (7, 4 * 8 * 8),
+        (7, 4 * 4 * 4),
+        (7, 6 * 4 * 4),
+        (7, 6 * 2 * 2),
+        (7, 10),
+    ]
+    # Each cloud is the module's output flattened per image, C-major.
+    with torch.no_grad():
+        pooled = net.features[:3](batch).reshape(7, -1).double().numpy()
+        logits = net.head[:2](net.features(batch)).double().numpy()
+    assert_allclose(clouds[2], pooled, rtol=0, atol=0)
+    assert_allclose(clouds[5], logits, rtol=0, atol=0)
+    # Pooled ReLU maps are non-negative, so the paper's rule leaves them as
+    # they are, like the ReLU maps themselves.
+    assert relu_layers(net, batch).tolist() == [False, True, True, True, True, False]
+
+
+def test_pooling_without_a_nonlinearity_before_it_is_not_a_layer():
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 2, 3), torch.nn.MaxPool2d(2), torch.nn.Flatten(),
+        torch.nn.Linear(18, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2),
+    )  # fmt: skip
+    assert activation_layers(net, torch.zeros(2, 1, 8, 8)) == ["4", "5"]

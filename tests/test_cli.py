@@ -282,3 +282,16 @@ def test_command_line_runs_use_every_core_by_default(monkeypatch, tmp_path):
     assert seen["n_jobs"] == -1
     assert main(["demo", "--out", str(tmp_path / "d"), "--n-jobs", "1"]) == 2
     assert seen["n_jobs"] == 1
+
+
+def test_monitor_every_is_validated_like_the_other_options(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    assert "--monitor-every N" in capsys.readouterr().out
+    code = main(["run", "synthetic", "--monitor-every", "0", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip() == (
+        "sklandscapes: error: monitor_every must be an int >= 1, got 0"
+    )
+    assert not any(tmp_path.iterdir())  # refused before anything was written

@@ -107,3 +107,38 @@ def test_complexity_curve(tmp_path, capsys):
     assert_figure(tmp_path / "complexity_curve.png", min_kb=60)
     out = capsys.readouterr().out
     assert "Topological complexity" in out
+
+
+def test_training_dynamics(tmp_path, capsys):
+    example = load("plot_training_dynamics")
+    result = example.main(
+        ["--n-networks", "2", "--max-epochs", "20", "--every", "5",
+         "--n-points", "60", "--out", str(tmp_path)]
+    )  # fmt: skip
+    record = result.topology
+    assert record.epochs.tolist() == [5, 10, 15, 20]
+    # Input and 4 hidden layers and logits, for both networks at every record.
+    assert record.complexity.shape == (2, 4, 6)
+    assert np.isfinite(record.complexity).all()
+    # The input batch does not train; it has the nine holes.
+    np.testing.assert_array_equal(record.complexity[..., 0], record.complexity[0, 0, 0])
+    assert record.complexity[0, 0, 0] > 0.01
+    assert_figure(tmp_path / "training_dynamics.png", min_kb=40)
+    assert_figure(tmp_path / "training_accuracy.png", min_kb=15)
+    assert "every 5 epochs" in capsys.readouterr().out
+
+
+def test_cnn_digits(tmp_path, capsys):
+    example = load("plot_cnn_digits")
+    complexity, trained = example.main(
+        ["--max-epochs", "2", "--every", "1", "--n-points", "80",
+         "--out", str(tmp_path)]
+    )  # fmt: skip
+    # Input, (ReLU maps, pooled maps) x 2 blocks, logits; one row per epoch.
+    assert complexity.shape == (2, 6)
+    # The callback's last record is the trained network through the pipeline.
+    np.testing.assert_array_equal(complexity[-1], trained)
+    out = capsys.readouterr().out
+    assert "'features.1', 'features.2', 'features.4', 'features.5'" in out
+    assert_figure(tmp_path / "cnn_dynamics.png", min_kb=30)
+    assert_figure(tmp_path / "cnn_landscapes.png", min_kb=40)

@@ -39,6 +39,9 @@ def tiny_config(**overrides):
         n_landscapes=5,
         resolution=51,
         n_permutations=99,
+        # Watched during training: cheap here, and every resume test then
+        # checks that the monitor's record survives interruptions too.
+        monitor_every=1,
     )
     values.update(overrides)
     return make_config("synthetic", "fast", **values)
@@ -228,6 +231,12 @@ def test_training_interrupted_between_groups_resumes(tmp_path, monkeypatch):
     assert calls == [1]  # only the second network trained again
     np.testing.assert_array_equal(resumed.landscapes, whole.landscapes)
     np.testing.assert_array_equal(resumed.test.pvalues_, whole.test.pvalues_)
+    # The monitor's record of two groups, one reloaded, merged as in one run.
+    dynamics = [
+        np.load(run / "dynamics.npz") for run in (tmp_path / "whole", resumed.out)
+    ]
+    np.testing.assert_array_equal(dynamics[0]["complexity"], dynamics[1]["complexity"])
+    assert dynamics[0]["complexity"].shape[0] == 2
 
 
 def test_dask_local_cluster_gives_the_same_results(baseline, tmp_path):
@@ -678,3 +687,37 @@ def test_diagrams_computed_once_equal_the_pipeline_on_every_sample(baseline, tmp
         )
         expected = rips.fit_transform(normalizer.fit_transform(clouds))[0]
         assert_same_diagrams([sample], [expected])
+
+
+def test_monitored_run_records_what_the_run_measures(baseline):
+    """--monitor-every: the curves at each snapshot equal the run's own norms."""
+    result, tmp_path, config = baseline, baseline.out, baseline.config
+    batch = _compute.load_data(config).batches[0]
+    # The whole batch is the monitor's batch here, in the same order.
+    assert len(batch) <= config.monitor_points
+    stored = np.load(tmp_path / "dynamics.npz")
+    assert (tmp_path / "dynamics.png").stat().st_size > 20_000
+    assert "dynamics.png" in (tmp_path / "report.md").read_text()
+    epochs, complexity = stored["epochs"], stored["complexity"]
+    assert stored["layer_names"].tolist()[0] == "input"
+    log = json.loads((tmp_path / "training" / "log.json").read_text())
+    compared = 0
+    for i, (threshold, network) in enumerate(zip(result.thresholds, result.networks)):
+        snapshot = next(
+            s for s in log[network]["snapshots"] if s and s["threshold"] == threshold
+        )
+        column = list(epochs).index(snapshot["epoch"])
+        # Same weights, batch and estimators; the sum over pairs runs in the
+        # same order, so equal to rounding (rtol one ulp-ish, 1e-12).
+        np.testing.assert_allclose(
+            complexity[network, column], result.norms[i], rtol=1e-12
+        )
+        compared += 1
+    assert compared == len(result.norms)
+
+
+def test_bad_monitor_configuration():
+    with pytest.raises(ExperimentError, match="monitor_every must be an int >= 1"):
+        make_config("synthetic", monitor_every=0)
+    with pytest.raises(ExperimentError, match="monitor_points must be an int >= 1"):
+        make_config("synthetic", monitor_points=0)

@@ -404,3 +404,41 @@ def test_plot_activations_refuses_distance_cells(rng):
     cloud = rng.normal(size=(10, 3))
     with pytest.raises(ValueError, match="layer 1 is a LayerDistances"):
         plot_activations([cloud, LayerDistances.from_points(cloud)])
+
+
+def test_plot_training_complexity_means_skip_stopped_networks():
+    from sklandscapes.plotting import plot_training_complexity
+
+    complexity = np.array(
+        [
+            [[1.0, 2.0], [3.0, 4.0]],
+            [[3.0, 6.0], [np.nan, np.nan]],  # stopped after the first record
+        ]
+    )
+    fig = plot_training_complexity(
+        complexity, [5, 10], layer_names=["input", "logits"], band="range"
+    )
+    heat_ax, line_ax = fig.axes[:2]
+    # Record 1: mean of both networks; record 2: of network 0 alone.
+    np.testing.assert_array_equal(line_ax.lines[0].get_ydata(), [2.0, 3.0])
+    np.testing.assert_array_equal(line_ax.lines[1].get_ydata(), [4.0, 4.0])
+    np.testing.assert_array_equal(
+        heat_ax.collections[0].get_array().reshape(2, 2), [[2.0, 3.0], [4.0, 4.0]]
+    )
+    assert line_ax.get_legend().get_title().get_text() == "layer"
+    assert "min to max" in line_ax.get_title()
+    assert line_ax.get_ylabel() == "topological complexity (landscape norm)"
+    assert fig.axes[2].get_ylabel() == "mean complexity (landscape norm)"
+
+
+def test_plot_training_complexity_bad_input():
+    from sklandscapes.plotting import plot_training_complexity
+
+    with pytest.raises(ValueError, match="complexity must have shape"):
+        plot_training_complexity(np.zeros(3))
+    with pytest.raises(ValueError, match="one value per record \\(2\\)"):
+        plot_training_complexity(np.zeros((2, 3)), epochs=[1, 2, 3])
+    with pytest.raises(ValueError, match="layer_names has 1 names for 3 layers"):
+        plot_training_complexity(np.zeros((2, 3)), layer_names=["a"])
+    with pytest.raises(ValueError, match="at least one network with finite"):
+        plot_training_complexity(np.full((2, 3), np.nan))

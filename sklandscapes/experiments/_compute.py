@@ -78,7 +78,7 @@ def load_data(config):
     return Data(X.astype(np.float32), y, batches, [pool_y[s] for s in subsets])
 
 
-def train(config, X, y, out, device, verbose):
+def train(config, X, y, out, device, verbose, monitor_batch=None):
     """Train (or, on resume, reload) the networks, one stored group at a time.
 
     Snapshots are written as they are taken, each finished group as a whole
@@ -89,11 +89,17 @@ def train(config, X, y, out, device, verbose):
     a stored group, snapshot or checkpoint that cannot be read back whole is
     reported as a :class:`~sklandscapes.exceptions.DamagedFileWarning` and
     computed again. Paths stored in the folder are relative to it.
+
+    With ``config.monitor_every``, the networks' topology is watched on
+    ``monitor_batch`` (default: the run's first persistence batch) during
+    training (:func:`monitor_settings`).
     """
     import torch
 
     from sklandscapes.nets import ThresholdNotReachedWarning, train_networks
 
+    if config.monitor_every is not None and monitor_batch is None:
+        monitor_batch = load_data(config).batches[0]
     size = config.networks_per_group
     training_dir = out / _folder.TRAINING_DIR
     groups = []
@@ -146,6 +152,7 @@ def train(config, X, y, out, device, verbose):
                 directory=directory,
                 checkpoint=checkpoint,
                 checkpoint_every=_CHECKPOINT_EVERY,
+                monitor=monitor_settings(config, monitor_batch),
             )
         for caught_warning in caught:
             # Networks that missed a threshold are numbered within their group
@@ -185,6 +192,27 @@ def train(config, X, y, out, device, verbose):
     return dataclasses.replace(
         merged,
         paths=[[_folder.resolve_path(out, p) for p in row] for row in merged.paths],
+    )
+
+
+def monitor_settings(config, batch):
+    """``train_networks``'s ``monitor=`` for a run, or None.
+
+    The monitor measures what the run measures (method, homology dimensions,
+    landscape range, the paper's centering) on ``config.monitor_points`` points
+    of ``batch``, drawn with the run's seed.
+    """
+    if config.monitor_every is None:
+        return None
+    rng = np.random.default_rng([config.seed, 12])
+    n_points = min(config.monitor_points, len(batch))
+    points = np.sort(rng.choice(len(batch), n_points, replace=False))
+    return dict(
+        inputs=batch[points],
+        every=config.monitor_every,
+        method=config.method,
+        homology_dimensions=config.homology_dimensions,
+        sample_range=config.sample_range,
     )
 
 
@@ -256,8 +284,14 @@ def _merge_training(groups):
         return np.concatenate([getattr(group, name) for group in groups])
 
     first = groups[0]
+    from sklandscapes.nets._monitor import merge_records
+
+    topology = merge_records(
+        [getattr(g, "topology", None) for g in groups], [len(g.seeds) for g in groups]
+    )
     return dataclasses.replace(
         first,
+        topology=topology,
         snapshots=[
             sum((g.snapshots[j] for g in groups), [])
             for j in range(len(first.thresholds))

@@ -91,6 +91,16 @@ class ExperimentConfig:
         Digits: folder or file of local MNIST data (see
         :func:`sklandscapes.datasets.load_mnist`); ``None`` uses the 8 x 8
         digits that ship with scikit-learn.
+    monitor_every : int or None
+        Watch topology during training: every this many epochs, the exact
+        topological complexity of every layer of every network still training,
+        on ``monitor_points`` points of the first persistence batch (see
+        :class:`sklandscapes.nets.TopologicalComplexity`). The report then
+        draws ``dynamics.png`` and stores the curves in ``dynamics.npz``.
+        ``None``: no monitoring.
+    monitor_points : int
+        Size of the monitor's batch: a seeded random subset of the first
+        persistence batch (all of it when that is smaller).
 
     Examples
     --------
@@ -125,6 +135,8 @@ class ExperimentConfig:
     n_permutations: int = 10_000
     seed: int = 0
     mnist_path: str = None
+    monitor_every: int = None
+    monitor_points: int = 200
 
     def to_dict(self):
         """The configuration as plain JSON-compatible values."""
@@ -290,8 +302,11 @@ def _check_config(config):
         ("n_inputs", 1),
         ("n_subsamples", 1),
         ("seed", 0),
+        ("monitor_points", 1),
     ):
         _check_int(config, name, minimum)
+    if config.monitor_every is not None:
+        _check_int(config, "monitor_every", 1)
     if config.n_landscapes != "auto":
         _check_int(config, "n_landscapes", 1)
     if not (

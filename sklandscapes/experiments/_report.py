@@ -81,6 +81,8 @@ def write_report(result, training, data):
     )
     figures["pvalues"] = plot_pvalues(result.test)
     figures["layers"] = plot_layer_pvalues(result.test)
+    if getattr(training, "topology", None) is not None:
+        figures["dynamics"] = _dynamics(out, training.topology)
     for name, fig in figures.items():
         atomic_write(
             out / f"{name}.png",
@@ -246,6 +248,10 @@ def _report_text(result, figures, projection, training):
         "layers": "Which layers differ: Westfall-Young adjusted p-values per "
         "layer (rows) and pair of thresholds (columns); framed cells are "
         "significant at 0.05.",
+        "dynamics": "Topological complexity of every layer during training, "
+        f"every {config.monitor_every} epochs, on {config.monitor_points} points "
+        "of the batch (at most), mean of the networks still training (curves "
+        "in dynamics.npz).",
     }
     for name in figures:
         lines += [f"![{captions[name]}]({name}.png)", "", captions[name], ""]
@@ -438,3 +444,20 @@ def _timing_lines(result):
         "same epoch as an earlier threshold's (the same weights).",
     ]
     return lines
+
+
+def _dynamics(out, topology):
+    """The monitor's figure; its curves go to ``dynamics.npz``."""
+    from sklandscapes.plotting import plot_training_complexity
+
+    arrays = dict(
+        epochs=topology.epochs,
+        complexity=topology.complexity,
+        layer_names=np.asarray(topology.layer_names),
+    )
+    atomic_write(
+        out / "dynamics.npz", lambda handle: np.savez_compressed(handle, **arrays)
+    )
+    return plot_training_complexity(
+        topology.complexity, topology.epochs, layer_names=topology.layer_names
+    )

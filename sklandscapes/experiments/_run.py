@@ -169,7 +169,9 @@ def run_experiment(
         data = _compute.load_data(config)
         timings["data"] = time.perf_counter() - clock
         clock = time.perf_counter()
-        training = _compute.train(config, data.X, data.y, out, device, verbose)
+        training = _compute.train(
+            config, data.X, data.y, out, device, verbose, data.batches[0]
+        )
         timings["training"] = time.perf_counter() - clock
         if not training.reached.any():
             raise ExperimentError(

@@ -17,6 +17,11 @@ from sklandscapes.nets._batched import (
     train_networks,
 )
 from sklandscapes.nets._mlp import MLP
+from sklandscapes.nets._monitor import (
+    TopologicalComplexity,
+    TopologyRecord,
+    history_complexity,
+)
 from sklandscapes.nets._skorch import make_mlp_classifier, train_accuracy_scoring
 from sklandscapes.nets._snapshots import (
     AccuracyThresholdSnapshots,
@@ -31,7 +36,10 @@ __all__ = [
     "AccuracyThresholdSnapshots",
     "Snapshot",
     "ThresholdNotReachedWarning",
+    "TopologicalComplexity",
+    "TopologyRecord",
     "TrainingResult",
+    "history_complexity",
     "load_snapshot",
     "load_snapshot_metadata",
     "make_mlp_classifier",

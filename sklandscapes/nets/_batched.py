@@ -31,6 +31,8 @@ from sklandscapes.nets._mlp import (
     mlp_from_state_dict,
     resolve_activation,
 )
+from sklandscapes.nets._monitor import StackedMonitor, as_monitor
+from sklandscapes.nets._monitor import fingerprint as monitor_fingerprint
 from sklandscapes.nets._skorch import resolve_device
 from sklandscapes.nets._snapshots import (
     LOG_NAME,
@@ -127,6 +129,9 @@ class TrainingResult:
     paths : list of list of (str or None)
         ``paths[j][k]``, the file of ``snapshots[j][k]`` when a ``directory``
         was given, else ``None``.
+    topology : TopologyRecord or None
+        The per-layer topological complexity that ``monitor=`` recorded
+        during training; ``None`` without a monitor.
 
     Examples
     --------
@@ -158,6 +163,7 @@ class TrainingResult:
     test_indices: np.ndarray
     seeds: np.ndarray
     paths: list
+    topology: object = None
 
     @property
     def reached(self):
@@ -467,6 +473,8 @@ def _train_stacked(
     resume=None,
     on_checkpoint=None,
     checkpoint_every=None,
+    on_monitor=None,
+    monitor_every=None,
 ):
     """Train stacked networks with Adam; the testable core of ``train_networks``.
 
@@ -504,6 +512,13 @@ def _train_stacked(
         and NumPy arrays, the whole training state at the end of that epoch.
     checkpoint_every : int or None
         Epochs between two calls of ``on_checkpoint``.
+    on_monitor : callable or None
+        ``on_monitor(epoch, training, layers)`` after every
+        ``monitor_every``-th epoch, before the networks that finished in it
+        are dropped: ``training`` lists the networks still training and
+        ``layers`` their unpadded CPU ``(weight, bias)`` stacks.
+    monitor_every : int or None
+        Epochs between two calls of ``on_monitor``.
 
     Returns
     -------
@@ -624,6 +639,18 @@ def _train_stacked(
                         )
                 n_reached[network] = reached[position]
 
+        if on_monitor is not None and epoch % monitor_every == 0:
+            on_monitor(
+                epoch,
+                training.copy(),
+                _unpad(
+                    [
+                        (w.detach().cpu(), b.detach().cpu())
+                        for w, b in zip(weights, biases)
+                    ],
+                    shapes,
+                ),
+            )
         done = n_reached[training] == n_thresholds
         if on_epoch is not None:
             on_epoch(epoch, int((~done).sum()))
@@ -719,6 +746,7 @@ def train_networks(
     checkpoint=None,
     checkpoint_every=CHECKPOINT_EVERY,
     n_threads=None,
+    monitor=None,
 ):
     """Train ``n_networks`` MLPs of one architecture at once, snapshotting each
     at training-accuracy thresholds.
@@ -804,6 +832,15 @@ def train_networks(
         and on a machine whose cores other work keeps busy torch's threads
         wait on each other and training gets 10 times slower or more. One
         thread also makes the result independent of the machine's core count.
+    monitor : TopologicalComplexity, dict or None, default=None
+        Watch topology during training: after every ``monitor.every``-th
+        epoch, every network still training is run on ``monitor.inputs``
+        through the pipeline's estimators and the topological complexity of
+        each layer is stored in :attr:`TrainingResult.topology` (a
+        :class:`TopologyRecord`). A dict holds
+        :class:`TopologicalComplexity`'s parameters. The record is part of
+        the checkpoint, so a resumed run has the same record; a checkpoint
+        written with other monitor settings is discarded.
         Pass ``n_threads=os.cpu_count()`` for large networks on an idle
         machine.
 
@@ -880,6 +917,8 @@ def train_networks(
     checkpoint_every = _check_count(checkpoint_every, "checkpoint_every")
     if n_threads is not None:
         n_threads = _check_count(n_threads, "n_threads")
+    if monitor is not None:
+        monitor = as_monitor(monitor)
     device = torch.device(resolve_device(device))
     with _torch_threads(n_threads):
         return _train_networks(
@@ -900,6 +939,7 @@ def train_networks(
             directory=directory,
             checkpoint=checkpoint,
             checkpoint_every=checkpoint_every,
+            monitor=monitor,
         )
 
 
@@ -944,6 +984,7 @@ def _train_networks(
     directory,
     checkpoint,
     checkpoint_every,
+    monitor,
 ):
     seeds = check_random_state(random_state).randint(
         np.iinfo(np.int32).max, size=n_networks
@@ -993,6 +1034,14 @@ def _train_networks(
         )
         write_log(directory, records)
 
+    watcher = None
+    if monitor is not None:
+        watcher = StackedMonitor(
+            monitor,
+            n_networks,
+            lambda layers: mlp_from_state_dict(widths, activation, _state_dict(layers)),
+        )
+
     resume = None
     on_checkpoint = None
     if checkpoint is not None:
@@ -1008,6 +1057,8 @@ def _train_networks(
             test_size,
             seeds,
         )
+        if monitor is not None:
+            fingerprint["monitor"] = monitor_fingerprint(monitor)
         stored = _read_checkpoint(checkpoint, fingerprint)
         if stored is not None:
             resume = stored["state"]
@@ -1024,6 +1075,8 @@ def _train_networks(
                                 os.fspath(directory), _snapshot_name(k, j)
                             )
             records.extend(stored["records"])
+            if watcher is not None:
+                watcher.restore(stored["monitor"])
 
         def on_checkpoint(state):
             payload = dict(
@@ -1042,6 +1095,7 @@ def _train_networks(
                     for row in snapshots
                 ],
                 records=[dict(record) for record in records],
+                monitor=None if watcher is None else watcher.state(),
             )
             atomic_write(checkpoint, lambda file: torch.save(payload, file))
 
@@ -1071,6 +1125,8 @@ def _train_networks(
             resume=resume,
             on_checkpoint=on_checkpoint,
             checkpoint_every=checkpoint_every,
+            on_monitor=watcher,
+            monitor_every=None if monitor is None else monitor.every,
         )
 
     result = TrainingResult(
@@ -1087,6 +1143,7 @@ def _train_networks(
         test_indices=test_indices,
         seeds=seeds,
         paths=paths,
+        topology=None if watcher is None else watcher.record(),
     )
     if directory is not None:
         write_training_log(directory, result)
@@ -1206,7 +1263,7 @@ def _read_checkpoint(path, fingerprint):
     if stored.get("fingerprint") != fingerprint:
         changed = sorted(
             key
-            for key in fingerprint
+            for key in {*fingerprint, *stored.get("fingerprint", {})}
             if stored.get("fingerprint", {}).get(key) != fingerprint[key]
         )
         _discard_checkpoint(
