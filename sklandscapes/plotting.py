@@ -694,6 +694,13 @@ def plot_complexity(
     groups, means = mean_landscapes(norms, y)
     y = np.asarray(y)
     if band == "confidence":
+        names, sizes = np.unique(y, return_counts=True)
+        if sizes.min() < 2:
+            raise ValueError(
+                f"band='confidence' needs at least 2 samples per group; group "
+                f"{names[sizes.argmin()]!r} has 1. Pass band=None, or 'std' for "
+                "the spread of the samples."
+            )
         bands = confidence_band(
             norms,
             y,

@@ -224,3 +224,10 @@ def test_monitor_resumes_from_a_checkpoint_with_the_same_record(
         other.topology.complexity[:, list(other.topology.epochs).index(6)],
         whole.topology.complexity[:, list(whole.topology.epochs).index(6)],
     )
+    # And no monitor at all: the checkpoint is discarded too, with a warning.
+    checkpoint.write_bytes(interrupted_state)
+    with pytest.warns(DamagedFileWarning, match="differs in monitor"):
+        plain = train_networks(
+            *args, checkpoint=checkpoint, checkpoint_every=2, **TRAINING
+        )
+    assert plain.topology is None

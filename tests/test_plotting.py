@@ -271,6 +271,8 @@ def test_plot_complexity_lines_and_bands(rng):
         plot_complexity(norms, y, band="minmax")
     with pytest.raises(ValueError, match="'confidence' parameter"):
         plot_complexity(norms, y, confidence=95)
+    with pytest.raises(ValueError, match="band='confidence' needs at least 2 .*has 1"):
+        plot_complexity(norms[:3], [0.5, 0.9, 0.9])
     stages = np.repeat(STAGES, 3)
     fig = plot_complexity(norms, stages, y_name="stage", band="quartiles")
     legend = fig.axes[0].get_legend()

@@ -545,3 +545,14 @@ def test_band_needs_two_samples_per_group(rng):
         confidence_band(X, ["a"] * 4 + ["b"])
     with pytest.raises(ValueError, match="one label per sample"):
         confidence_band(X, np.zeros(4))
+
+
+def test_confidence_band_takes_the_fewest_resamples_it_documents(rng):
+    X = rng.normal(size=(12, 5))
+    X[:, 2] = 1.0  # a feature no sample varies on: a band of width 0
+    y = np.repeat(["a", "b"], 6)
+    band = confidence_band(X, y, confidence=0.9, n_bootstrap=10, random_state=0)
+    assert np.isfinite(band.lower).all() and np.isfinite(band.upper).all()
+    assert (band.lower[:, 2] == 1.0).all() and (band.upper[:, 2] == 1.0).all()
+    with pytest.raises(ValueError, match="use at least 10"):
+        confidence_band(X, y, confidence=0.9, n_bootstrap=9)

@@ -72,11 +72,10 @@ def write_report(result, training, data):
     )
     figures["curves"] = plot_landscape_curves(projection)
     per_network, thresholds = _per_network(result)
-    _, counts = np.unique(thresholds, return_counts=True)
     figures["complexity"] = plot_complexity(
         per_network,
         thresholds,
-        band="confidence" if counts.min() >= 2 else None,
+        band="confidence" if _banded(result) else None,
         random_state=config.seed,
     )
     figures["pvalues"] = plot_pvalues(result.test)
@@ -243,7 +242,12 @@ def _report_text(result, figures, projection, training):
         f"(explained variance {projection.explained_variance_ratio.sum():.0%}).",
         "complexity": "Exact topological complexity per layer, one line per "
         "threshold (mean over the networks, each averaged over its input "
-        "subsamples); shaded: 95% simultaneous bootstrap band of the mean.",
+        "subsamples)"
+        + (
+            "; shaded: 95% simultaneous bootstrap band of the mean."
+            if _banded(result)
+            else "; no band: a threshold was reached by one network only."
+        ),
         "pvalues": "Pairwise permutation-test p-values between thresholds.",
         "layers": "Which layers differ: Westfall-Young adjusted p-values per "
         "layer (rows) and pair of thresholds (columns); framed cells are "
@@ -461,3 +465,9 @@ def _dynamics(out, topology):
     return plot_training_complexity(
         topology.complexity, topology.epochs, layer_names=topology.layer_names
     )
+
+
+def _banded(result):
+    """Whether every threshold has the two networks a confidence band needs."""
+    _, thresholds = _per_network(result)
+    return np.unique(thresholds, return_counts=True)[1].min() >= 2

@@ -1264,7 +1264,7 @@ def _read_checkpoint(path, fingerprint):
         changed = sorted(
             key
             for key in {*fingerprint, *stored.get("fingerprint", {})}
-            if stored.get("fingerprint", {}).get(key) != fingerprint[key]
+            if stored.get("fingerprint", {}).get(key) != fingerprint.get(key)
         )
         _discard_checkpoint(
             path, f"was written for other arguments (differs in {', '.join(changed)})"
