@@ -57,14 +57,17 @@ _APPROXIMATION_METRICS = ("euclidean", "precomputed")
 _THRESHOLD_SLACK = 1e-9
 
 # Peak memory of exact Rips, measured by benchmarks/bench_memory.py (RSS
-# high-water mark of a fresh process, clouds in R^10, homology dimensions
-# (0, 1) and (1,)): the dense path peaks at a n^2 + b bytes, from our distance
-# matrices and Ripser's compressed copy, sorted edges and columns to reduce.
-_DENSE_BYTES_PER_SQUARED_POINT = 64
+# high-water mark of a fresh process, standard normal clouds in R^10 of 1,000
+# to 12,000 points, homology dimensions (0, 1) and (1,), which cost the same):
+# the least-squares fit is 53.5 n^2 + 48 MiB, growing as n^1.97 between 8,000
+# and 12,000 points, so no faster than n^2. The memory is our distance matrices,
+# Ripser's compressed copy, its sorted edges and its columns to reduce.
+_DENSE_BYTES_PER_SQUARED_POINT = 56
 _DENSE_BYTES_OVERHEAD = 64 * 2**20
 # The sparse path (finite max_edge_length) peaks per edge kept: GUDHI gathers
 # both end points of every edge (16 d + 8 d bytes for the difference, 16 for
-# the pair) before Ripser's own sparse matrix and columns (~140 bytes).
+# the pair: 256 bytes measured in R^10), or Ripser's own sparse matrix and
+# columns dominate (~140 bytes) in low dimension.
 _SPARSE_BYTES_PER_EDGE_PER_FEATURE = 24
 _SPARSE_BYTES_PER_EDGE = 140
 # The k-d tree, the points' copies and Ripser's per-vertex arrays.
@@ -170,8 +173,9 @@ class RipsPersistence(StatelessTransformerMixin, TransformerMixin, BaseEstimator
     component, or any class alive at ``max_edge_length``) have death ``inf``.
 
     Memory: exact Rips on ``n`` points (``max_edge_length=inf``) peaks at about
-    ``60 n^2`` bytes (our distance matrix, Ripser's copy, its sorted edges and
-    columns; measured in ``benchmarks/bench_memory.py``), and with a finite
+    ``54 n^2`` bytes (7.2 GiB for 12,000 points: our distance matrix, Ripser's
+    copy, its sorted edges and columns; measured in
+    ``benchmarks/bench_memory.py``), and with a finite
     ``max_edge_length`` (Euclidean, not local) at about ``max(24 d + 16, 140)``
     bytes per edge kept in R^d. A cloud whose estimate (with a 25% margin)
     exceeds the memory available raises ``ValueError`` before anything is
