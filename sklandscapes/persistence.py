@@ -444,8 +444,9 @@ class RipsPersistence(StatelessTransformerMixin, TransformerMixin, BaseEstimator
         _raise_if_errors(
             errors,
             "clouds for RipsPersistence: too large for exact Rips in memory",
-            "Pass approximation=eps (e.g. 0.1: sparse Rips, memory linear in the "
-            "points, diagrams within a factor 1 / (1 - eps) of the exact ones), "
+            "Pass approximation=eps with 0 < eps < 1 (sparse Rips: memory linear "
+            "in the points, each diagram within log(1 / (1 - eps)) of the exact "
+            "one in log-scale bottleneck distance; a larger eps is faster), "
             "subsample the clouds, or pass a smaller max_edge_length.",
         )
 
