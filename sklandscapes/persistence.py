@@ -543,9 +543,11 @@ def _sparse_rips_diagrams(cell, dims, threshold, metric, coeff, epsilon, seed):
     # just before makes the diagrams reproducible without a lock.
     _set_gudhi_seed(int(seed))
     complex_ = _GudhiRipsComplex(max_edge_length=threshold, sparse=epsilon, **data)
-    # H_k needs the (k + 1)-simplices.
+    # H_k needs the (k + 1)-simplices. When the complex has none (no triangle
+    # below max_edge_length, or a single vertex), H_k is its top dimension,
+    # which GUDHI reports only with persistence_dim_max=True.
     tree = complex_.create_simplex_tree(max_dimension=max(dims) + 1)
-    tree.compute_persistence(homology_coeff_field=coeff)
+    tree.compute_persistence(homology_coeff_field=coeff, persistence_dim_max=True)
     return [_clean(tree.persistence_intervals_in_dimension(d)) for d in dims]
 
 

@@ -329,6 +329,21 @@ def test_approximation_scales_exactly_and_honours_max_edge_length(rng):
     assert np.isinf(cut[0][:, 1]).sum() > 1
 
 
+def test_approximation_keeps_classes_of_the_top_dimension():
+    # Below max_edge_length=1.2 the unit square has its four sides and no
+    # triangle: H1 is the complex's top dimension, and its class never dies.
+    # A cloud of one repeated point is a single vertex: one essential H0 class.
+    square = np.array([[0.0, 0], [1, 0], [1, 1], [0, 1]])
+    rips = RipsPersistence(homology_dimensions=(0, 1), approximation=0.5)
+    for cloud, max_edge_length in [(square, 1.2), (np.zeros((5, 3)), np.inf)]:
+        rips.set_params(max_edge_length=max_edge_length)
+        exact = rips.set_params(approximation=None).fit_transform([cloud])[0, 0]
+        ours = rips.set_params(approximation=0.5).fit_transform([cloud])[0, 0]
+        for got, expected in zip(ours, exact):
+            np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(ours[0], [[0, np.inf]])
+
+
 @pytest.mark.parametrize("epsilon", [0, 1, 1.5, -0.1, np.nan, np.inf, "0.1"])
 def test_approximation_outside_zero_one_is_refused(rng, epsilon):
     with pytest.raises(ValueError, match="'approximation' parameter of RipsPers"):
