@@ -49,3 +49,22 @@ def print_table(title, rows, width=44):
             continue
         ratio = f"{seconds / reference:.2f}" if reference else "-"
         print(f"  {name:<{width}} {seconds:9.3f} {ratio:>8}  {note}")
+
+
+def peak_rss_bytes():
+    """This process's resident-set high-water mark, in bytes.
+
+    Linux's ``VmHWM`` belongs to the process image, whereas ``ru_maxrss``
+    survives ``fork`` + ``exec``: a child started by a parent that once held
+    more memory would report the parent's peak. ``ru_maxrss`` is the fallback.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

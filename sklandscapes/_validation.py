@@ -425,7 +425,18 @@ def binary_exponent(values):
 
 
 def _available_memory():
-    """Bytes of memory available now, or None where the OS does not say."""
+    """Bytes of memory available now, or None where the OS does not say.
+
+    Linux's ``MemAvailable`` counts the page cache the kernel can reclaim,
+    which free pages (``SC_AVPHYS_PAGES``, the fallback) do not.
+    """
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, ValueError, OSError):

@@ -3,11 +3,15 @@
 import numbers
 
 import numpy as np
+from gudhi import RipsComplex as _GudhiRipsComplex
+from gudhi.random import set_seed as _set_gudhi_seed
 from gudhi.sklearn import RipsPersistence as _GudhiRips
 from joblib import effective_n_jobs, parallel_config
+from scipy.spatial import cKDTree
 from scipy.spatial.distance import pdist, squareform
 from sklearn import config_context
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils import check_random_state
 from tqdm.auto import tqdm
 
 from sklandscapes import _validation
@@ -44,12 +48,58 @@ _RADIUS_RTOL = 1e-9
 # the largest prime it takes is 65521.
 _MAX_COEFF = 65521
 
+# Metrics for which sparse Rips can take point clouds or a distance matrix
+# without building one: its guarantee needs the triangle inequality, which
+# sqeuclidean, cosine and correlation dissimilarities violate.
+_APPROXIMATION_METRICS = ("euclidean", "precomputed")
+
 # Relative margin added to max_edge_length on GUDHI's sparse path, whose own
 # rounding of edge lengths differs from scipy's by an ulp or so.
 _THRESHOLD_SLACK = 1e-9
 
-# A dense Rips computation holds the condensed and the square distance matrices.
-_BYTES_PER_SQUARED_POINT = 16
+# Peak memory of exact Rips, measured by benchmarks/bench_memory.py (RSS
+# high-water mark of a fresh process, standard normal clouds in R^10 of 1,000
+# to 12,000 points, homology dimensions (0, 1) and (1,), which cost the same):
+# the least-squares fit is 53.5 n^2 + 48 MiB, growing as n^1.97 between 8,000
+# and 12,000 points, so no faster than n^2. The memory is our distance matrices,
+# Ripser's compressed copy, its sorted edges and its columns to reduce.
+_DENSE_BYTES_PER_SQUARED_POINT = 56
+_DENSE_BYTES_OVERHEAD = 64 * 2**20
+# The sparse path (finite max_edge_length) peaks per edge kept: GUDHI gathers
+# both end points of every edge (16 d + 8 d bytes for the difference, 16 for
+# the pair: 256 bytes measured in R^10), or Ripser's own sparse matrix and
+# columns dominate (~140 bytes) in low dimension.
+_SPARSE_BYTES_PER_EDGE_PER_FEATURE = 24
+_SPARSE_BYTES_PER_EDGE = 140
+# The k-d tree, the points' copies and Ripser's per-vertex arrays.
+_SPARSE_BYTES_PER_POINT = 1024
+# Headroom over the measured peaks: the number of columns Ripser keeps varies
+# from cloud to cloud.
+_MEMORY_SAFETY = 1.25
+
+
+def _dense_rips_bytes(n_points):
+    """Upper estimate of the peak bytes of exact Rips on a full distance matrix."""
+    return _MEMORY_SAFETY * (
+        _DENSE_BYTES_PER_SQUARED_POINT * n_points**2 + _DENSE_BYTES_OVERHEAD
+    )
+
+
+def _sparse_rips_bytes(n_points, n_edges, n_features):
+    """Upper estimate of the peak bytes of exact Rips on the edges kept."""
+    per_edge = max(
+        _SPARSE_BYTES_PER_EDGE_PER_FEATURE * n_features + 16, _SPARSE_BYTES_PER_EDGE
+    )
+    return _MEMORY_SAFETY * (per_edge * n_edges + _SPARSE_BYTES_PER_POINT * n_points)
+
+
+def _count_edges(cloud, max_edge_length):
+    """Number of pairs of points at distance <= max_edge_length, none built."""
+    exponent = binary_exponent(cloud)
+    tree = cKDTree(np.ldexp(cloud, -exponent))
+    radius = np.ldexp(max_edge_length, -exponent) * (1 + _THRESHOLD_SLACK)
+    # count_neighbors counts ordered pairs, each point with itself included.
+    return int((tree.count_neighbors(tree, radius) - len(cloud)) // 2)
 
 
 def _is_prime(p):
@@ -97,6 +147,20 @@ class RipsPersistence(StatelessTransformerMixin, TransformerMixin, BaseEstimator
         chunks, on threads (GUDHI releases the GIL). Results do not depend on it.
     verbose : int, default=0
         Show a progress bar over clouds when > 0.
+    approximation : float, default=None
+        ``None`` computes the exact diagrams. A value ``eps`` in (0, 1) computes
+        them on GUDHI's sparse Rips filtration (Sheehy's, as corrected by
+        Cavanna, Jahanseir and Sheehy), whose size is linear in the number of
+        points, so that clouds far beyond the dense path's memory fit; see
+        Notes for the guarantee. Needs ``metric="euclidean"`` (point clouds)
+        or ``"precomputed"`` (a distance matrix that is a metric), and
+        ``local=False``.
+    random_state : int, RandomState instance or None, default=None
+        Used only with ``approximation``: seeds the starting point of the
+        greedy (farthest-point) ordering that sparse Rips builds on each
+        cloud, so that the approximate diagrams are reproducible. One seed per
+        cloud is drawn before the work is dispatched, so results do not depend
+        on ``n_jobs``. Pass an int for reproducible output across calls.
 
     See Also
     --------
@@ -111,9 +175,30 @@ class RipsPersistence(StatelessTransformerMixin, TransformerMixin, BaseEstimator
     then death. Pairs of zero length are dropped; essential classes (H0's
     component, or any class alive at ``max_edge_length``) have death ``inf``.
 
-    A dense distance matrix of ``n`` points costs ``8 n^2`` bytes; a cloud whose
-    matrices would not fit in the available memory raises ``ValueError`` before
-    anything is allocated.
+    Memory: exact Rips on ``n`` points (``max_edge_length=inf``) peaks at about
+    ``54 n^2`` bytes (7.2 GiB for 12,000 points: our distance matrix, Ripser's
+    copy, its sorted edges and columns; measured in
+    ``benchmarks/bench_memory.py``), and with a finite
+    ``max_edge_length`` (Euclidean, not local) at about ``max(24 d + 16, 140)``
+    bytes per edge kept in R^d. A cloud whose estimate (with a 25% margin)
+    exceeds the memory available raises ``ValueError`` before anything is
+    allocated, and points to ``approximation``.
+
+    Approximation guarantee: with ``approximation=eps`` (``0 < eps < 1``) and
+    ``max_edge_length=inf``, the sparse filtration is multiplicatively
+    ``(1, 1 / (1 - eps))``-interleaved with the Rips filtration (GUDHI's
+    documentation, after Cavanna, Jahanseir and Sheehy [3]_), in every
+    homology dimension. Hence, on the log scale (each pair ``(b, d)`` read as
+    ``(log b, log d)``), the bottleneck distance between the approximate and
+    the exact diagram is at most ``log(1 / (1 - eps))``: every pair is matched
+    to a pair whose birth and death are each within a factor ``1 / (1 - eps)``
+    of its own, or is within ``log(1 / (1 - eps))`` of the diagonal
+    (``d / b <= (1 - eps)^-2``) and unmatched. H0's births are all 0, so for
+    H0 the statement is on the deaths alone. Filtration values of the sparse
+    complex are never below the exact ones. With a finite
+    ``max_edge_length`` the approximated filtration is the truncated one and
+    the bound holds only below ``(1 - eps) * max_edge_length``. GUDHI gives no
+    guarantee for ``eps >= 1``, so it is refused.
 
     Clouds are rescaled by a power of two before their distances are taken,
     which is exact, so coordinates of any magnitude (1e-300 or 1e200) give the
@@ -128,6 +213,8 @@ class RipsPersistence(StatelessTransformerMixin, TransformerMixin, BaseEstimator
        persistence barcodes", J. Appl. Comput. Topol. 5, 2021.
     .. [2] M. Wheeler, J. Bouza, P. Bubenik. "Activation Landscapes as a
        Topological Summary of Neural Network Performance", IEEE Big Data 2021.
+    .. [3] N. J. Cavanna, M. Jahanseir, D. R. Sheehy. "A geometric perspective
+       on sparse filtrations", CCCG 2015.
 
     Examples
     --------
@@ -139,6 +226,12 @@ class RipsPersistence(StatelessTransformerMixin, TransformerMixin, BaseEstimator
     >>> diagrams.shape
     (1, 1, 1)
     >>> np.round(diagrams[0, 0, 0], 4)
+    array([[0.5176, 1.7321]])
+
+    The sparse approximation (here exact on so few points):
+
+    >>> approximate = RipsPersistence(approximation=0.5, random_state=0)
+    >>> np.round(approximate.fit_transform([circle])[0, 0, 0], 4)
     array([[0.5176, 1.7321]])
     """
 
@@ -158,6 +251,8 @@ class RipsPersistence(StatelessTransformerMixin, TransformerMixin, BaseEstimator
             None,
         ],
         "verbose": ["verbose"],
+        "approximation": [Interval(numbers.Real, 0, 1, closed="neither"), None],
+        "random_state": ["random_state"],
     }
 
     def __init__(
@@ -170,6 +265,8 @@ class RipsPersistence(StatelessTransformerMixin, TransformerMixin, BaseEstimator
         coeff=2,
         n_jobs=None,
         verbose=0,
+        approximation=None,
+        random_state=None,
     ):
         self.homology_dimensions = homology_dimensions
         self.local = local
@@ -179,6 +276,8 @@ class RipsPersistence(StatelessTransformerMixin, TransformerMixin, BaseEstimator
         self.coeff = coeff
         self.n_jobs = n_jobs
         self.verbose = verbose
+        self.approximation = approximation
+        self.random_state = random_state
 
     def _check_params(self):
         """Cross-parameter checks; returns the homology dimensions as a tuple."""
@@ -196,6 +295,25 @@ class RipsPersistence(StatelessTransformerMixin, TransformerMixin, BaseEstimator
             )
         if isinstance(self.coeff, bool) or not _is_prime(self.coeff):
             raise ValueError(f"coeff must be a prime number, got {self.coeff!r}.")
+        if self.approximation is not None:
+            if self.local:
+                raise ValueError(
+                    "approximation needs local=False: local homology sets the "
+                    "distances between exterior points to 0, which breaks the "
+                    "triangle inequality that sparse Rips and its guarantee rely "
+                    "on (and makes it drop all but one exterior point). Use the "
+                    "exact path (approximation=None) for local homology."
+                )
+            if self.metric not in _APPROXIMATION_METRICS:
+                raise ValueError(
+                    "approximation needs metric='euclidean' (point clouds) or "
+                    "metric='precomputed' (a distance matrix that is a metric), got "
+                    f"metric={self.metric!r}: sparse Rips's guarantee needs the "
+                    "triangle inequality, which 'sqeuclidean', 'cosine' and "
+                    "'correlation' violate. For 'cityblock', 'chebyshev' or "
+                    "'minkowski', pass squareform(pdist(cloud, metric)) with "
+                    "metric='precomputed'."
+                )
         return tuple(int(d) for d in dims)
 
     def _check_clouds(self, X):
@@ -257,12 +375,17 @@ class RipsPersistence(StatelessTransformerMixin, TransformerMixin, BaseEstimator
         clouds = self._check_clouds(X)
         self._check_memory(clouds)
         cells = list(clouds.ravel())
+        # Drawn here, one per cloud, so the diagrams do not depend on n_jobs;
+        # GUDHI's generator is thread-local and takes a C int.
+        seeds = check_random_state(self.random_state).randint(
+            np.iinfo(np.int32).max, size=len(cells)
+        )
         n_jobs = effective_n_jobs(self.n_jobs)
         # A few chunks per worker balance uneven clouds without paying the
         # dispatch cost of one task per cloud.
         n_chunks = min(len(cells), 4 * n_jobs)
         bounds = np.linspace(0, len(cells), n_chunks + 1).astype(int)
-        chunks = [cells[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        chunks = [(cells[a:b], seeds[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
         settings = dict(
             dims=dims,
             local=self.local,
@@ -270,9 +393,11 @@ class RipsPersistence(StatelessTransformerMixin, TransformerMixin, BaseEstimator
             max_edge_length=float(self.max_edge_length),
             metric=self.metric,
             coeff=self.coeff,
+            approximation=self.approximation,
         )
         results = Parallel(n_jobs=self.n_jobs, prefer="threads", return_as="generator")(
-            delayed(_diagrams_of_chunk)(chunk, **settings) for chunk in chunks
+            delayed(_diagrams_of_chunk)(chunk, chunk_seeds, **settings)
+            for chunk, chunk_seeds in chunks
         )
         out = np.empty(clouds.shape + (len(dims),), dtype=object)
         flat = out.reshape(-1, len(dims))
@@ -304,28 +429,45 @@ class RipsPersistence(StatelessTransformerMixin, TransformerMixin, BaseEstimator
         return out
 
     def _check_memory(self, clouds):
+        """Refuse, before allocating, a cloud whose exact Rips would not fit.
+
+        Sparse Rips (``approximation``) is linear in the points and not checked.
+        """
+        available = _validation._available_memory()
+        if self.approximation is not None or available is None:
+            return
         sparse = (
             np.isfinite(self.max_edge_length)
             and self.metric == "euclidean"
             and not self.local
         )
-        available = _validation._available_memory()
-        if sparse or available is None:
-            return
         errors = []
         for index in np.ndindex(*clouds.shape):
-            n = len(clouds[index])
-            needed = _BYTES_PER_SQUARED_POINT * n * n
+            cloud = clouds[index]
+            n = len(cloud)
+            if sparse:
+                needed = _sparse_rips_bytes(n, n * (n - 1) // 2, cloud.shape[1])
+                if needed > available:
+                    # Only the edges kept count: count them without building them.
+                    n_edges = _count_edges(cloud, self.max_edge_length)
+                    needed = _sparse_rips_bytes(n, n_edges, cloud.shape[1])
+                    what = f"exact Rips on its {n_edges} edges <= max_edge_length"
+            else:
+                needed = _dense_rips_bytes(n)
+                what = "exact Rips on the full distance matrix"
             if needed > available:
                 errors.append(
-                    f"{_where(index)}: {n} points need {format_bytes(needed)} for "
-                    f"dense distance matrices, {format_bytes(available)} available"
+                    f"{_where(index)}: {n} points need about "
+                    f"{format_bytes(needed)} for {what}, "
+                    f"{format_bytes(available)} available"
                 )
         _raise_if_errors(
             errors,
-            "clouds for RipsPersistence: too large for a dense distance matrix",
-            "Subsample the clouds, or pass a finite max_edge_length (with "
-            "metric='euclidean' and local=False the complex is then built sparse).",
+            "clouds for RipsPersistence: too large for exact Rips in memory",
+            "Pass approximation=eps with 0 < eps < 1 (sparse Rips: memory linear "
+            "in the points, each diagram within log(1 / (1 - eps)) of the exact "
+            "one in log-scale bottleneck distance; a larger eps is faster), "
+            "subsample the clouds, or pass a smaller max_edge_length.",
         )
 
     def get_feature_names_out(self, input_features=None):
@@ -333,11 +475,25 @@ class RipsPersistence(StatelessTransformerMixin, TransformerMixin, BaseEstimator
         return np.asarray([f"H{d}" for d in self._check_params()], dtype=object)
 
 
-def _diagrams_of_chunk(chunk, **settings):
-    return [_diagrams_of_cloud(cell, **settings) for cell in chunk]
+def _diagrams_of_chunk(chunk, seeds, **settings):
+    return [
+        _diagrams_of_cloud(cell, seed=seed, **settings)
+        for cell, seed in zip(chunk, seeds)
+    ]
 
 
-def _diagrams_of_cloud(cell, *, dims, local, radius, max_edge_length, metric, coeff):
+def _diagrams_of_cloud(
+    cell,
+    *,
+    dims,
+    local,
+    radius,
+    max_edge_length,
+    metric,
+    coeff,
+    approximation=None,
+    seed=0,
+):
     """The diagrams of one cloud, one (n_pairs, 2) array per homology dimension.
 
     Returns a message instead when a distance is not finite.
@@ -353,6 +509,11 @@ def _diagrams_of_cloud(cell, *, dims, local, radius, max_edge_length, metric, co
     degree = {"cosine": 0, "correlation": 0, "sqeuclidean": 2}.get(metric, 1)
     cell = np.ldexp(cell, -exponent)
     threshold = np.ldexp(max_edge_length, -degree * exponent)
+    if approximation is not None:
+        diagrams = _sparse_rips_diagrams(
+            cell, dims, threshold, metric, coeff, approximation, seed
+        )
+        return [np.ldexp(diagram, exponent) for diagram in diagrams]
     sparse = metric == "euclidean" and not local and np.isfinite(max_edge_length)
     if sparse:
         data, input_type = cell, "point cloud"
@@ -399,6 +560,26 @@ def _diagrams_of_cloud(cell, *, dims, local, radius, max_edge_length, metric, co
     if sparse:
         diagrams = [_cut_at(diagram, threshold) for diagram in diagrams]
     return [np.ldexp(diagram, degree * exponent) for diagram in diagrams]
+
+
+def _sparse_rips_diagrams(cell, dims, threshold, metric, coeff, epsilon, seed):
+    """Diagrams of GUDHI's sparse Rips filtration of one (rescaled) cloud."""
+    data = {"distance_matrix" if metric == "precomputed" else "points": cell}
+    # The greedy ordering starts at a random point drawn from GUDHI's
+    # thread-local generator, in the constructor: seeding it in this thread
+    # just before makes the diagrams reproducible without a lock.
+    _set_gudhi_seed(int(seed))
+    complex_ = _GudhiRipsComplex(max_edge_length=threshold, sparse=epsilon, **data)
+    # H_k needs the (k + 1)-simplices. When the complex has none (no triangle
+    # below max_edge_length, or a single vertex), H_k is its top dimension,
+    # which GUDHI reports only with persistence_dim_max=True; asking for it
+    # otherwise would reduce the top dimension for nothing (5 x the memory).
+    tree = complex_.create_simplex_tree(max_dimension=max(dims) + 1)
+    tree.compute_persistence(
+        homology_coeff_field=coeff,
+        persistence_dim_max=tree.dimension() <= max(dims),
+    )
+    return [_clean(tree.persistence_intervals_in_dimension(d)) for d in dims]
 
 
 def _clean(diagram):

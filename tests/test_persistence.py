@@ -1,3 +1,5 @@
+import re
+
 import gudhi
 import numpy as np
 import pytest
@@ -6,12 +8,14 @@ from hypothesis import strategies as st
 from scipy.spatial.distance import pdist, squareform
 
 import sklandscapes._validation as validation_module
+import sklandscapes.persistence as persistence_module
 from sklandscapes import (
     ActivationNormalizer,
     LandscapeVectorizer,
     LayerDistances,
     RipsPersistence,
 )
+from sklandscapes._validation import format_bytes
 
 ripser = pytest.importorskip("ripser")
 
@@ -211,17 +215,155 @@ def test_bad_input(rng):
         RipsPersistence(metric="hamming-ish").fit([rng.normal(size=(4, 2))])
 
 
+def test_memory_guard_refuses_what_does_not_fit_and_passes_what_fits(rng, monkeypatch):
+    # A simulated budget of exactly the estimate for 300 points: 300 fit, 301
+    # do not, and the guard says so before anything is allocated.
+    budget = persistence_module._dense_rips_bytes(300)
+    monkeypatch.setattr(validation_module, "_available_memory", lambda: budget)
+    fits, too_large = rng.normal(size=(300, 2)), rng.normal(size=(301, 2))
+    assert RipsPersistence().fit_transform([fits]).shape == (1, 1, 1)
+    expected = (
+        r"(?s)sample 1, layer 0: 301 points need about "
+        + re.escape(format_bytes(persistence_module._dense_rips_bytes(301)))
+        + r" for exact Rips on the full distance matrix, "
+        + re.escape(format_bytes(budget))
+        + r" available.*approximation=eps"
+    )
+    with pytest.raises(ValueError, match=expected):
+        RipsPersistence().fit_transform([fits, too_large])
+    # The approximation is linear in the points: not refused.
+    out = RipsPersistence(approximation=0.9, random_state=0).fit_transform([too_large])
+    assert out.shape == (1, 1, 1)
+
+
+def test_memory_guard_counts_the_edges_of_the_sparse_path(rng, monkeypatch):
+    cloud = rng.uniform(size=(400, 2))
+    all_pairs = persistence_module._sparse_rips_bytes(400, 400 * 399 // 2, 2)
+    monkeypatch.setattr(validation_module, "_available_memory", lambda: all_pairs / 4)
+    # Short edges: few of them, fits although all pairs would not.
+    short = RipsPersistence(max_edge_length=0.05).fit_transform([cloud])
+    assert short.shape == (1, 1, 1)
+    n_edges = int((pdist(cloud) <= 0.9).sum())
+    with pytest.raises(
+        ValueError, match=rf"400 points need about .* on its {n_edges} edges <= max"
+    ):
+        RipsPersistence(max_edge_length=0.9).fit_transform([cloud])
+
+
 def test_too_large_clouds_fail_before_allocating(rng, monkeypatch):
     monkeypatch.setattr(validation_module, "_available_memory", lambda: 1000)
-    cloud = rng.normal(size=(20, 2))
-    with pytest.raises(
-        ValueError,
-        match=r"(?s)20 points need 6.2 KiB .* 1000.0 B available.*max_edge_length",
-    ):
-        RipsPersistence().fit_transform([cloud])
-    # The sparse path never builds the dense matrix, so it is allowed.
-    out = RipsPersistence(max_edge_length=0.5).fit_transform([cloud])
-    assert out.shape == (1, 1, 1)
+    with pytest.raises(ValueError, match=r"(?s)20 points need .*1000.0 B available"):
+        RipsPersistence().fit_transform([rng.normal(size=(20, 2))])
+
+
+def test_available_memory_is_positive():
+    available = validation_module._available_memory()
+    assert available is None or available > 0
+
+
+def _log_bottleneck(approximate, exact, dimension):
+    """Bottleneck distance between the finite parts of two diagrams, log scale.
+
+    H0's births are all 0 (log: -inf), so H0 is compared on its deaths: the
+    optimal matching of two equally long lists of numbers pairs them sorted.
+    """
+    approximate = approximate[np.isfinite(approximate[:, 1])]
+    exact = exact[np.isfinite(exact[:, 1])]
+    if dimension == 0:
+        assert len(approximate) == len(exact)
+        return np.max(
+            np.abs(np.log(np.sort(approximate[:, 1])) - np.log(np.sort(exact[:, 1])))
+        )
+    return gudhi.bottleneck_distance(np.log(approximate), np.log(exact))
+
+
+@pytest.mark.parametrize(
+    "n_points, n_features, epsilon", [(200, 2, 0.3), (150, 3, 0.5), (200, 3, 0.9)]
+)
+def test_approximation_is_within_the_stated_bound(rng, n_points, n_features, epsilon):
+    clouds = [rng.normal(size=(n_points, n_features)) for _ in range(2)]
+    exact = RipsPersistence(homology_dimensions=(0, 1)).fit_transform(clouds)
+    approximate = RipsPersistence(
+        homology_dimensions=(0, 1), approximation=epsilon, random_state=0
+    ).fit_transform(clouds)
+    bound = np.log(1 / (1 - epsilon))
+    for i in range(len(clouds)):
+        for k in range(2):
+            ours, reference = approximate[i, 0, k], exact[i, 0, k]
+            # Same essential classes: H0's one component, no H1 class survives.
+            assert np.isinf(ours[:, 1]).sum() == np.isinf(reference[:, 1]).sum()
+            # 1e-9: rounding of the logarithms and of GUDHI's own distances.
+            assert _log_bottleneck(ours, reference, k) <= bound + 1e-9
+
+
+def test_approximation_from_points_and_from_distances_agree(rng):
+    cloud = rng.normal(size=(120, 3))
+    settings = dict(homology_dimensions=(0, 1), approximation=0.5, random_state=3)
+    from_points = RipsPersistence(**settings).fit_transform([cloud])
+    from_matrix = RipsPersistence(metric="precomputed", **settings).fit_transform(
+        [squareform(pdist(cloud))]
+    )
+    for ours, reference in zip(from_points[0, 0], from_matrix[0, 0]):
+        # GUDHI's Euclidean distance and pdist round differently, by an ulp.
+        np.testing.assert_allclose(ours, reference, rtol=1e-12)
+
+
+def test_approximation_is_reproducible_and_independent_of_n_jobs(rng):
+    clouds = [rng.normal(size=(100, 2)) for _ in range(5)]
+    settings = dict(homology_dimensions=(0, 1), approximation=0.7, random_state=7)
+    serial = RipsPersistence(**settings).fit_transform(clouds)
+    again = RipsPersistence(**settings).fit_transform(clouds)
+    parallel = RipsPersistence(n_jobs=2, **settings).fit_transform(clouds)
+    for index in np.ndindex(*serial.shape):
+        np.testing.assert_array_equal(serial[index], again[index])
+        np.testing.assert_array_equal(serial[index], parallel[index])
+
+
+def test_approximation_scales_exactly_and_honours_max_edge_length(rng):
+    cloud = rng.normal(size=(80, 2))
+    rips = RipsPersistence(homology_dimensions=(0, 1), approximation=0.5)
+    plain = rips.set_params(random_state=0).fit_transform([cloud])[0, 0]
+    scaled = rips.fit_transform([np.ldexp(cloud, 700)])[0, 0]
+    for ours, reference in zip(scaled, plain):
+        np.testing.assert_array_equal(ours, np.ldexp(reference, 700))
+    cut = rips.set_params(max_edge_length=0.3).fit_transform([cloud])[0, 0]
+    for diagram in cut:
+        finite = diagram[np.isfinite(diagram)]
+        assert finite.max(initial=0) <= 0.3
+    # Components still apart at 0.3 are essential.
+    assert np.isinf(cut[0][:, 1]).sum() > 1
+
+
+def test_approximation_keeps_classes_of_the_top_dimension():
+    # Below max_edge_length=1.2 the unit square has its four sides and no
+    # triangle: H1 is the complex's top dimension, and its class never dies.
+    # A cloud of one repeated point is a single vertex: one essential H0 class.
+    square = np.array([[0.0, 0], [1, 0], [1, 1], [0, 1]])
+    rips = RipsPersistence(homology_dimensions=(0, 1), approximation=0.5)
+    for cloud, max_edge_length in [(square, 1.2), (np.zeros((5, 3)), np.inf)]:
+        rips.set_params(max_edge_length=max_edge_length)
+        exact = rips.set_params(approximation=None).fit_transform([cloud])[0, 0]
+        ours = rips.set_params(approximation=0.5).fit_transform([cloud])[0, 0]
+        for got, expected in zip(ours, exact):
+            np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(ours[0], [[0, np.inf]])
+
+
+@pytest.mark.parametrize("epsilon", [0, 1, 1.5, -0.1, np.nan, np.inf, "0.1"])
+def test_approximation_outside_zero_one_is_refused(rng, epsilon):
+    with pytest.raises(ValueError, match="'approximation' parameter of RipsPers"):
+        RipsPersistence(approximation=epsilon).fit([rng.normal(size=(4, 2))])
+
+
+def test_approximation_refuses_local_homology_and_non_metrics(rng):
+    cloud = rng.normal(size=(6, 2))
+    with pytest.raises(ValueError, match="approximation needs local=False.*triangle"):
+        RipsPersistence(approximation=0.1, local=True).fit([cloud])
+    for metric in ["sqeuclidean", "cosine", "cityblock"]:
+        with pytest.raises(
+            ValueError, match=f"approximation needs metric=.*got metric='{metric}'"
+        ):
+            RipsPersistence(approximation=0.1, metric=metric).fit([cloud])
 
 
 def test_progress_bar_goes_to_stderr(rng, capsys):
