@@ -289,13 +289,9 @@ def _normalize_local(cloud, center):
     if center is True or (center == "auto" and (cloud < 0).any()):
         cloud = cloud - cloud.mean(axis=0)
     norms = np.linalg.norm(cloud, axis=1)
-    # The upper median: see the class's Notes.
-    median = np.partition(norms, len(norms) // 2)[len(norms) // 2]
-    if median == 0:
-        return None, (
-            "median norm is 0 (at least half of the points sit at the origin), "
-            "so the cloud cannot be rescaled to median norm 1"
-        )
+    median, problem = _upper_median(norms)
+    if problem:
+        return None, problem
     scaled = cloud / median
     norms = norms / median
     outside = norms > 1
@@ -338,13 +334,9 @@ def _normalize_distances(cell, method, center):
         diameter = distances.max()
         centered = norms / diameter
         return LayerDistances(distances / diameter, centered, centered, False), None
-    # The upper median: see the class's Notes.
-    median = np.partition(norms, len(norms) // 2)[len(norms) // 2]
-    if median == 0:
-        return None, (
-            "median norm is 0 (at least half of the points sit at the origin), "
-            "so the cloud cannot be rescaled to median norm 1"
-        )
+    median, problem = _upper_median(norms)
+    if problem:
+        return None, problem
     norms = norms / median
     distances = distances / median
     inverse = 1 / np.maximum(norms, 1.0)
@@ -362,3 +354,14 @@ def _normalize_distances(cell, method, center):
     projected[lower] = projected.T[lower]
     np.fill_diagonal(projected, 0.0)
     return LayerDistances(projected, np.minimum(norms, 1.0), None, nonnegative), None
+
+
+def _upper_median(norms):
+    """The upper median of the norms (see the class's Notes), or a problem."""
+    median = np.partition(norms, len(norms) // 2)[len(norms) // 2]
+    if median == 0:
+        return None, (
+            "median norm is 0 (at least half of the points sit at the origin), "
+            "so the cloud cannot be rescaled to median norm 1"
+        )
+    return median, None
