@@ -721,3 +721,32 @@ def test_bad_monitor_configuration():
         make_config("synthetic", monitor_every=0)
     with pytest.raises(ExperimentError, match="monitor_points must be an int >= 1"):
         make_config("synthetic", monitor_points=0)
+
+
+def test_diagrams_computed_during_training_are_the_same(
+    baseline, tmp_path, monkeypatch
+):
+    """With a spare core, snapshots' diagrams are computed while training runs."""
+    import threading
+
+    monkeypatch.setattr(_compute, "_POLL_SECONDS", 0.05)
+    original = _folder.save_diagrams
+    threads = []
+
+    def spy(path, diagrams):
+        threads.append(threading.current_thread().name)
+        original(path, diagrams)
+
+    monkeypatch.setattr(_folder, "save_diagrams", spy)
+    result = run_experiment(tiny_config(), tmp_path, n_jobs=2, verbose=0)
+    assert "diagrams" in threads, "nothing was computed during training"
+    assert len(threads) == len(baseline.thresholds)  # each sample stored once
+    for path in sorted((baseline.out / "diagrams").glob("*.npz")):
+        assert_same_diagrams(
+            [_folder.load_diagrams(path)],
+            [_folder.load_diagrams(tmp_path / "diagrams" / path.name)],
+        )
+    np.testing.assert_array_equal(result.landscapes, baseline.landscapes)
+    np.testing.assert_array_equal(result.test.pvalues_, baseline.test.pvalues_)
+    work = result.timing_history[-1]["work"]
+    assert work["samples"] == len(baseline.thresholds)

@@ -3,7 +3,9 @@
 import contextlib
 import dataclasses
 import json
+import re
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -21,6 +23,9 @@ _SCHEDULER_TIMEOUT = "10s"
 
 # What compute_diagrams counts (see there), kept per call in timings.json.
 WORK_COUNTS = ("samples", "clouds", "input_reused", "snapshot_reused")
+
+# How often the diagrams computed during training look for new snapshots.
+_POLL_SECONDS = 2.0
 
 # Epochs between two checkpoints of the group in training (see train).
 _CHECKPOINT_EVERY = 10
@@ -340,7 +345,18 @@ def shared_snapshot(training, key):
 
 
 def compute_diagrams(
-    config, training, batches, out, n_jobs, device, verbose, timings, work=None
+    config,
+    training,
+    batches,
+    out,
+    n_jobs,
+    device,
+    verbose,
+    timings,
+    work=None,
+    *,
+    stop=None,
+    stored=None,
 ):
     """Diagrams of every sample, computed in chunks and stored as they come.
 
@@ -358,12 +374,21 @@ def compute_diagrams(
     input-layer diagram is their subsample's, and ``snapshot_reused`` samples
     copied whole from an identical snapshot's. Computing every sample on its
     own would take ``clouds + input_reused + snapshot_reused * n_layers``
-    clouds. Returns the keys and their diagrams.
+    clouds. Returns the keys and their diagrams; with a ``stop`` event (see
+    :func:`diagrams_during_training`), returns ``None`` once it is set or the
+    work is done, and loads nothing. ``stored``, a set of keys known to be
+    stored and intact, spares reading those files again; the keys stored
+    here are added to it.
     """
     from tqdm.auto import tqdm
 
     keys = sample_keys(config, training)
-    todo = [key for key in keys if not _folder.diagrams_intact(out, key)]
+    stored = set() if stored is None else stored
+    todo = [
+        key
+        for key in keys
+        if key not in stored and not _folder.diagrams_intact(out, key)
+    ]
     work = {} if work is None else work
     for name in WORK_COUNTS:
         work.setdefault(name, 0)
@@ -371,11 +396,16 @@ def compute_diagrams(
     owners = {}
     for key in todo:
         owners.setdefault(shared_snapshot(training, key), []).append(key)
-    ready = [o for o in owners if o not in todo and _folder.diagrams_intact(out, o)]
+    ready = [
+        o
+        for o in owners
+        if o not in todo and (o in stored or _folder.diagrams_intact(out, o))
+    ]
     for owner in ready:
-        stored = _folder.load_diagrams(_folder.diagram_path(out, owner))
+        copied = _folder.load_diagrams(_folder.diagram_path(out, owner))
         for key in owners.pop(owner):
-            _folder.save_diagrams(_folder.diagram_path(out, key), stored)
+            _folder.save_diagrams(_folder.diagram_path(out, key), copied)
+            stored.add(key)
             work["samples"] += 1
             work["snapshot_reused"] += 1
     centering = layer_centering(config, training, batches)
@@ -405,6 +435,8 @@ def compute_diagrams(
         unit="sample",
     ) as bar:
         for start in range(0, len(pending), chunk):
+            if stop is not None and stop.is_set():
+                return None
             part = pending[start : start + chunk]
             started = time.perf_counter()
             clouds = _extract(config, training, batches, part, device)
@@ -433,14 +465,97 @@ def compute_diagrams(
                 work["input_reused"] += 1
                 for key in owners[owner]:
                     _folder.save_diagrams(_folder.diagram_path(out, key), sample)
+                    stored.add(key)
                     work["samples"] += 1
                     work["snapshot_reused"] += key != owner
                 bar.update(len(owners[owner]))
             work["input_reused"] -= len(new_inputs)
             timings["extraction"] += extracted - started
             timings["persistence"] += time.perf_counter() - extracted
+    if stop is not None:
+        return None
     diagrams = [_folder.load_diagrams(_folder.diagram_path(out, key)) for key in keys]
     return keys, diagrams
+
+
+@contextlib.contextmanager
+def diagrams_during_training(config, batches, out, device, timings, work):
+    """Compute the diagrams of the snapshots already taken while training runs.
+
+    Training takes one core (one torch thread); on a machine with more, this
+    thread spends the others' time on the diagrams of the snapshot files the
+    training has written so far, one cloud at a time. They are stored like any
+    others, so the diagram stage that follows finds them done: the results are
+    those of a run without it (the snapshot files hold the very weights the
+    training keeps). It stops, after the chunk in hand, when the block ends;
+    a failure here is left for that stage, which computes the same keys again
+    and reports it.
+    """
+    stop = threading.Event()
+    cache, stored = {}, set()
+
+    def work_loop():
+        while not stop.wait(_POLL_SECONDS):
+            try:
+                so_far = snapshots_so_far(config, out, cache)
+                if so_far is not None:
+                    compute_diagrams(
+                        config,
+                        so_far,
+                        batches,
+                        out,
+                        1,
+                        device,
+                        False,
+                        timings,
+                        work,
+                        stop=stop,
+                        stored=stored,
+                    )
+            except BaseException:  # noqa: BLE001 - the next stage recomputes
+                return
+
+    thread = threading.Thread(target=work_loop, name="diagrams", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def snapshots_so_far(config, out, cache):
+    """The snapshot files written so far, as the parts of a training result
+    that :func:`compute_diagrams` reads; ``None`` when there is none yet.
+
+    ``cache`` maps a file to its network and epoch across calls.
+    """
+    from types import SimpleNamespace
+
+    from sklandscapes.nets import load_snapshot, load_snapshot_metadata
+
+    epochs = np.full((config.n_networks, len(config.thresholds)), -1)
+    networks = [[None] * config.n_networks for _ in config.thresholds]
+    root = out / _folder.TRAINING_DIR / "snapshots"
+    for path in sorted(root.glob("group*/network*_threshold*.pt")):
+        if path not in cache:
+            try:
+                cache[path] = (
+                    load_snapshot(path),
+                    load_snapshot_metadata(path)["epoch"],
+                )
+            except Exception:  # noqa: BLE001 - damaged or not written yet
+                continue
+        group = int(path.parent.name.removeprefix("group"))
+        local, j = (int(part) for part in re.findall(r"\d+", path.stem))
+        k = group * config.networks_per_group + local
+        if k < config.n_networks and j < len(config.thresholds):
+            networks[j][k], epochs[k, j] = cache[path][0], cache[path][1]
+    if not (epochs >= 0).any():
+        return None
+    return SimpleNamespace(
+        snapshots=networks, snapshot_epoch=epochs, reached=epochs >= 0
+    )
 
 
 def _extract(config, training, batches, part, device):

@@ -1,11 +1,13 @@
 """run_experiment: the stages in order, and what they return."""
 
+import contextlib
 import dataclasses
 import numbers
 import time
 from pathlib import Path
 
 import numpy as np
+from joblib import effective_n_jobs
 
 from sklandscapes.experiments import _compute, _folder, _report
 from sklandscapes.experiments._config import (
@@ -169,9 +171,19 @@ def run_experiment(
         data = _compute.load_data(config)
         timings["data"] = time.perf_counter() - clock
         clock = time.perf_counter()
-        training = _compute.train(
-            config, data.X, data.y, out, device, verbose, data.batches[0]
-        )
+        # Training takes one core: a second one computes the diagrams of the
+        # snapshots taken so far (local runs only; the results are the same).
+        spare = backend == "loky" and effective_n_jobs(n_jobs) >= 2
+        with (
+            _compute.diagrams_during_training(
+                config, data.batches, out, device, timings, work
+            )
+            if spare
+            else contextlib.nullcontext()
+        ):
+            training = _compute.train(
+                config, data.X, data.y, out, device, verbose, data.batches[0]
+            )
         timings["training"] = time.perf_counter() - clock
         if not training.reached.any():
             raise ExperimentError(
