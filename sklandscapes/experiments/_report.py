@@ -408,7 +408,10 @@ def _timing_lines(result):
         "## Where the time went",
         "",
         f"Seconds per stage, in this call and over all {len(history)} call(s) on "
-        "this folder (a resumed call only reloads the stages stored before).",
+        "this folder (a resumed call only reloads the stages stored before). "
+        "With more than one job, extraction and persistence start while the "
+        "networks train, on the snapshots already taken, so the stages can add "
+        "up to more than the wall time.",
         "",
         "| stage | this call | all calls |",
         "|---|---|---|",

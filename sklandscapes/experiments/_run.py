@@ -122,7 +122,10 @@ def run_experiment(
         Start over in ``out`` even if it holds another run; excludes
         ``resume``.
     n_jobs : int, default=None
-        Jobs for the persistence stage and the permutation tests.
+        Jobs for the persistence stage and the permutation tests. With two or
+        more (and ``backend="loky"``), a thread computes the diagrams of the
+        snapshots already taken while the networks train, on the core the
+        training (one torch thread) leaves free; the results do not change.
     device : str, default="auto"
         Torch device for training and extraction; ``"auto"`` is CUDA when
         available.
