@@ -69,7 +69,13 @@ def report(out, wall, peak):
     for stage, seconds in stages.items():
         print(f"  {stage:<12} {seconds:8.1f} s  {seconds / wall:6.1%}")
     rest = wall - sum(stages.values())
-    print(f"  {'rest':<12} {rest:8.1f} s  {rest / wall:6.1%}  (start, report, figures)")
+    if rest >= 0:
+        print(f"  {'rest':<12} {rest:8.1f} s  {rest / wall:6.1%}  (report, figures)")
+    else:
+        print(
+            "  the stages add up to more than the wall time: extraction and "
+            "persistence ran during training too"
+        )
     work = call.get("work", {})
     if work:
         config = json.loads((Path(out) / "config.json").read_text())

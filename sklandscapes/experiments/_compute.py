@@ -357,6 +357,7 @@ def compute_diagrams(
     *,
     stop=None,
     stored=None,
+    input_diagrams=None,
 ):
     """Diagrams of every sample, computed in chunks and stored as they come.
 
@@ -378,7 +379,8 @@ def compute_diagrams(
     :func:`diagrams_during_training`), returns ``None`` once it is set or the
     work is done, and loads nothing. ``stored``, a set of keys known to be
     stored and intact, spares reading those files again; the keys stored
-    here are added to it.
+    here are added to it. ``input_diagrams`` maps a subsample to its input
+    layer's diagrams, across calls.
     """
     from tqdm.auto import tqdm
 
@@ -422,7 +424,7 @@ def compute_diagrams(
         local=config.method == "local",
         n_jobs=n_jobs,
     )
-    input_diagrams = {}
+    input_diagrams = {} if input_diagrams is None else input_diagrams
     # A chunk is small enough to lose little on interruption and large enough
     # to keep every worker busy with (sample, layer) clouds.
     chunk = 4
@@ -492,7 +494,7 @@ def diagrams_during_training(config, batches, out, device, timings, work):
     and reports it.
     """
     stop = threading.Event()
-    cache, stored = {}, set()
+    cache, stored, inputs = {}, set(), {}
 
     def work_loop():
         while not stop.wait(_POLL_SECONDS):
@@ -511,6 +513,7 @@ def diagrams_during_training(config, batches, out, device, timings, work):
                         work,
                         stop=stop,
                         stored=stored,
+                        input_diagrams=inputs,
                     )
             except BaseException:  # noqa: BLE001 - the next stage recomputes
                 return
