@@ -516,6 +516,15 @@ def relu_layers(network, inputs=None, *, layers="auto", include_input=True):
 _KINDS = ("affine", "nonlinear")
 
 
+def _paper_centering(network, inputs, *, layers="auto", include_input=True):
+    """Per-layer ``center`` flags of the paper's rule, for ``ActivationNormalizer``.
+
+    Every layer that is not a ReLU output is centered (:func:`relu_layers`).
+    """
+    flags = ~relu_layers(network, inputs, layers=layers, include_input=include_input)
+    return tuple(bool(flag) for flag in flags)
+
+
 def _guess_inputs(module, torch):
     affine = [m for _, m in module.named_modules() if _is_affine(m, torch)]
     if not affine or not isinstance(affine[0], torch.nn.Linear):

@@ -1040,6 +1040,11 @@ def _relabelings(n, n_a, n_permutations, seed):
 def _null_block(gram, n_a, n_permutations, seed):
     """Statistics of ``n_permutations`` random relabelings of a two-group Gram."""
     contrasts = _relabelings(len(gram), n_a, n_permutations, seed)
+    return _contrast_norms(contrasts, gram)
+
+
+def _contrast_norms(contrasts, gram):
+    """``sqrt(w^T K w)`` for every contrast ``w`` (a row of ``contrasts``)."""
     squared = np.einsum("pi,pi->p", contrasts @ gram, contrasts)
     return np.sqrt(np.maximum(squared, 0.0))
 
@@ -1054,13 +1059,9 @@ def _null_block_layers(gram, stacked, n_a, n_permutations, seed):
     """
     n = len(gram)
     contrasts = _relabelings(n, n_a, n_permutations, seed)
-    squared = np.einsum("pi,pi->p", contrasts @ gram, contrasts)
     products = (contrasts @ stacked).reshape(n_permutations, -1, n)
     layer_squared = np.einsum("plj,pj->lp", products, contrasts)
-    return (
-        np.sqrt(np.maximum(squared, 0.0)),
-        np.sqrt(np.maximum(layer_squared, 0.0)),
-    )
+    return _contrast_norms(contrasts, gram), np.sqrt(np.maximum(layer_squared, 0.0))
 
 
 def _westfall_young(observed, null):

@@ -16,8 +16,8 @@ from skorch.callbacks import Callback
 
 from sklandscapes.activations import (
     ActivationExtractor,
+    _paper_centering,
     activation_layers,
-    relu_layers,
 )
 from sklandscapes.landscapes import LandscapeVectorizer
 from sklandscapes.normalization import ActivationNormalizer
@@ -217,13 +217,12 @@ def centering(monitor, network):
     """The paper's rule: center every layer that is not a ReLU output."""
     if monitor.method != "local":
         return "auto"
-    flags = ~relu_layers(
+    return _paper_centering(
         network,
         monitor.inputs,
         layers=monitor.layers,
         include_input=monitor.include_input,
     )
-    return tuple(bool(flag) for flag in flags)
 
 
 def measure(monitor, networks, center):
