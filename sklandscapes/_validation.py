@@ -526,6 +526,12 @@ def _check_rows(X, name):
                 f"{name}[{i}] cannot be read as numbers ({exc}); {name} must be a "
                 "2-D array of floats of shape (n_samples, n_features)."
             ) from exc
+        # numpy reads "0" as 0.0: a number written as text is refused too.
+        text = [v for v in np.ravel(np.asarray(row, dtype=object)) if _is_text(v)]
+        if text:
+            raise ValueError(
+                f"{name}[{i}] holds a string ({text[0]!r}); expected numbers."
+            )
         lengths.append(values.shape)
     if len(set(lengths)) > 1:
         ragged = [i for i, shape in enumerate(lengths) if shape != lengths[0]]
@@ -534,6 +540,10 @@ def _check_rows(X, name):
             f"has shape {lengths[ragged[0]]}; every row needs the same number of "
             "features."
         )
+
+
+def _is_text(value):
+    return isinstance(value, (str, bytes, np.str_, np.bytes_))
 
 
 def _is_complex(cell):

@@ -189,3 +189,9 @@ def test_l2_weighted_vectors_need_no_grid(rng):
         .transform(plain.transform(diagrams)),
         rtol=1e-12,
     )
+
+
+def test_a_number_written_as_text_is_refused_with_its_row():
+    # numpy would read "0" as 0.0 (found by tests/test_fuzz.py).
+    with pytest.raises(ValueError, match=r"X\[1\] holds a string \('0'\)"):
+        LandscapeKernel().fit([[0.0], ["0"]])
