@@ -30,6 +30,8 @@ __all__ = [
 # the memory of a block.
 _ENTRIES_PER_BLOCK = 1 << 18
 _TENTS_PER_BLOCK = 1 << 16
+# (pair, grid point) entries per block of all_levels_grid_squares.
+_SQUARES_PER_BLOCK = 1 << 20
 _MAX_DIAGRAMS_PER_BLOCK = 64
 # Two exact methods: one costs about the total number of grid points under the
 # tents of a diagram (its support), the other about n_bins * n_landscapes per
@@ -882,10 +884,42 @@ def all_levels_grid_squares(diagrams, grid):
     """
     grid = np.asarray(grid, dtype=np.float64)
     weights = quadrature_weights(grid)
-    out = np.empty(len(diagrams))
-    for i, diagram in enumerate(diagrams):
-        pairs = np.asarray(diagram, dtype=np.float64).reshape(-1, 2)
-        pairs = np.where(np.isinf(pairs), grid[-1], pairs)
-        tents = np.minimum(grid - pairs[:, :1], pairs[:, 1:] - grid)
-        out[i] = (np.maximum(tents, 0.0) ** 2 @ weights).sum()
+    out = np.zeros(len(diagrams))
+    diagrams = [np.asarray(d, dtype=np.float64).reshape(-1, 2) for d in diagrams]
+    counts = np.array([len(d) for d in diagrams], dtype=np.intp)
+    if counts.sum() == 0:
+        return out
+    pairs = np.concatenate(diagrams)
+    pairs = np.where(np.isinf(pairs), grid[-1], pairs)
+    owner = np.repeat(np.arange(len(diagrams)), counts)
+    # Only the grid points under a tent add to the sum (t > b and t < d,
+    # as in landscape_values), so the work is the pairs' support on the
+    # grid, not n_pairs * n_bins; the terms are those of the dense sum.
+    first = _searchsorted(grid, pairs[:, 0], side="right")
+    lengths = _searchsorted(grid, pairs[:, 1], side="left") - first
+    np.maximum(lengths, 0, out=lengths)
+    ends = np.cumsum(lengths)
+    start = 0
+    while start < len(pairs):
+        # Blocks of about _SQUARES_PER_BLOCK entries bound the memory.
+        stop = int(
+            np.searchsorted(
+                ends, ends[start] - lengths[start] + _SQUARES_PER_BLOCK, "right"
+            )
+        )
+        stop = min(max(stop, start + 1), len(pairs))
+        span = lengths[start:stop]
+        n_entries = int(span.sum())
+        if n_entries:
+            point = np.arange(n_entries)
+            point += np.repeat(first[start:stop] - (np.cumsum(span) - span), span)
+            t = grid[point]
+            value = t - np.repeat(pairs[start:stop, 0], span)
+            np.minimum(value, np.repeat(pairs[start:stop, 1], span) - t, out=value)
+            out += np.bincount(
+                np.repeat(owner[start:stop], span),
+                weights=value * value * weights[point],
+                minlength=len(diagrams),
+            )
+        start = stop
     return out

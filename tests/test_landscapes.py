@@ -6,7 +6,11 @@ from sklearn.base import clone
 
 from sklandscapes import LandscapeVectorizer, reshape_landscapes
 from sklandscapes.exceptions import GridWarning
-from sklandscapes.landscapes import landscape_values, quadrature_weights
+from sklandscapes.landscapes import (
+    all_levels_grid_squares,
+    landscape_values,
+    quadrature_weights,
+)
 
 gudhi_representations = pytest.importorskip("gudhi.representations")
 
@@ -100,6 +104,39 @@ def test_landscape_properties(seed):
     # Row order of the diagram does not matter.
     shuffled = landscape_values([rng.permutation(diagram)], grid, 5)[0]
     np.testing.assert_array_equal(values, shuffled)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n_bins=st.integers(2, 80))
+def test_all_levels_grid_squares_is_the_dense_sum(seed, n_bins):
+    """The support-only sum against the dense one over every (pair, point)
+    and against the landscapes themselves, all levels, on uneven grids too."""
+    import sklandscapes.landscapes as module
+
+    rng = np.random.default_rng(seed)
+    diagrams = random_diagrams(rng, 7, max_pairs=25)
+    diagrams[0] = np.array([[0.3, np.inf], [0.2, 0.2], [0.1, 0.5], [0.1, 0.5]])
+    diagrams[1] = np.empty((0, 2))
+    grid = np.sort(rng.uniform(-0.1, 1.1, n_bins))
+    grid = np.unique(grid) if rng.random() < 0.5 else np.linspace(-0.1, 1.1, n_bins)
+    weights = quadrature_weights(grid)
+    dense = []
+    for diagram in diagrams:
+        pairs = np.where(np.isinf(diagram), grid[-1], diagram)
+        tents = np.minimum(grid - pairs[:, :1], pairs[:, 1:] - grid)
+        dense.append((np.maximum(tents, 0.0) ** 2 @ weights).sum())
+    # Blocks of a few entries go through the blocking as well as one block.
+    for block in (module._SQUARES_PER_BLOCK, 3):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(module, "_SQUARES_PER_BLOCK", block)
+            got = all_levels_grid_squares(diagrams, grid)
+        np.testing.assert_allclose(got, dense, rtol=1e-12, atol=1e-300)
+    truncated = [np.where(np.isinf(d), grid[-1], d) for d in diagrams]
+    depth = max(len(d) for d in diagrams)
+    levels = landscape_values(truncated, grid, depth)
+    np.testing.assert_allclose(
+        got, (levels**2 @ weights).sum(axis=1), rtol=1e-12, atol=1e-300
+    )
 
 
 def test_layout_names_and_reshape(rng):

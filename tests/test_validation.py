@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
-from sklandscapes._validation import check_layered_clouds, check_layered_diagrams
+from sklandscapes._validation import (
+    binary_exponent,
+    check_layered_clouds,
+    check_layered_diagrams,
+)
 
 
 def test_equal_shaped_cells_stay_an_object_array(rng):
@@ -116,3 +123,22 @@ def test_point_clouds_given_as_diagrams_get_one_hint(rng):
     assert "RipsPersistence()" in message
     assert "5 cell(s)" in message
     assert message.count("\n") == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=hnp.arrays(
+        np.float64,
+        hnp.array_shapes(min_dims=0, max_dims=2, min_side=0, max_side=6),
+        elements=st.floats(allow_nan=True, allow_infinity=True, width=64),
+    )
+)
+def test_binary_exponent_is_that_of_the_largest_finite_magnitude(values):
+    finite = np.abs(values[np.isfinite(values)])
+    largest = finite.max() if finite.size else 0.0
+    exponent = binary_exponent(values)
+    if largest == 0:
+        assert exponent == 0
+    else:
+        assert 0.5 <= np.ldexp(largest, -exponent) < 1
+        assert exponent == np.frexp(largest)[1]
