@@ -542,15 +542,28 @@ class LandscapeVectorizer(TransformerMixin, BaseEstimator):
         self.n_layers_, self.n_homology_dimensions_ = diagrams.shape[1:]
         if self.n_landscapes == "auto":
             depth = max([landscape_depth(d) for d in diagrams.ravel()] + [1])
-            shares = level_shares(
-                diagrams, self.grid_, max_levels=min(depth, _AUTO_MAX_LEVELS)
-            )
-            # The first K at which every cell either carries the target share
-            # or gains less than _AUTO_GAIN from one more level. The gains never
-            # grow with K (lambda_k >= lambda_k+1), so no later level adds more.
-            gains = np.diff(shares, axis=2, append=shares[..., -1:])
-            enough = ((shares >= _AUTO_SHARE) | (gains < _AUTO_GAIN)).all(axis=(0, 1))
-            n_levels = int(np.argmax(enough)) + 1 if enough.any() else shares.shape[2]
+            most = min(depth, _AUTO_MAX_LEVELS)
+            n_levels = None
+            tried = min(most, _AUTO_FIRST_LEVELS)
+            while n_levels is None:
+                shares = level_shares(diagrams, self.grid_, max_levels=tried)
+                # The first K at which every cell either carries the target
+                # share or gains less than _AUTO_GAIN from one more level. The
+                # gains never grow with K (lambda_k >= lambda_k+1), so no later
+                # level adds more. The last level's gain is only known at the
+                # deepest level (then 0): short of it, try twice as many.
+                gains = np.diff(shares, axis=2, append=shares[..., -1:])
+                enough = ((shares >= _AUTO_SHARE) | (gains < _AUTO_GAIN)).all(
+                    axis=(0, 1)
+                )
+                if tried < most:
+                    enough = enough[:-1]
+                if enough.any():
+                    n_levels = int(np.argmax(enough)) + 1
+                elif tried == most:
+                    n_levels = most
+                else:
+                    tried = min(2 * tried, most)
             self.n_landscapes_ = n_levels
             self.level_share_ = shares[:, :, n_levels - 1]
         else:
@@ -657,6 +670,8 @@ class LandscapeVectorizer(TransformerMixin, BaseEstimator):
 _AUTO_SHARE = 0.99
 _AUTO_GAIN = 0.001
 _AUTO_MAX_LEVELS = 128
+# Levels computed first; twice as many while no K short of them qualifies.
+_AUTO_FIRST_LEVELS = 32
 _DIAGRAMS_PER_SHARE_BLOCK = 64
 
 

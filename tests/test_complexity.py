@@ -147,3 +147,33 @@ def test_auto_levels_stop_at_many_tiny_simultaneous_bars(rng):
     assert vectorizer.n_landscapes_ == 9
     np.testing.assert_allclose(vectorizer.level_share_[0, 0], shares[8])
     assert shares[9] - shares[8] < 0.001 <= shares[8] - shares[7]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    first=st.integers(1, 5),
+    n_holes=st.integers(1, 40),
+)
+def test_auto_levels_found_in_steps_are_those_of_one_pass(seed, first, n_holes):
+    """n_landscapes="auto" computes a few levels first and more only while no K
+    short of them qualifies: the K and its share are those of one pass over
+    every level (_AUTO_FIRST_LEVELS=_AUTO_MAX_LEVELS), whatever the first step."""
+    import sklandscapes.landscapes as module
+
+    rng = np.random.default_rng(seed)
+    # Many overlapping holes of similar size need many levels.
+    holes = np.c_[rng.uniform(0.1, 0.12, n_holes), rng.uniform(0.5, 0.6, n_holes)]
+    diagrams = [
+        np.r_[holes[: rng.integers(1, n_holes + 1)], random_diagram(rng, 10, 0.02)]
+        for _ in range(3)
+    ]
+    fitted = {}
+    for levels in (module._AUTO_MAX_LEVELS, first):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(module, "_AUTO_FIRST_LEVELS", levels)
+            vectorizer = LandscapeVectorizer(n_landscapes="auto", resolution=101)
+            fitted[levels] = vectorizer.fit(diagrams)
+    one_pass, stepped = fitted[module._AUTO_MAX_LEVELS], fitted[first]
+    assert stepped.n_landscapes_ == one_pass.n_landscapes_
+    np.testing.assert_allclose(stepped.level_share_, one_pass.level_share_, rtol=1e-12)
