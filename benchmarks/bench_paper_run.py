@@ -90,8 +90,13 @@ def report(out, wall, peak):
             f"{work['snapshot_reused']} samples of same-epoch snapshots reused"
         )
         print(
+            f"samples computed while the networks trained (second process): "
+            f"{work.get('during_training', 0)}"
+        )
+        print(
             f"persistence per cloud computed: "
-            f"{stages['persistence'] / work['clouds']:.3f} s (wall, all jobs)"
+            f"{stages['persistence'] / work['clouds']:.3f} s (recorded seconds "
+            "per cloud; the second process adds its own)"
         )
     target = 20 * 60
     verdict = "under" if wall < target else "OVER"

@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import struct
+import time
 import warnings
 import zipfile
 
@@ -723,24 +724,70 @@ def test_bad_monitor_configuration():
         make_config("synthetic", monitor_points=0)
 
 
+def test_background_diagrams_report_what_stopped_them(tmp_path, capsys):
+    """The process that computes diagrams during training always leaves a
+    report: its work when told to stop, the error that stopped it otherwise;
+    the run adds the first and reports the second in one line."""
+    import pickle
+
+    from sklandscapes.experiments import _background
+
+    def run_job(config, stopped, parent=None):
+        job = tmp_path / f"job{len(list(tmp_path.iterdir()))}"
+        job.mkdir()
+        settings = dict(config=config, batches=[], out=tmp_path, device="cpu")
+        settings["poll"] = 0.01
+        (job / _background.JOB_FILE).write_bytes(pickle.dumps(settings))
+        if stopped:
+            (job / _background.STOP_FILE).touch()
+        _background.main(job, os.getppid() if parent is None else parent)
+        return job
+
+    job = run_job(tiny_config(), stopped=True)
+    report = json.loads((job / _background.RESULT_FILE).read_text())
+    assert report["error"] is None and report["work"] == {}
+    # A parent that is gone (here: not the parent) stops it too.
+    job = run_job(tiny_config(), stopped=False, parent=-1)
+    assert json.loads((job / _background.RESULT_FILE).read_text())["work"] == {}
+    job = run_job(None, stopped=False)  # no configuration: fails at once
+    report = json.loads((job / _background.RESULT_FILE).read_text())
+    assert report["error"].startswith("AttributeError")
+    timings, work = {"persistence": 1.0}, {"samples": 2}
+    _compute._collect_background(job, timings, work, verbose=1)
+    assert timings == {"persistence": 1.0, "extraction": 0.0}
+    assert work["samples"] == 2 and work["during_training"] == 0
+    assert "diagrams during training stopped (AttributeError" in capsys.readouterr().err
+    (job / _background.RESULT_FILE).unlink()
+    _compute._collect_background(job, timings, work, verbose=1)
+    assert "ended without a report" in capsys.readouterr().err
+
+
 def test_diagrams_computed_during_training_are_the_same(
     baseline, tmp_path, monkeypatch
 ):
-    """With a spare core, snapshots' diagrams are computed while training runs."""
-    import threading
-
+    """With a spare core, snapshots' diagrams are computed while training runs,
+    in a process of their own."""
     monkeypatch.setattr(_compute, "_POLL_SECONDS", 0.05)
-    original = _folder.save_diagrams
-    threads = []
+    original = _compute.train
+    waited = []
 
-    def spy(path, diagrams):
-        threads.append(threading.current_thread().name)
-        original(path, diagrams)
+    def train_until_a_diagram_is_stored(config, X, y, out, *args, **kwargs):
+        # Training this small ends before the process has started: hold the
+        # end of training until it has stored a diagram (or a minute passed).
+        training = original(config, X, y, out, *args, **kwargs)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any((out / "diagrams").glob("*.npz")):
+            time.sleep(0.05)
+        waited.append(any((out / "diagrams").glob("*.npz")))
+        return training
 
-    monkeypatch.setattr(_folder, "save_diagrams", spy)
+    monkeypatch.setattr(_compute, "train", train_until_a_diagram_is_stored)
     result = run_experiment(tiny_config(), tmp_path, n_jobs=2, verbose=0)
-    assert "diagrams" in threads, "nothing was computed during training"
-    assert len(threads) == len(baseline.thresholds)  # each sample stored once
+    assert waited == [True], "nothing was computed during training"
+    work = result.timing_history[-1]["work"]
+    assert work["during_training"] >= 1
+    assert work["samples"] == len(baseline.thresholds)  # each sample stored once
+    assert not list(tmp_path.glob("**/*.tmp"))
     for path in sorted((baseline.out / "diagrams").glob("*.npz")):
         assert_same_diagrams(
             [_folder.load_diagrams(path)],
@@ -748,5 +795,3 @@ def test_diagrams_computed_during_training_are_the_same(
         )
     np.testing.assert_array_equal(result.landscapes, baseline.landscapes)
     np.testing.assert_array_equal(result.test.pvalues_, baseline.test.pvalues_)
-    work = result.timing_history[-1]["work"]
-    assert work["samples"] == len(baseline.thresholds)

@@ -3,9 +3,9 @@
 import contextlib
 import dataclasses
 import json
+import os
 import re
 import sys
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -358,6 +358,7 @@ def compute_diagrams(
     stop=None,
     stored=None,
     input_diagrams=None,
+    chunk=4,
 ):
     """Diagrams of every sample, computed in chunks and stored as they come.
 
@@ -380,7 +381,9 @@ def compute_diagrams(
     work is done, and loads nothing. ``stored``, a set of keys known to be
     stored and intact, spares reading those files again; the keys stored
     here are added to it. ``input_diagrams`` maps a subsample to its input
-    layer's diagrams, across calls.
+    layer's diagrams, across calls. ``chunk`` samples are computed and stored
+    at a time: few enough to lose little on interruption, enough to keep
+    every worker busy with (sample, layer) clouds.
     """
     from tqdm.auto import tqdm
 
@@ -425,9 +428,6 @@ def compute_diagrams(
         n_jobs=n_jobs,
     )
     input_diagrams = {} if input_diagrams is None else input_diagrams
-    # A chunk is small enough to lose little on interruption and large enough
-    # to keep every worker busy with (sample, layer) clouds.
-    chunk = 4
     pending = list(owners)
     with tqdm(
         total=len(keys),
@@ -481,50 +481,95 @@ def compute_diagrams(
 
 
 @contextlib.contextmanager
-def diagrams_during_training(config, batches, out, device, timings, work):
+def diagrams_during_training(config, batches, out, device, timings, work, verbose):
     """Compute the diagrams of the snapshots already taken while training runs.
 
-    Training takes one core (one torch thread); on a machine with more, this
-    thread spends the others' time on the diagrams of the snapshot files the
-    training has written so far, one cloud at a time. They are stored like any
-    others, so the diagram stage that follows finds them done: the results are
-    those of a run without it (the snapshot files hold the very weights the
-    training keeps). It stops, after the chunk in hand, when the block ends;
-    a failure here is left for that stage, which computes the same keys again
-    and reports it.
+    Training takes one core (one torch thread); on a machine with more, a
+    process of its own (:mod:`~sklandscapes.experiments._background`, one
+    torch thread) spends another core on the diagrams of the snapshot files
+    the training has written so far. They are stored like any others, so the
+    diagram stage that follows finds them done: the results are those of a run
+    without it (the snapshot files hold the very weights the training keeps,
+    and the extraction runs on the same device). When the block ends, the
+    process stops after the sample in hand and its seconds and work are added
+    to ``timings`` and ``work`` (``work["during_training"]`` counts the samples
+    it stored). A failure there is left for the diagram stage, which computes
+    the same keys again; with ``verbose`` it is reported in one line. Where no
+    process can be started, training runs alone.
     """
-    stop = threading.Event()
-    cache, stored, inputs = {}, set(), {}
+    import pickle
+    import shutil
+    import subprocess
+    import tempfile
 
-    def work_loop():
-        while not stop.wait(_POLL_SECONDS):
-            try:
-                so_far = snapshots_so_far(config, out, cache)
-                if so_far is not None:
-                    compute_diagrams(
-                        config,
-                        so_far,
-                        batches,
-                        out,
-                        1,
-                        device,
-                        False,
-                        timings,
-                        work,
-                        stop=stop,
-                        stored=stored,
-                        input_diagrams=inputs,
-                    )
-            except BaseException:  # noqa: BLE001 - the next stage recomputes
-                return
+    from sklandscapes.experiments import _background
 
-    thread = threading.Thread(target=work_loop, name="diagrams", daemon=True)
-    thread.start()
+    job = Path(tempfile.mkdtemp(prefix="sklandscapes-diagrams-"))
+    package_root = str(Path(__file__).resolve().parents[2])
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); "
+        "from sklandscapes.experiments._background import main; "
+        "main(sys.argv[2], int(sys.argv[3]))"
+    )
+    settings = dict(
+        config=config, batches=batches, out=out, device=device, poll=_POLL_SECONDS
+    )
+    environment = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    try:
+        with open(job / _background.JOB_FILE, "wb") as handle:
+            pickle.dump(settings, handle)
+        process = subprocess.Popen(
+            [sys.executable, "-c", code, package_root, str(job), str(os.getpid())],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=environment,
+            # Ctrl-C reaches this process only, which then stops the other
+            # after the sample in hand (a second Ctrl-C kills it).
+            start_new_session=True,
+        )
+    except (OSError, pickle.PicklingError):
+        shutil.rmtree(job, ignore_errors=True)
+        yield
+        return
+    interrupted = False
     try:
         yield
+    except BaseException:
+        interrupted = True
+        raise
     finally:
-        stop.set()
-        thread.join()
+        (job / _background.STOP_FILE).touch()
+        try:
+            process.wait()
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            _collect_background(job, timings, work, verbose and not interrupted)
+            shutil.rmtree(job, ignore_errors=True)
+
+
+def _collect_background(job, timings, work, verbose):
+    """Add the background process's seconds and work to this run's."""
+    from sklandscapes.experiments import _background
+
+    try:
+        report = json.loads((job / _background.RESULT_FILE).read_text())
+    except (OSError, ValueError):
+        report = {"error": "it ended without a report"}
+    for stage, seconds in (report.get("timings") or {}).items():
+        timings[stage] = timings.get(stage, 0.0) + seconds
+    done = report.get("work") or {}
+    for name in WORK_COUNTS:
+        work[name] = work.get(name, 0) + done.get(name, 0)
+    work["during_training"] = work.get("during_training", 0) + done.get("samples", 0)
+    if report.get("error") and verbose:
+        print(
+            f"diagrams during training stopped ({report['error']}); the diagram "
+            "stage computes the rest",
+            file=sys.stderr,
+        )
 
 
 def snapshots_so_far(config, out, cache):

@@ -440,7 +440,7 @@ def _timing_lines(result):
     stored = sum(c["diagrams_computed"] for c in history)
     reused = {
         name: sum((c.get("work") or {}).get(name, 0) for c in history)
-        for name in ("input_reused", "snapshot_reused")
+        for name in ("input_reused", "snapshot_reused", "during_training")
     }
     lines += [
         "",
@@ -450,6 +450,13 @@ def _timing_lines(result):
         f"{reused['snapshot_reused']} whole samples of snapshots taken in the "
         "same epoch as an earlier threshold's (the same weights).",
     ]
+    if reused["during_training"]:
+        lines[-1] += (
+            f" {reused['during_training']} samples' diagrams were computed while "
+            "the networks trained, in a second process (their seconds count in "
+            "the extraction and persistence rows, which therefore overlap the "
+            "training row)."
+        )
     return lines
 
 

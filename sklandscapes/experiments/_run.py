@@ -123,9 +123,10 @@ def run_experiment(
         ``resume``.
     n_jobs : int, default=None
         Jobs for the persistence stage and the permutation tests. With two or
-        more (and ``backend="loky"``), a thread computes the diagrams of the
-        snapshots already taken while the networks train, on the core the
-        training (one torch thread) leaves free; the results do not change.
+        more (and ``backend="loky"``), a second process computes the
+        diagrams of the snapshots already taken while the networks train, on
+        the core the training (one torch thread) leaves free; the results do
+        not change.
     device : str, default="auto"
         Torch device for training and extraction; ``"auto"`` is CUDA when
         available.
@@ -179,7 +180,7 @@ def run_experiment(
         spare = backend == "loky" and effective_n_jobs(n_jobs) >= 2
         with (
             _compute.diagrams_during_training(
-                config, data.batches, out, device, timings, work
+                config, data.batches, out, device, timings, work, verbose
             )
             if spare
             else contextlib.nullcontext()
