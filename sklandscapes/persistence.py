@@ -383,7 +383,7 @@ class RipsPersistence(StatelessTransformerMixin, TransformerMixin, BaseEstimator
         n_jobs = effective_n_jobs(self.n_jobs)
         # A few chunks per worker balance uneven clouds without paying the
         # dispatch cost of one task per cloud.
-        n_chunks = min(len(cells), 4 * n_jobs)
+        n_chunks = min(len(cells), 16 * n_jobs)
         bounds = np.linspace(0, len(cells), n_chunks + 1).astype(int)
         chunks = [(cells[a:b], seeds[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
         settings = dict(
