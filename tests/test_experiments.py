@@ -724,6 +724,40 @@ def test_bad_monitor_configuration():
         make_config("synthetic", monitor_points=0)
 
 
+def test_samples_in_threads_record_every_result_stop_and_raise():
+    """The local diagram stage's thread pool: every item is recorded once, in
+    this thread; a stop ends the queue after the tasks started; an error in a
+    task reaches the caller."""
+    import threading
+
+    def task(item):
+        if item == "bad":
+            raise ValueError("sample 3: broken")
+        return item, 0, 1, (0.5, 1.0)
+
+    recorded, timings = [], {"extraction": 0.0, "persistence": 0.0}
+    stopped = _compute._run_in_threads(
+        range(20), 2, None, task, lambda done: recorded.append(done[0]), timings
+    )
+    assert not stopped and sorted(recorded) == list(range(20))
+    assert timings["extraction"] == pytest.approx(20 * 0.5 / 2)
+    stop, recorded = threading.Event(), []
+
+    def stop_after_three(done):
+        recorded.append(done[0])
+        if len(recorded) == 3:
+            stop.set()
+
+    stopped = _compute._run_in_threads(
+        range(100), 2, stop, task, stop_after_three, timings
+    )
+    assert stopped and 3 <= len(recorded) <= 3 + 2 * 2
+    with pytest.raises(ValueError, match="sample 3: broken"):
+        _compute._run_in_threads(
+            [1, 2, "bad", 4], 2, None, task, lambda done: None, timings
+        )
+
+
 def test_background_diagrams_report_what_stopped_them(tmp_path, capsys):
     """The process that computes diagrams during training always leaves a
     report: its work when told to stop, the error that stopped it otherwise;

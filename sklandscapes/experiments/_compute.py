@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from joblib import effective_n_jobs
 
 from sklandscapes._io import atomic_write
 from sklandscapes.experiments import _folder
@@ -358,7 +359,8 @@ def compute_diagrams(
     stop=None,
     stored=None,
     input_diagrams=None,
-    chunk=4,
+    chunk=None,
+    per_sample=False,
 ):
     """Diagrams of every sample, computed in chunks and stored as they come.
 
@@ -383,7 +385,13 @@ def compute_diagrams(
     here are added to it. ``input_diagrams`` maps a subsample to its input
     layer's diagrams, across calls. ``chunk`` samples are computed and stored
     at a time: few enough to lose little on interruption, enough to keep
-    every worker busy with (sample, layer) clouds.
+    every worker busy with (sample, layer) clouds; by default twice the
+    workers of the joblib backend in use (at least 4), so that a Dask cluster
+    of many workers gets whole rounds of work. With ``per_sample`` (local
+    runs) and two jobs or more, chunks are not used: each of ``n_jobs``
+    threads takes one whole sample after another, from extraction to the
+    stored file, so that no core waits at the end of a chunk; the diagrams
+    are the same.
     """
     from tqdm.auto import tqdm
 
@@ -422,12 +430,59 @@ def compute_diagrams(
             else (centering[1:], centering[:1])
         )
     )
-    rips = RipsPersistence(
-        homology_dimensions=config.homology_dimensions,
-        local=config.method == "local",
-        n_jobs=n_jobs,
-    )
     input_diagrams = {} if input_diagrams is None else input_diagrams
+    n_workers = effective_n_jobs(n_jobs)
+    if chunk is None:
+        chunk = max(4, 2 * n_workers)
+
+    def rips_with(jobs):
+        return RipsPersistence(
+            homology_dimensions=config.homology_dimensions,
+            local=config.method == "local",
+            n_jobs=jobs,
+        )
+
+    def run_part(part, rips):
+        """Compute and store the samples of the owners in ``part``."""
+        started = time.perf_counter()
+        clouds = _extract(config, training, batches, part, device)
+        # Layer 0 is the subsample itself: one diagram per subsample.
+        new_inputs = {}
+        for (_, _, s), row in zip(part, clouds):
+            if s not in input_diagrams:
+                new_inputs.setdefault(s, row[0])
+        extracted = time.perf_counter()
+        if new_inputs:
+            computed = rips.fit_transform(
+                input_normalizer.fit_transform(
+                    _layered([[c] for c in new_inputs.values()])
+                )
+            )
+            input_diagrams.update(zip(new_inputs, computed[:, 0]))
+        deeper = rips.fit_transform(
+            normalizer.fit_transform(_layered([row[1:] for row in clouds]))
+        )
+        for owner, layers in zip(part, deeper):
+            sample = np.empty((len(layers) + 1, layers.shape[1]), dtype=object)
+            sample[0] = input_diagrams[owner[2]]
+            sample[1:] = layers
+            for key in owners[owner]:
+                _folder.save_diagrams(_folder.diagram_path(out, key), sample)
+        clouds_computed = len(new_inputs) + deeper.shape[0] * deeper.shape[1]
+        seconds = (extracted - started, time.perf_counter() - extracted)
+        return part, len(new_inputs), clouds_computed, seconds
+
+    def record(done, bar):
+        part, n_inputs, clouds_computed, _ = done
+        work["clouds"] += clouds_computed
+        work["input_reused"] += len(part) - n_inputs
+        for owner in part:
+            for key in owners[owner]:
+                stored.add(key)
+                work["samples"] += 1
+                work["snapshot_reused"] += key != owner
+            bar.update(len(owners[owner]))
+
     pending = list(owners)
     with tqdm(
         total=len(keys),
@@ -436,48 +491,87 @@ def compute_diagrams(
         desc="Persistence",
         unit="sample",
     ) as bar:
-        for start in range(0, len(pending), chunk):
-            if stop is not None and stop.is_set():
+        if per_sample and n_workers >= 2 and pending:
+            # Each thread takes whole samples (extraction, normalization,
+            # Rips, storing) one after another: no thread waits for another's
+            # last cloud or for the serial steps between two Rips calls. The
+            # input layers' diagrams come first, once per subsample.
+            first = {}
+            for owner in pending:
+                if owner[2] not in input_diagrams:
+                    first.setdefault(owner[2], owner)
+            first = list(first.values())
+            if first:
+                done = run_part(first, rips_with(n_jobs))
+                record(done, bar)
+                timings["extraction"] += done[3][0]
+                timings["persistence"] += done[3][1]
+                pending = [o for o in pending if o not in first]
+            if _run_in_threads(
+                pending,
+                n_workers,
+                stop,
+                lambda o: run_part([o], rips_with(1)),
+                lambda done: record(done, bar),
+                timings,
+            ):
                 return None
-            part = pending[start : start + chunk]
-            started = time.perf_counter()
-            clouds = _extract(config, training, batches, part, device)
-            # Layer 0 is the subsample itself: one diagram per subsample.
-            new_inputs = {}
-            for (_, _, s), row in zip(part, clouds):
-                if s not in input_diagrams:
-                    new_inputs.setdefault(s, row[0])
-            extracted = time.perf_counter()
-            if new_inputs:
-                computed = rips.fit_transform(
-                    input_normalizer.fit_transform(
-                        _layered([[c] for c in new_inputs.values()])
-                    )
-                )
-                input_diagrams.update(zip(new_inputs, computed[:, 0]))
-                work["clouds"] += len(new_inputs)
-            deeper = rips.fit_transform(
-                normalizer.fit_transform(_layered([row[1:] for row in clouds]))
-            )
-            work["clouds"] += deeper.shape[0] * deeper.shape[1]
-            for owner, layers in zip(part, deeper):
-                sample = np.empty((len(layers) + 1, layers.shape[1]), dtype=object)
-                sample[0] = input_diagrams[owner[2]]
-                sample[1:] = layers
-                work["input_reused"] += 1
-                for key in owners[owner]:
-                    _folder.save_diagrams(_folder.diagram_path(out, key), sample)
-                    stored.add(key)
-                    work["samples"] += 1
-                    work["snapshot_reused"] += key != owner
-                bar.update(len(owners[owner]))
-            work["input_reused"] -= len(new_inputs)
-            timings["extraction"] += extracted - started
-            timings["persistence"] += time.perf_counter() - extracted
+        else:
+            rips = rips_with(n_jobs)
+            for start in range(0, len(pending), chunk):
+                if stop is not None and stop.is_set():
+                    return None
+                done = run_part(pending[start : start + chunk], rips)
+                record(done, bar)
+                timings["extraction"] += done[3][0]
+                timings["persistence"] += done[3][1]
     if stop is not None:
         return None
     diagrams = [_folder.load_diagrams(_folder.diagram_path(out, key)) for key in keys]
     return keys, diagrams
+
+
+def _run_in_threads(items, n_workers, stop, task, record, timings):
+    """Run ``task`` on every item in ``n_workers`` threads, at most two per
+    worker queued; ``record`` each result in this thread as it comes. Returns
+    whether ``stop`` was set (the tasks started then still finish and are
+    recorded). Adds the wall seconds to ``timings``: the tasks' extraction
+    seconds over the workers to ``"extraction"``, the rest to ``"persistence"``.
+    """
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    started = time.perf_counter()
+    extraction = 0.0
+    stopped = False
+    queue = iter(items)
+    running = set()
+    with ThreadPoolExecutor(n_workers, thread_name_prefix="diagrams") as pool:
+        try:
+            while True:
+                while len(running) < 2 * n_workers and not stopped:
+                    if stop is not None and stop.is_set():
+                        stopped = True
+                        break
+                    item = next(queue, None)
+                    if item is None:
+                        break
+                    running.add(pool.submit(task, item))
+                if not running:
+                    break
+                finished, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    done = future.result()
+                    extraction += done[3][0]
+                    record(done)
+        except BaseException:
+            for future in running:
+                future.cancel()
+            raise
+        finally:
+            share = extraction / n_workers
+            timings["extraction"] += share
+            timings["persistence"] += time.perf_counter() - started - share
+    return stopped
 
 
 @contextlib.contextmanager

@@ -206,6 +206,7 @@ def run_experiment(
                 verbose,
                 timings,
                 work,
+                per_sample=backend == "loky",
             )
         clock = time.perf_counter()
         layered = np.empty((len(diagrams),) + diagrams[0].shape, dtype=object)
