@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from joblib import effective_n_jobs
+from sklearn.base import clone
 
 from sklandscapes._io import atomic_write
 from sklandscapes.experiments import _folder
@@ -454,13 +455,14 @@ def compute_diagrams(
         extracted = time.perf_counter()
         if new_inputs:
             computed = rips.fit_transform(
-                input_normalizer.fit_transform(
+                clone(input_normalizer).fit_transform(
                     _layered([[c] for c in new_inputs.values()])
                 )
             )
             input_diagrams.update(zip(new_inputs, computed[:, 0]))
+        # Fitted in this call only (threads may run several at once).
         deeper = rips.fit_transform(
-            normalizer.fit_transform(_layered([row[1:] for row in clouds]))
+            clone(normalizer).fit_transform(_layered([row[1:] for row in clouds]))
         )
         for owner, layers in zip(part, deeper):
             sample = np.empty((len(layers) + 1, layers.shape[1]), dtype=object)
