@@ -128,6 +128,32 @@ def test_holm_adjustment_matches_the_definition():
     assert _compute.holm_adjust([0.9, 0.8]).max() == 1.0
 
 
+def test_two_jobs_with_several_subsamples_give_the_one_job_results(tmp_path):
+    """Threads take whole networks: two of them extracting one network's
+    activations on two subsamples at once would mix their hooks."""
+    config = make_config(
+        "digits",
+        n_networks=2,
+        widths=(64, 8, 8, 10),
+        thresholds=(0.3, 0.5),
+        max_epochs=60,
+        lr=1e-2,
+        n_inputs=40,
+        n_subsamples=3,
+        n_permutations=9,
+        resolution=21,
+    )
+    two = run_experiment(config, tmp_path / "two", n_jobs=2, verbose=0)
+    one = run_experiment(config, tmp_path / "one", n_jobs=1, verbose=0)
+    for path in sorted((tmp_path / "one" / "diagrams").glob("*.npz")):
+        assert_same_diagrams(
+            [_folder.load_diagrams(path)],
+            [_folder.load_diagrams(tmp_path / "two" / "diagrams" / path.name)],
+        )
+    np.testing.assert_array_equal(two.landscapes, one.landscapes)
+    np.testing.assert_array_equal(two.test.pvalues_, one.test.pvalues_)
+
+
 def test_digits_input_layer_is_centered_by_the_paper_rule(tmp_path):
     """Pixels are non-negative: "auto" would leave layer 0 uncentered."""
     from sklandscapes import ActivationNormalizer, RipsPersistence
@@ -820,6 +846,8 @@ def test_diagrams_computed_during_training_are_the_same(
     assert waited == [True], "nothing was computed during training"
     work = result.timing_history[-1]["work"]
     assert work["during_training"] >= 1
+    report = (tmp_path / "report.md").read_text()
+    assert f"{work['during_training']} samples' diagrams were computed while" in report
     assert work["samples"] == len(baseline.thresholds)  # each sample stored once
     assert not list(tmp_path.glob("**/*.tmp"))
     for path in sorted((baseline.out / "diagrams").glob("*.npz")):

@@ -495,7 +495,7 @@ def compute_diagrams(
     ) as bar:
         if per_sample and n_workers >= 2 and pending:
             # Each thread takes whole samples (extraction, normalization,
-            # Rips, storing) one after another: no thread waits for another's
+            # Rips, storing), one network after another: no thread waits for another's
             # last cloud or for the serial steps between two Rips calls. The
             # input layers' diagrams come first, once per subsample.
             first = {}
@@ -509,11 +509,16 @@ def compute_diagrams(
                 timings["extraction"] += done[3][0]
                 timings["persistence"] += done[3][1]
                 pending = [o for o in pending if o not in first]
+            # A task holds every subsample of one network: extraction hooks
+            # the network's modules, which two threads must not do at once.
+            by_network = {}
+            for owner in pending:
+                by_network.setdefault(owner[:2], []).append(owner)
             if _run_in_threads(
-                pending,
+                list(by_network.values()),
                 n_workers,
                 stop,
-                lambda o: run_part([o], rips_with(1)),
+                lambda part: run_part(part, rips_with(1)),
                 lambda done: record(done, bar),
                 timings,
             ):

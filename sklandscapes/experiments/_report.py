@@ -453,9 +453,7 @@ def _timing_lines(result):
     if reused["during_training"]:
         lines[-1] += (
             f" {reused['during_training']} samples' diagrams were computed while "
-            "the networks trained, in a second process (their seconds count in "
-            "the extraction and persistence rows, which therefore overlap the "
-            "training row)."
+            "the networks trained, in a second process."
         )
     return lines
 
