@@ -3,8 +3,30 @@
 import contextlib
 import os
 import tempfile
+import threading
 
 __all__ = ["atomic_write"]
+
+_UMASK_LOCK = threading.Lock()
+
+
+def _umask():
+    """The process's umask, read without changing it where the OS says it.
+
+    Elsewhere it is set and put back under a lock: the umask belongs to the
+    whole process, and two threads doing that at once could leave it at 0.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        umask = os.umask(0)
+        os.umask(umask)
+    return umask
 
 
 def atomic_write(path, write):
@@ -27,9 +49,7 @@ def atomic_write(path, write):
             file.flush()
             os.fsync(file.fileno())
         # mkstemp makes the file private; give it the mode of an ordinary file.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
+        os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -142,3 +142,36 @@ def test_binary_exponent_is_that_of_the_largest_finite_magnitude(values):
     else:
         assert 0.5 <= np.ldexp(largest, -exponent) < 1
         assert exponent == np.frexp(largest)[1]
+
+
+def test_atomic_writes_from_threads_keep_the_umask_and_file_modes(
+    tmp_path, monkeypatch
+):
+    """The umask belongs to the process: writing files from several threads
+    at once must neither change it nor give a file another mode."""
+    import os
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sklandscapes._io import atomic_write
+
+    monkeypatch.setattr(os, "fsync", lambda fd: None)  # more interleaving
+    previous = os.umask(0o027)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            list(
+                pool.map(
+                    lambda i: atomic_write(
+                        tmp_path / f"{i}.txt", lambda f: f.write(b"x")
+                    ),
+                    range(2000),
+                )
+            )
+        assert os.umask(0o027) == 0o027
+    finally:
+        sys.setswitchinterval(interval)
+        os.umask(previous)
+    modes = {(tmp_path / f"{i}.txt").stat().st_mode & 0o777 for i in range(2000)}
+    assert modes == {0o640}
