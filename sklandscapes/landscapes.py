@@ -905,8 +905,14 @@ def all_levels_grid_squares(diagrams, grid):
     if counts.sum() == 0:
         return out
     pairs = np.concatenate(diagrams)
-    pairs = np.where(np.isinf(pairs), grid[-1], pairs)
     owner = np.repeat(np.arange(len(diagrams)), counts)
+    if np.isnan(pairs).any():
+        first_bad = int(owner[np.isnan(pairs).any(axis=1)][0])
+        raise ValueError(
+            f"diagram {first_bad} has a NaN birth or death; a diagram's pairs "
+            "must be numbers (infinite deaths are truncated at the grid's end)."
+        )
+    pairs = np.where(np.isinf(pairs), grid[-1], pairs)
     # Only the grid points under a tent add to the sum (t > b and t < d,
     # as in landscape_values), so the work is the pairs' support on the
     # grid, not n_pairs * n_bins; the terms are those of the dense sum.

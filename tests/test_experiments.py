@@ -1,5 +1,6 @@
 """The experiments end to end on a tiny configuration: outputs, resume, Dask."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -128,7 +129,9 @@ def test_holm_adjustment_matches_the_definition():
     assert _compute.holm_adjust([0.9, 0.8]).max() == 1.0
 
 
-def test_two_jobs_with_several_subsamples_give_the_one_job_results(tmp_path):
+def test_two_jobs_with_several_subsamples_give_the_one_job_results(
+    tmp_path, monkeypatch
+):
     """Threads take whole networks: two of them extracting one network's
     activations on two subsamples at once would mix their hooks."""
     config = make_config(
@@ -142,6 +145,10 @@ def test_two_jobs_with_several_subsamples_give_the_one_job_results(tmp_path):
         n_subsamples=3,
         n_permutations=9,
         resolution=21,
+    )
+    # Without the diagrams during training, the threads compute every sample.
+    monkeypatch.setattr(
+        _compute, "diagrams_during_training", lambda *a: contextlib.nullcontext()
     )
     two = run_experiment(config, tmp_path / "two", n_jobs=2, verbose=0)
     one = run_experiment(config, tmp_path / "one", n_jobs=1, verbose=0)
@@ -784,32 +791,37 @@ def test_samples_in_threads_record_every_result_stop_and_raise():
         )
 
 
-def test_background_diagrams_report_what_stopped_them(tmp_path, capsys):
+def test_background_diagrams_report_what_stopped_them(tmp_path, capsys, monkeypatch):
     """The process that computes diagrams during training always leaves a
     report: its work when told to stop, the error that stopped it otherwise;
     the run adds the first and reports the second in one line."""
+    import io
     import pickle
+    import threading
 
     from sklandscapes.experiments import _background
 
-    def run_job(config, stopped, parent=None):
+    def run_job(config, stop):
         job = tmp_path / f"job{len(list(tmp_path.iterdir()))}"
         job.mkdir()
         settings = dict(config=config, batches=[], out=tmp_path, device="cpu")
         settings["poll"] = 0.01
         (job / _background.JOB_FILE).write_bytes(pickle.dumps(settings))
-        if stopped:
-            (job / _background.STOP_FILE).touch()
-        _background.main(job, os.getppid() if parent is None else parent)
+        _background.main(job, stop)
+        assert not (job / _background.JOB_FILE).exists()  # read, then deleted
         return job
 
-    job = run_job(tiny_config(), stopped=True)
+    stopped = threading.Event()
+    stopped.set()
+    job = run_job(tiny_config(), stopped)
     report = json.loads((job / _background.RESULT_FILE).read_text())
     assert report["error"] is None and report["work"] == {}
-    # A parent that is gone (here: not the parent) stops it too.
-    job = run_job(tiny_config(), stopped=False, parent=-1)
+    # By default it stops when its standard input ends, which is how the
+    # parent stops it, and what happens when the parent dies.
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"")))
+    job = run_job(tiny_config(), None)
     assert json.loads((job / _background.RESULT_FILE).read_text())["work"] == {}
-    job = run_job(None, stopped=False)  # no configuration: fails at once
+    job = run_job(None, threading.Event())  # no configuration: fails at once
     report = json.loads((job / _background.RESULT_FILE).read_text())
     assert report["error"].startswith("AttributeError")
     timings, work = {"persistence": 1.0}, {"samples": 2}

@@ -137,6 +137,8 @@ def test_all_levels_grid_squares_is_the_dense_sum(seed, n_bins):
     np.testing.assert_allclose(
         got, (levels**2 @ weights).sum(axis=1), rtol=1e-12, atol=1e-300
     )
+    with pytest.raises(ValueError, match="diagram 1 has a NaN birth or death"):
+        all_levels_grid_squares([diagrams[0], np.array([[0.1, np.nan]])], grid)
 
 
 def test_layout_names_and_reshape(rng):

@@ -3,69 +3,63 @@
 :func:`~sklandscapes.experiments._compute.diagrams_during_training` starts
 this module with the interpreter running the experiment, so that the diagrams
 take the spare core without sharing the training process's GIL (a thread did,
-and slowed training down by a third). The two talk through a job folder:
+and slowed training down by a third). The parent writes ``job.pkl`` into a job
+folder (the configuration, the persistence batches, the run folder, the device
+and the polling interval), which the child reads and deletes; the child writes
+``result.json`` there as it ends, even when interrupted: the seconds it spent
+(``timings``), the work it did (``work``, as
+:func:`~sklandscapes.experiments._compute.compute_diagrams` counts it) and the
+error that stopped it, if any.
 
-- ``job.pkl``: the configuration, the persistence batches, the run folder, the
-  device and the polling interval, written by the parent;
-- ``stop``: created by the parent when training ends; the child stops after
-  the sample in hand;
-- ``result.json``: written by the child as it ends, even when interrupted:
-  the seconds it spent (``timings``), the work it did (``work``, as
-  :func:`~sklandscapes.experiments._compute.compute_diagrams` counts it) and
-  the error that stopped it, if any.
-
-The child also stops when its parent is gone. Every diagram it stores is
-written atomically, like any other, so the diagram stage that follows finds it
-done or not there at all.
+The child stops, after the sample in hand, when its standard input ends: the
+parent closes it when training ends, and the operating system does when the
+parent dies, on every platform. Every diagram it stores is written
+atomically, like any other, so the diagram stage that follows finds it done
+or not there at all.
 """
 
 import json
-import os
 import pickle
-import time
+import sys
+import threading
 from pathlib import Path
 
 JOB_FILE = "job.pkl"
-STOP_FILE = "stop"
 RESULT_FILE = "result.json"
 
 
-class _Stop:
-    """``threading.Event``'s ``is_set`` and ``wait``, read from the job folder."""
+def _watch_stdin():
+    """An event set once standard input ends (or cannot be read)."""
+    ended = threading.Event()
 
-    def __init__(self, path, parent):
-        self.path = path
-        self.parent = parent
+    def read():
+        try:
+            while sys.stdin.buffer.read(4096):
+                pass
+        except (OSError, ValueError, AttributeError):
+            pass
+        ended.set()
 
-    def is_set(self):
-        return self.path.exists() or os.getppid() != self.parent
-
-    def wait(self, seconds):
-        deadline = time.monotonic() + seconds
-        while not self.is_set():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            time.sleep(min(left, 0.1))
-        return True
+    threading.Thread(target=read, name="stdin", daemon=True).start()
+    return ended
 
 
-def main(job, parent):
-    """Compute diagrams until told to stop; report what was done."""
-    import torch
-
+def main(job, stop=None):
+    """Compute diagrams until ``stop`` is set (default: standard input ends);
+    report what was done in ``result.json``."""
     from sklandscapes._io import atomic_write
     from sklandscapes.experiments import _compute
 
     job = Path(job)
-    torch.set_num_threads(1)
-    with open(job / JOB_FILE, "rb") as handle:
-        settings = pickle.load(handle)
-    stop = _Stop(job / STOP_FILE, parent)
+    stop = _watch_stdin() if stop is None else stop
     timings = {"extraction": 0.0, "persistence": 0.0}
     work, error = {}, None
     cache, stored, inputs = {}, set(), {}
     try:
+        with open(job / JOB_FILE, "rb") as handle:
+            settings = pickle.load(handle)
+        # Only needed here: a parent that dies leaves no copy of the batches.
+        (job / JOB_FILE).unlink(missing_ok=True)
         while not stop.wait(settings["poll"]):
             so_far = _compute.snapshots_so_far(
                 settings["config"], settings["out"], cache

@@ -28,6 +28,9 @@ WORK_COUNTS = ("samples", "clouds", "input_reused", "snapshot_reused")
 
 # How often the diagrams computed during training look for new snapshots.
 _POLL_SECONDS = 2.0
+# How long the end of training waits for that process to finish its sample;
+# then it is killed (its sample, not stored yet, is computed again).
+_BACKGROUND_WAIT_SECONDS = 120
 
 # Epochs between two checkpoints of the group in training (see train).
 _CHECKPOINT_EVERY = 10
@@ -542,8 +545,10 @@ def _run_in_threads(items, n_workers, stop, task, record, timings):
     """Run ``task`` on every item in ``n_workers`` threads, at most two per
     worker queued; ``record`` each result in this thread as it comes. Returns
     whether ``stop`` was set (the tasks started then still finish and are
-    recorded). Adds the wall seconds to ``timings``: the tasks' extraction
-    seconds over the workers to ``"extraction"``, the rest to ``"persistence"``.
+    recorded). An error in a task is raised once the tasks that finished with
+    it are recorded; the queued ones are dropped. Adds the wall seconds to
+    ``timings``: the tasks' extraction seconds over the workers to
+    ``"extraction"``, the rest to ``"persistence"``.
     """
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
@@ -552,32 +557,39 @@ def _run_in_threads(items, n_workers, stop, task, record, timings):
     stopped = False
     queue = iter(items)
     running = set()
-    with ThreadPoolExecutor(n_workers, thread_name_prefix="diagrams") as pool:
-        try:
-            while True:
-                while len(running) < 2 * n_workers and not stopped:
-                    if stop is not None and stop.is_set():
-                        stopped = True
-                        break
-                    item = next(queue, None)
-                    if item is None:
-                        break
-                    running.add(pool.submit(task, item))
-                if not running:
+    pool = ThreadPoolExecutor(n_workers, thread_name_prefix="diagrams")
+    try:
+        while True:
+            while len(running) < 2 * n_workers and not stopped:
+                if stop is not None and stop.is_set():
+                    stopped = True
                     break
-                finished, running = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
+                item = next(queue, None)
+                if item is None:
+                    break
+                running.add(pool.submit(task, item))
+            if not running:
+                break
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            # Every finished task is recorded before an error is raised.
+            errors = [f.exception() for f in finished if f.exception() is not None]
+            for future in finished:
+                if future.exception() is None:
                     done = future.result()
                     extraction += done[3][0]
                     record(done)
-        except BaseException:
-            for future in running:
-                future.cancel()
-            raise
-        finally:
-            share = extraction / n_workers
-            timings["extraction"] += share
-            timings["persistence"] += time.perf_counter() - started - share
+            if errors:
+                raise errors[0]
+        pool.shutdown()
+    except BaseException:
+        # Queued tasks are dropped; those running finish their network (each
+        # stores its files whole) while the error or Ctrl-C goes on.
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    finally:
+        share = extraction / n_workers
+        timings["extraction"] += share
+        timings["persistence"] += time.perf_counter() - started - share
     return stopped
 
 
@@ -603,34 +615,49 @@ def diagrams_during_training(config, batches, out, device, timings, work, verbos
     import subprocess
     import tempfile
 
+    import sklandscapes
     from sklandscapes.experiments import _background
 
-    job = Path(tempfile.mkdtemp(prefix="sklandscapes-diagrams-"))
-    package_root = str(Path(__file__).resolve().parents[2])
+    # The child imports the sklandscapes this process runs: the one it finds
+    # if that is the same, else the folder holding this one, put first.
+    init = str(Path(sklandscapes.__file__).resolve())
     code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); "
-        "from sklandscapes.experiments._background import main; "
-        "main(sys.argv[2], int(sys.argv[3]))"
+        "import importlib.util, os, sys; "
+        "spec = importlib.util.find_spec('sklandscapes'); "
+        "same = spec is not None and spec.origin is not None and "
+        "os.path.realpath(spec.origin) == sys.argv[2]; "
+        "same or sys.path.insert(0, sys.argv[1]); "
+        "from sklandscapes.experiments._background import main; main(sys.argv[3])"
     )
     settings = dict(
         config=config, batches=batches, out=out, device=device, poll=_POLL_SECONDS
     )
     environment = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    # Ctrl-C reaches this process only, which then stops the other after the
+    # sample in hand (a second Ctrl-C kills it).
+    group = (
+        {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+        if sys.platform == "win32"
+        else {"start_new_session": True}
+    )
+    job = process = None
     try:
+        job = Path(tempfile.mkdtemp(prefix="sklandscapes-diagrams-"))
         with open(job / _background.JOB_FILE, "wb") as handle:
             pickle.dump(settings, handle)
         process = subprocess.Popen(
-            [sys.executable, "-c", code, package_root, str(job), str(os.getpid())],
-            stdin=subprocess.DEVNULL,
+            [sys.executable, "-c", code, str(Path(init).parents[1]), init, str(job)],
+            stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env=environment,
-            # Ctrl-C reaches this process only, which then stops the other
-            # after the sample in hand (a second Ctrl-C kills it).
-            start_new_session=True,
+            **group,
         )
-    except (OSError, pickle.PicklingError):
-        shutil.rmtree(job, ignore_errors=True)
+    except Exception:  # noqa: BLE001 - no second process: training runs alone
+        if job is not None:
+            shutil.rmtree(job, ignore_errors=True)
+        job = None
+    if job is None:
         yield
         return
     interrupted = False
@@ -640,15 +667,22 @@ def diagrams_during_training(config, batches, out, device, timings, work, verbos
         interrupted = True
         raise
     finally:
-        (job / _background.STOP_FILE).touch()
+        second = None
         try:
+            with contextlib.suppress(OSError):
+                process.stdin.close()  # the child stops after the sample in hand
+            process.wait(timeout=_BACKGROUND_WAIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            pass
+        except BaseException as exc:  # a second Ctrl-C: stop waiting, then raise
+            second = exc
+        if process.poll() is None:
+            process.kill()
             process.wait()
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-            _collect_background(job, timings, work, verbose and not interrupted)
-            shutil.rmtree(job, ignore_errors=True)
+        _collect_background(job, timings, work, verbose and not interrupted)
+        shutil.rmtree(job, ignore_errors=True)
+        if second is not None:
+            raise second
 
 
 def _collect_background(job, timings, work, verbose):
