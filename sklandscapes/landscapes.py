@@ -551,13 +551,14 @@ class LandscapeVectorizer(TransformerMixin, BaseEstimator):
                 # share or gains less than _AUTO_GAIN from one more level. The
                 # gains never grow with K (lambda_k >= lambda_k+1), so no later
                 # level adds more. The last level's gain is only known at the
-                # deepest level (then 0): short of it, try twice as many.
+                # deepest level (then 0): short of it, only its share can
+                # qualify it, and otherwise twice as many levels are tried.
                 gains = np.diff(shares, axis=2, append=shares[..., -1:])
                 enough = ((shares >= _AUTO_SHARE) | (gains < _AUTO_GAIN)).all(
                     axis=(0, 1)
                 )
                 if tried < most:
-                    enough = enough[:-1]
+                    enough[-1] = (shares[..., -1] >= _AUTO_SHARE).all()
                 if enough.any():
                     n_levels = int(np.argmax(enough)) + 1
                 elif tried == most:
