@@ -5,9 +5,11 @@ import json
 import os
 import shutil
 import struct
+import sys
 import time
 import warnings
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -832,6 +834,55 @@ def test_background_diagrams_report_what_stopped_them(tmp_path, capsys, monkeypa
     (job / _background.RESULT_FILE).unlink()
     _compute._collect_background(job, timings, work, verbose=1)
     assert "ended without a report" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
+def test_background_process_ends_when_its_parent_is_killed(tmp_path):
+    """A run killed outright (SIGKILL, out of memory) leaves no process behind:
+    the child sees its standard input end and stops, and reports."""
+    import signal
+    import subprocess
+
+    from sklandscapes.experiments import _background
+
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import pathlib, sys, time; "
+            "from sklandscapes.experiments import _compute, make_config; "
+            "settings = dict(config=make_config('synthetic'), batches=[], "
+            "out=pathlib.Path(sys.argv[1]), device='cpu', poll=0.05); "
+            "job, child = _compute._start_background(settings); "
+            "print(child.pid, job, flush=True); time.sleep(600)",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    pid, job = parent.stdout.readline().split()
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    result = Path(job) / _background.RESULT_FILE
+    deadline = time.monotonic() + 120  # the child may still be importing
+    while time.monotonic() < deadline and not result.exists():
+        time.sleep(0.1)
+    assert result.exists(), "the child did not stop when its parent was killed"
+    assert json.loads(result.read_text())["error"] is None
+    assert not (Path(job) / _background.JOB_FILE).exists()
+    status = Path(f"/proc/{pid}/status")
+
+    def running():
+        # A zombie has ended; whether it is reaped depends on the init process.
+        try:
+            return "State:\tZ" not in status.read_text()
+        except FileNotFoundError:
+            return False
+
+    while status.parent.parent.exists() and running():
+        assert time.monotonic() < deadline, f"process {pid} still runs"
+        time.sleep(0.1)
+    shutil.rmtree(job, ignore_errors=True)
 
 
 def test_diagrams_computed_during_training_are_the_same(

@@ -610,52 +610,16 @@ def diagrams_during_training(config, batches, out, device, timings, work, verbos
     the same keys again; with ``verbose`` it is reported in one line. Where no
     process can be started, training runs alone.
     """
-    import pickle
     import shutil
     import subprocess
-    import tempfile
 
-    import sklandscapes
-    from sklandscapes.experiments import _background
-
-    # The child imports the sklandscapes this process runs: the one it finds
-    # if that is the same, else the folder holding this one, put first.
-    init = str(Path(sklandscapes.__file__).resolve())
-    code = (
-        "import importlib.util, os, sys; "
-        "spec = importlib.util.find_spec('sklandscapes'); "
-        "same = spec is not None and spec.origin is not None and "
-        "os.path.realpath(spec.origin) == sys.argv[2]; "
-        "same or sys.path.insert(0, sys.argv[1]); "
-        "from sklandscapes.experiments._background import main; main(sys.argv[3])"
-    )
     settings = dict(
         config=config, batches=batches, out=out, device=device, poll=_POLL_SECONDS
     )
-    environment = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    # Ctrl-C reaches this process only, which then stops the other after the
-    # sample in hand (a second Ctrl-C kills it).
-    group = (
-        {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
-        if sys.platform == "win32"
-        else {"start_new_session": True}
-    )
     job = process = None
     try:
-        job = Path(tempfile.mkdtemp(prefix="sklandscapes-diagrams-"))
-        with open(job / _background.JOB_FILE, "wb") as handle:
-            pickle.dump(settings, handle)
-        process = subprocess.Popen(
-            [sys.executable, "-c", code, str(Path(init).parents[1]), init, str(job)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=environment,
-            **group,
-        )
+        job, process = _start_background(settings)
     except Exception:  # noqa: BLE001 - no second process: training runs alone
-        if job is not None:
-            shutil.rmtree(job, ignore_errors=True)
         job = None
     if job is None:
         yield
@@ -683,6 +647,54 @@ def diagrams_during_training(config, batches, out, device, timings, work, verbos
         shutil.rmtree(job, ignore_errors=True)
         if second is not None:
             raise second
+
+
+def _start_background(settings):
+    """Start :mod:`~sklandscapes.experiments._background` on ``settings``;
+    return its job folder and process (removes the folder if it cannot)."""
+    import pickle
+    import shutil
+    import subprocess
+    import tempfile
+
+    import sklandscapes
+    from sklandscapes.experiments import _background
+
+    # The child imports the sklandscapes this process runs: the one it finds
+    # if that is the same, else the folder holding this one, put first.
+    init = str(Path(sklandscapes.__file__).resolve())
+    code = (
+        "import importlib.util, os, sys; "
+        "spec = importlib.util.find_spec('sklandscapes'); "
+        "same = spec is not None and spec.origin is not None and "
+        "os.path.realpath(spec.origin) == sys.argv[2]; "
+        "same or sys.path.insert(0, sys.argv[1]); "
+        "from sklandscapes.experiments._background import main; main(sys.argv[3])"
+    )
+    environment = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    # Ctrl-C reaches this process only, which then stops the other after the
+    # sample in hand (a second Ctrl-C kills it).
+    group = (
+        {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+        if sys.platform == "win32"
+        else {"start_new_session": True}
+    )
+    job = Path(tempfile.mkdtemp(prefix="sklandscapes-diagrams-"))
+    try:
+        with open(job / _background.JOB_FILE, "wb") as handle:
+            pickle.dump(settings, handle)
+        process = subprocess.Popen(
+            [sys.executable, "-c", code, str(Path(init).parents[1]), init, str(job)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=environment,
+            **group,
+        )
+    except BaseException:
+        shutil.rmtree(job, ignore_errors=True)
+        raise
+    return job, process
 
 
 def _collect_background(job, timings, work, verbose):
