@@ -324,6 +324,18 @@ def _searchsorted(grid, x, side):
     return guess
 
 
+def _tent_values(births, deaths, first, lengths, grid):
+    """The positive values of the tents: pair ``i`` at ``grid[first[i]]``, ...,
+    ``grid[first[i] + lengths[i] - 1]``. Returns the positions in ``grid`` and
+    the values ``min(t - b, d - t)``, pair after pair."""
+    index = np.arange(int(lengths.sum()))
+    index -= np.repeat(np.cumsum(lengths) - lengths - first, lengths)
+    t = grid[index]
+    value = t - np.repeat(births, lengths)
+    np.minimum(value, np.repeat(deaths, lengths) - t, out=value)
+    return index, value
+
+
 def _top_tents(births, deaths, first_cell, lengths, n_cells, tiled_grid, n_landscapes):
     """The ``n_landscapes`` largest tent values at each cell of a block.
 
@@ -338,12 +350,7 @@ def _top_tents(births, deaths, first_cell, lengths, n_cells, tiled_grid, n_lands
     n_entries = int(lengths.sum())
     if n_entries == 0:
         return top
-    ends = np.cumsum(lengths)
-    cell = np.arange(n_entries)
-    cell -= np.repeat(ends - lengths - first_cell, lengths)
-    t = tiled_grid[cell]
-    value = t - np.repeat(births, lengths)
-    np.minimum(value, np.repeat(deaths, lengths) - t, out=value)
+    cell, value = _tent_values(births, deaths, first_cell, lengths, tiled_grid)
     for level, level_max in enumerate(top):
         np.maximum.at(level_max, cell, value)
         if level == n_landscapes - 1:
@@ -931,13 +938,14 @@ def all_levels_grid_squares(diagrams, grid):
         )
         stop = min(max(stop, start + 1), len(pairs))
         span = lengths[start:stop]
-        n_entries = int(span.sum())
-        if n_entries:
-            point = np.arange(n_entries)
-            point += np.repeat(first[start:stop] - (np.cumsum(span) - span), span)
-            t = grid[point]
-            value = t - np.repeat(pairs[start:stop, 0], span)
-            np.minimum(value, np.repeat(pairs[start:stop, 1], span) - t, out=value)
+        if span.any():
+            point, value = _tent_values(
+                pairs[start:stop, 0],
+                pairs[start:stop, 1],
+                first[start:stop],
+                span,
+                grid,
+            )
             out += np.bincount(
                 np.repeat(owner[start:stop], span),
                 weights=value * value * weights[point],

@@ -131,23 +131,28 @@ def test_holm_adjustment_matches_the_definition():
     assert _compute.holm_adjust([0.9, 0.8]).max() == 1.0
 
 
-def test_two_jobs_with_several_subsamples_give_the_one_job_results(
-    tmp_path, monkeypatch
-):
-    """Threads take whole networks: two of them extracting one network's
-    activations on two subsamples at once would mix their hooks."""
-    config = make_config(
-        "digits",
-        n_networks=2,
+def small_digits_config(**overrides):
+    """A digits run of seconds: local homology, several input subsamples."""
+    settings = dict(
+        n_networks=1,
         widths=(64, 8, 8, 10),
         thresholds=(0.3, 0.5),
         max_epochs=60,
         lr=1e-2,
         n_inputs=40,
-        n_subsamples=3,
+        n_subsamples=2,
         n_permutations=9,
         resolution=21,
     )
+    return make_config("digits", **{**settings, **overrides})
+
+
+def test_two_jobs_with_several_subsamples_give_the_one_job_results(
+    tmp_path, monkeypatch
+):
+    """Threads take whole networks: two of them extracting one network's
+    activations on two subsamples at once would mix their hooks."""
+    config = small_digits_config(n_networks=2, n_subsamples=3)
     # Without the diagrams during training, the threads compute every sample.
     monkeypatch.setattr(
         _compute, "diagrams_during_training", lambda *a: contextlib.nullcontext()
@@ -167,18 +172,7 @@ def test_digits_input_layer_is_centered_by_the_paper_rule(tmp_path):
     """Pixels are non-negative: "auto" would leave layer 0 uncentered."""
     from sklandscapes import ActivationNormalizer, RipsPersistence
 
-    config = make_config(
-        "digits",
-        n_networks=1,
-        widths=(64, 8, 8, 10),
-        thresholds=(0.3, 0.5),
-        max_epochs=60,
-        lr=1e-2,
-        n_inputs=40,
-        n_subsamples=2,
-        n_permutations=9,
-        resolution=21,
-    )
+    config = small_digits_config()
     result = run_experiment(config, tmp_path, verbose=0)
     stored = _folder.load_diagrams(next((tmp_path / "diagrams").glob("*.npz")))
     batch = _compute.load_data(config).batches[0].astype(np.float64)

@@ -393,9 +393,9 @@ def compute_diagrams(
     workers of the joblib backend in use (at least 4), so that a Dask cluster
     of many workers gets whole rounds of work. With ``per_sample`` (local
     runs) and two jobs or more, chunks are not used: each of ``n_jobs``
-    threads takes one whole sample after another, from extraction to the
-    stored file, so that no core waits at the end of a chunk; the diagrams
-    are the same.
+    threads takes the samples of one network after another, from extraction
+    to the stored files, so that no core waits at the end of a chunk; the
+    diagrams are the same.
     """
     from tqdm.auto import tqdm
 
@@ -477,8 +477,11 @@ def compute_diagrams(
         seconds = (extracted - started, time.perf_counter() - extracted)
         return part, len(new_inputs), clouds_computed, seconds
 
-    def record(done, bar):
-        part, n_inputs, clouds_computed, _ = done
+    def record(done, bar, timed=True):
+        part, n_inputs, clouds_computed, (extraction, persistence) = done
+        if timed:  # the thread pool times its own wall time
+            timings["extraction"] += extraction
+            timings["persistence"] += persistence
         work["clouds"] += clouds_computed
         work["input_reused"] += len(part) - n_inputs
         for owner in part:
@@ -498,19 +501,16 @@ def compute_diagrams(
     ) as bar:
         if per_sample and n_workers >= 2 and pending:
             # Each thread takes whole samples (extraction, normalization,
-            # Rips, storing), one network after another: no thread waits for another's
-            # last cloud or for the serial steps between two Rips calls. The
-            # input layers' diagrams come first, once per subsample.
+            # Rips, storing), one network after another: no thread waits for
+            # another's last cloud or for the serial steps between two Rips
+            # calls. The input layers' diagrams come first, once per subsample.
             first = {}
             for owner in pending:
                 if owner[2] not in input_diagrams:
                     first.setdefault(owner[2], owner)
             first = list(first.values())
             if first:
-                done = run_part(first, rips_with(n_jobs))
-                record(done, bar)
-                timings["extraction"] += done[3][0]
-                timings["persistence"] += done[3][1]
+                record(run_part(first, rips_with(n_jobs)), bar)
                 pending = [o for o in pending if o not in first]
             # A task holds every subsample of one network: extraction hooks
             # the network's modules, which two threads must not do at once.
@@ -522,7 +522,7 @@ def compute_diagrams(
                 n_workers,
                 stop,
                 lambda part: run_part(part, rips_with(1)),
-                lambda done: record(done, bar),
+                lambda done: record(done, bar, timed=False),
                 timings,
             ):
                 return None
@@ -531,10 +531,7 @@ def compute_diagrams(
             for start in range(0, len(pending), chunk):
                 if stop is not None and stop.is_set():
                     return None
-                done = run_part(pending[start : start + chunk], rips)
-                record(done, bar)
-                timings["extraction"] += done[3][0]
-                timings["persistence"] += done[3][1]
+                record(run_part(pending[start : start + chunk], rips), bar)
     if stop is not None:
         return None
     diagrams = [_folder.load_diagrams(_folder.diagram_path(out, key)) for key in keys]
@@ -572,14 +569,15 @@ def _run_in_threads(items, n_workers, stop, task, record, timings):
                 break
             finished, running = wait(running, return_when=FIRST_COMPLETED)
             # Every finished task is recorded before an error is raised.
-            errors = [f.exception() for f in finished if f.exception() is not None]
-            for future in finished:
-                if future.exception() is None:
+            errors = [f.exception() for f in finished]
+            for future, error in zip(finished, errors):
+                if error is None:
                     done = future.result()
                     extraction += done[3][0]
                     record(done)
-            if errors:
-                raise errors[0]
+            for error in errors:
+                if error is not None:
+                    raise error
         pool.shutdown()
     except BaseException:
         # Queued tasks are dropped; those running finish their network (each
@@ -616,7 +614,6 @@ def diagrams_during_training(config, batches, out, device, timings, work, verbos
     settings = dict(
         config=config, batches=batches, out=out, device=device, poll=_POLL_SECONDS
     )
-    job = process = None
     try:
         job, process = _start_background(settings)
     except Exception:  # noqa: BLE001 - no second process: training runs alone
