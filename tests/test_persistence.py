@@ -140,6 +140,53 @@ def test_threshold_makes_classes_essential(rng):
     assert np.isinf(cut[:, 1]).all()
 
 
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_repeats=st.integers(1, 40),
+    metric=st.sampled_from(["euclidean", "cityblock", "chebyshev"]),
+    local=st.booleans(),
+    finite_threshold=st.booleans(),
+)
+def test_repeated_points_change_no_diagram(
+    seed, n_repeats, metric, local, finite_threshold
+):
+    # Repeated points are dropped before Rips (ReLU layers have many); the
+    # reference is the full distance matrix of every point, repeats included,
+    # which goes to Rips as it is.
+    rng = np.random.default_rng(seed)
+    cloud = activation_like_cloud(rng, n_points=30, width=3)
+    cloud = np.concatenate([cloud, cloud[rng.integers(0, 30, n_repeats)]])
+    cloud = rng.permutation(cloud)
+    if local:
+        cloud /= np.median(np.linalg.norm(cloud, axis=1))
+    distances = squareform(pdist(cloud, metric))
+    max_edge_length = np.median(distances) if finite_threshold else np.inf
+    settings_ = dict(
+        homology_dimensions=(0, 1), local=local, max_edge_length=max_edge_length
+    )
+    ours = RipsPersistence(metric=metric, **settings_).fit_transform([cloud])
+    cell = LayerDistances(distances, np.linalg.norm(cloud, axis=1))
+    reference = RipsPersistence(metric="precomputed", **settings_).fit_transform([cell])
+    for got, expected in zip(ours.ravel(), reference.ravel()):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_repeats_are_dropped_only_where_a_point_is_at_zero_from_itself(rng):
+    cloud = rng.normal(size=(12, 3))
+    repeated = np.concatenate([cloud, cloud[:4]])
+    assert len(persistence_module._without_repeats(repeated)) == 12
+    np.testing.assert_array_equal(persistence_module._without_repeats(repeated), cloud)
+    # Cosine gives a point a distance of rounding size from itself: a copy
+    # would be a separate point with a short H0 pair, kept as it is.
+    diagrams = RipsPersistence(metric="cosine").fit_transform([repeated])
+    reference = RipsPersistence(metric="precomputed").fit_transform(
+        [squareform(pdist(repeated, "cosine"))]
+    )
+    for got, expected in zip(diagrams.ravel(), reference.ravel()):
+        np.testing.assert_array_equal(got, expected)
+
+
 @pytest.mark.parametrize("n_jobs", [1, 2, -1])
 def test_results_do_not_depend_on_n_jobs(rng, n_jobs):
     X = [[rng.normal(size=(30, 3)) for _ in range(3)] for _ in range(5)]
