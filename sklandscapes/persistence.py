@@ -182,6 +182,13 @@ class RipsPersistence(StatelessTransformerMixin, TransformerMixin, BaseEstimator
     then death. Pairs of zero length are dropped; essential classes (H0's
     component, or any class alive at ``max_edge_length``) have death ``inf``.
 
+    A point repeated in a cloud goes to Rips once (exact diagrams use clouds
+    without repeats under the metrics for which scipy gives a point exactly 0
+    from itself: all but ``"cosine"``, ``"correlation"`` and ``"precomputed"``).
+    The diagrams are the same: the copy is dominated by its original at every
+    scale, and its own H0 pair, ``(0, 0)``, has zero length. ReLU layers repeat
+    many points.
+
     Memory: exact Rips on ``n`` points (``max_edge_length=inf``) peaks at about
     ``54 n^2`` bytes (7.2 GiB for 12,000 points: our distance matrix, Ripser's
     copy, its sorted edges and columns; measured in
