@@ -641,8 +641,8 @@ def plot_complexity(
         Band around each group's mean: a ``confidence`` band of the mean
         (:func:`~sklandscapes.stats.confidence_band`, bootstrap over the
         samples of the group), the spread of the samples (mean ± one standard
-        deviation, or the interquartile range), or none. The legend says
-        which.
+        deviation, cut at 0 when no norm is negative; or the interquartile
+        range), or none. The legend says which.
     ax : matplotlib Axes, default=None
         Axes to draw on; ``None`` makes a new figure.
     y_name : str, default="threshold"
@@ -711,9 +711,11 @@ def plot_complexity(
         )
         band_label = f"{bands.description} of the mean"
     else:
-        band_label = {"std": "mean ± 1 std", "quartiles": "interquartile range"}.get(
-            band
-        )
+        nonnegative = bool(np.nanmin(norms) >= 0)
+        band_label = {
+            "std": "mean ± 1 std" + (", cut at 0" * nonnegative),
+            "quartiles": "interquartile range",
+        }.get(band)
     if ax is None:
         fig = _figure(figsize=(5, 3.5), layout="constrained")
         ax = fig.add_subplot()
@@ -727,7 +729,7 @@ def plot_complexity(
         if band == "confidence":
             low, high = bands.lower[g], bands.upper[g]
         elif band == "std":
-            low, high = mean - members.std(0), mean + members.std(0)
+            low, high = _std_band(mean, members.std(0), nonnegative)
         elif band == "quartiles":
             low, high = np.percentile(members, [25, 75], axis=0)
         if band is not None:
@@ -990,8 +992,10 @@ def plot_training_complexity(
     layer_names : list of str, default=None
         A name per layer; ``None`` numbers them from 0.
     band : {"std", "range", None}, default="std"
-        Band of the lines across networks: mean ± one standard deviation, or
-        the minimum to maximum; ``None`` draws none. Needs several networks.
+        Band of the lines across networks: mean ± one standard deviation
+        (cut at 0 when no value is negative, as for complexities, and titled
+        so), or the minimum to maximum; ``None`` draws none. Needs several
+        networks.
     x_name : str, default="epoch"
         The label of the x axis.
     fig : matplotlib Figure, default=None
@@ -1043,6 +1047,7 @@ def plot_training_complexity(
             "drop the records where no network was measured."
         )
     count = measured.sum(axis=0)
+    nonnegative = bool(np.nanmin(values) >= 0)
     filled = np.where(np.isfinite(values), values, 0.0)
     mean = filled.sum(axis=0) / count[:, None]
     spread = np.sqrt(
@@ -1070,14 +1075,13 @@ def plot_training_complexity(
         )
         if band is not None and n_networks > 1:
             if band == "std":
-                low = mean[:, layer] - spread[:, layer]
-                high = mean[:, layer] + spread[:, layer]
+                low, high = _std_band(mean[:, layer], spread[:, layer], nonnegative)
             else:
                 low = np.nanmin(values[:, :, layer], axis=0)
                 high = np.nanmax(values[:, :, layer], axis=0)
             line_ax.fill_between(epochs, low, high, color=colours[layer], alpha=0.15)
     band_text = {
-        "std": "bands: ± 1 std. across networks",
+        "std": "bands: ± 1 std. across networks" + (", cut at 0" * nonnegative),
         "range": "bands: min to max across networks",
     }
     title = "Complexity against " + x_name
@@ -1095,6 +1099,14 @@ def plot_training_complexity(
         bbox_to_anchor=(1.01, 1.0),
     )
     return fig
+
+
+def _std_band(mean, std, nonnegative):
+    """Mean ± one std; values that are never negative get a band cut at 0."""
+    low = mean - std
+    if nonnegative:
+        low = np.maximum(low, 0.0)
+    return low, mean + std
 
 
 def _edges(centres):

@@ -265,7 +265,7 @@ def test_plot_complexity_lines_and_bands(rng):
         "80% pointwise bootstrap band of the mean"
     )
     spread = plot_complexity(norms, y, band="std")
-    assert legend_texts(spread.axes[0].get_legend())[-1] == "mean ± 1 std"
+    assert legend_texts(spread.axes[0].get_legend())[-1] == "mean ± 1 std, cut at 0"
     assert len(plot_complexity(norms, y, band=None).axes[0].collections) == 0
     with pytest.raises(ValueError, match="band must be"):
         plot_complexity(norms, y, band="minmax")
@@ -431,6 +431,34 @@ def test_plot_training_complexity_means_skip_stopped_networks():
     assert "min to max" in line_ax.get_title()
     assert line_ax.get_ylabel() == "topological complexity (landscape norm)"
     assert fig.axes[2].get_ylabel() == "mean complexity (landscape norm)"
+
+
+def test_std_bands_of_norms_stop_at_zero():
+    from sklandscapes.plotting import plot_training_complexity
+
+    # One network of three far above the others: mean - std < 0 at every
+    # record, where no norm lies.
+    complexity = np.zeros((3, 5, 1))
+    complexity[0] = 10.0
+    mean, std = 10 / 3, np.std([10.0, 0.0, 0.0])
+    fig = plot_training_complexity(complexity, band="std")
+    band = fig.axes[1].collections[0].get_paths()[0].vertices[:, 1]
+    assert band.min() == 0.0
+    np.testing.assert_allclose(band.max(), mean + std)
+    assert fig.axes[1].get_title().endswith("across networks, cut at 0)")
+    norms = np.r_[np.full((1, 3), 10.0), np.zeros((4, 3))]
+    ax = plot_complexity(norms, np.zeros(5), band="std").axes[0]
+    assert ax.collections[0].get_paths()[0].vertices[:, 1].min() == 0.0
+    # Values that can be negative keep the whole band, and say nothing of 0.
+    fig = plot_training_complexity(complexity - 5.0, band="std")
+    band = fig.axes[1].collections[0].get_paths()[0].vertices[:, 1]
+    np.testing.assert_allclose(band.min(), mean - 5.0 - std)
+    assert fig.axes[1].get_title().endswith("across networks)")
+    ax = plot_complexity(norms - 5.0, np.zeros(5), band="std").axes[0]
+    np.testing.assert_allclose(
+        ax.collections[0].get_paths()[0].vertices[:, 1].min(), -3.0 - 4.0
+    )
+    assert legend_texts(ax.get_legend())[-1] == "mean ± 1 std"
 
 
 def test_plot_training_complexity_bad_input():
