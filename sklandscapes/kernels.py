@@ -4,10 +4,14 @@ import numbers
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from sklandscapes._compat import Interval, StrOptions, _fit_context
-from sklandscapes._validation import binary_exponent, check_feature_matrix
+from sklandscapes._validation import (
+    binary_exponent,
+    check_feature_matrix,
+    validate_float_data,
+)
 from sklandscapes.landscapes import quadrature_weights
 
 __all__ = ["LandscapeKernel", "feature_weights", "landscape_inner_products"]
@@ -217,7 +221,7 @@ class LandscapeKernel(TransformerMixin, BaseEstimator):
         self : LandscapeKernel
         """
         check_feature_matrix(X)
-        X = validate_data(self, X, dtype=np.float64)
+        X = validate_float_data(self, X)
         self.X_fit_ = X.copy()
         self._weights = feature_weights(X.shape[1], self.grid, self.layer_weights)
         self.gamma_ = None
@@ -265,7 +269,7 @@ class LandscapeKernel(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         check_feature_matrix(X)
-        X = validate_data(self, X, dtype=np.float64, reset=False)
+        X = validate_float_data(self, X, reset=False)
         # Computed on rows and weights rescaled by powers of two (exact), so
         # that rows of 1e300 give the kernel, or a clear error, never inf/NaN.
         rows, fit_rows, weights, exponent = _rescaled(X, self.X_fit_, self._weights)

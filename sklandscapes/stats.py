@@ -11,7 +11,7 @@ from scipy.stats import t as student_t
 from sklearn.base import BaseEstimator
 from sklearn.decomposition import PCA
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted
 from tqdm.auto import tqdm
 
 from sklandscapes._compat import (
@@ -26,6 +26,7 @@ from sklandscapes._validation import (
     binary_exponent,
     check_feature_matrix,
     check_layered_diagrams,
+    validate_float_data,
 )
 from sklandscapes.kernels import feature_weights
 from sklandscapes.landscapes import tent_squared_integrals
@@ -947,7 +948,7 @@ class PermutationTest(BaseEstimator):
                     "terms. Pass the landscape vectors with kernel='linear' (and "
                     "the grid and layer_weights of your kernel), or n_layers=None."
                 )
-            K = validate_data(self, X, dtype=np.float64)
+            K = validate_float_data(self, X)
             if K.shape[0] != K.shape[1]:
                 raise ValueError(
                     f"kernel='precomputed' needs a square Gram matrix, got shape "
@@ -962,7 +963,7 @@ class PermutationTest(BaseEstimator):
             half = -(-binary_exponent(K) // 2)
             return np.ldexp(K, -2 * half), half, None
         check_feature_matrix(X)
-        X = validate_data(self, X, dtype=np.float64)
+        X = validate_float_data(self, X)
         weights = feature_weights(X.shape[1], self.grid, self.layer_weights)
         self._check_n_layers(X.shape[1])
         row_exponent = binary_exponent(X)

@@ -234,6 +234,7 @@ def test_huge_vectors_give_the_scaled_statistic_not_inf_or_nan(rng, kernel):
     assert np.isfinite(scaled.null_distribution_).all()
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")
 def test_statistic_beyond_the_float_range_is_an_error(rng):
     X = np.ldexp(rng.normal(size=(6, 50)), 1022)
     X[3:] *= -1
