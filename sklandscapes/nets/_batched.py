@@ -396,11 +396,6 @@ def _unpad(layers, shapes):
 
 def _forward(weights, biases, inputs, activation):
     """Logits of every network on its own inputs: (n, m, in) -> (n, m, out)."""
-    # ReLU in place on the fresh product: the same values and gradients (the
-    # product's backward needs its inputs, not its output), without a new
-    # tensor per layer, which costs as much as the ReLU itself.
-    if type(activation) is torch.nn.ReLU:
-        activation = torch.relu_
     hidden = inputs
     last = len(weights) - 1
     for index, (weight, bias) in enumerate(zip(weights, biases)):
