@@ -535,8 +535,10 @@ def _diagrams_of_cloud(
         data, input_type = cell, "point cloud"
         # GUDHI's sparse path tests edge lengths in its own rounding and can
         # drop an edge of exactly max_edge_length that the dense path keeps
-        # (<=). Ask for a hair more, then undo what that hair added: its
-        # filtration values are the dense path's, bit for bit.
+        # (<=). Ask for a hair more, then undo what that hair added. Its
+        # filtration values are GUDHI's edge lengths (np.linalg.norm of the
+        # differences): with 8 or more features they can differ from scipy's
+        # pdist, which the dense path uses, in the last bit.
         gudhi_threshold = threshold * (1 + _THRESHOLD_SLACK)
     else:
         data = cell if metric == "precomputed" else squareform(pdist(cell, metric))

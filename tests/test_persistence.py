@@ -172,17 +172,32 @@ def test_repeated_points_change_no_diagram(
         np.testing.assert_array_equal(got, expected)
 
 
-def test_repeats_are_dropped_only_where_a_point_is_at_zero_from_itself(rng):
+def test_repeats_are_dropped_only_where_a_point_is_at_zero_from_itself(
+    rng, monkeypatch
+):
     cloud = rng.normal(size=(12, 3))
     repeated = np.concatenate([cloud, cloud[:4]])
-    assert len(persistence_module._without_repeats(repeated)) == 12
     np.testing.assert_array_equal(persistence_module._without_repeats(repeated), cloud)
-    # Cosine gives a point a distance of rounding size from itself: a copy
-    # would be a separate point with a short H0 pair, kept as it is.
-    diagrams = RipsPersistence(metric="cosine").fit_transform([repeated])
-    reference = RipsPersistence(metric="precomputed").fit_transform(
-        [squareform(pdist(repeated, "cosine"))]
-    )
+    # What reaches Rips: the distances of the distinct points only.
+    sizes = []
+
+    def counting_pdist(points, metric):
+        sizes.append(len(points))
+        return pdist(points, metric)
+
+    monkeypatch.setattr(persistence_module, "pdist", counting_pdist)
+    RipsPersistence(metric="cityblock").fit_transform([repeated])
+    assert sizes == [12]
+    # Cosine gives a point a distance of rounding size from itself (as it
+    # does for one of these copies): a copy is a separate point with a short
+    # H0 pair, kept as it is.
+    cosine = squareform(pdist(repeated, "cosine"))
+    assert cosine[np.arange(4), 12 + np.arange(4)].max() > 0
+    sizes.clear()
+    dims = dict(homology_dimensions=(0, 1))
+    diagrams = RipsPersistence(metric="cosine", **dims).fit_transform([repeated])
+    assert sizes == [16]
+    reference = RipsPersistence(metric="precomputed", **dims).fit_transform([cosine])
     for got, expected in zip(diagrams.ravel(), reference.ravel()):
         np.testing.assert_array_equal(got, expected)
 
