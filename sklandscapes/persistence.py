@@ -7,6 +7,7 @@ from gudhi import RipsComplex as _GudhiRipsComplex
 from gudhi.random import set_seed as _set_gudhi_seed
 from gudhi.sklearn import RipsPersistence as _GudhiRips
 from joblib import effective_n_jobs, parallel_config
+from scipy.sparse import coo_matrix
 from scipy.spatial import cKDTree
 from scipy.spatial.distance import pdist, squareform
 from sklearn import config_context
@@ -60,8 +61,9 @@ _MAX_COEFF = 65521
 # sqeuclidean, cosine and correlation dissimilarities violate.
 _APPROXIMATION_METRICS = ("euclidean", "precomputed")
 
-# Relative margin added to max_edge_length on GUDHI's sparse path, whose own
-# rounding of edge lengths differs from scipy's by an ulp or so.
+# Relative margin of the k-d tree's search radius on the sparse path: its own
+# rounding of a length can exceed scipy's by an ulp or so. The pairs it finds
+# are then measured with pdist's arithmetic and kept when <= max_edge_length.
 _THRESHOLD_SLACK = 1e-9
 
 # Peak memory of exact Rips, measured by benchmarks/bench_memory.py (RSS
@@ -72,10 +74,12 @@ _THRESHOLD_SLACK = 1e-9
 # Ripser's compressed copy, its sorted edges and its columns to reduce.
 _DENSE_BYTES_PER_SQUARED_POINT = 56
 _DENSE_BYTES_OVERHEAD = 64 * 2**20
-# The sparse path (finite max_edge_length) peaks per edge kept: GUDHI gathers
-# both end points of every edge (16 d + 8 d bytes for the difference, 16 for
-# the pair: 256 bytes measured in R^10), or Ripser's own sparse matrix and
-# columns dominate (~140 bytes) in low dimension.
+# The sparse path (finite max_edge_length) peaks per edge kept. Measured when
+# GUDHI computed the lengths, gathering both end points of every edge (16 d +
+# 8 d bytes for the difference, 16 for the pair: 256 bytes in R^10). They are
+# now computed one feature at a time: 138 bytes per edge measured in R^10
+# (20,000 points, 2.2 million edges), mostly Ripser's own sparse matrix and
+# columns. The estimate is kept until refitted, an overestimate for d > 5.
 _SPARSE_BYTES_PER_EDGE_PER_FEATURE = 24
 _SPARSE_BYTES_PER_EDGE = 140
 # The k-d tree, the points' copies and Ripser's per-vertex arrays.
@@ -137,7 +141,8 @@ class RipsPersistence(StatelessTransformerMixin, TransformerMixin, BaseEstimator
         Largest edge of the Rips complex: an edge of exactly this length is
         kept, on every path. Classes alive at this scale get death ``inf``.
         A finite value with the Euclidean metric and ``local=False`` builds
-        a sparse complex and never forms the dense distance matrix.
+        a sparse complex and never forms the dense distance matrix; its edges
+        and their lengths are those of the dense path, bit for bit.
     metric : str, default="euclidean"
         A metric of :func:`scipy.spatial.distance.pdist`, or ``"precomputed"``
         for distances instead of clouds: square distance matrices, or
@@ -193,10 +198,11 @@ class RipsPersistence(StatelessTransformerMixin, TransformerMixin, BaseEstimator
     ``54 n^2`` bytes (7.2 GiB for 12,000 points: our distance matrix, Ripser's
     copy, its sorted edges and columns; measured in
     ``benchmarks/bench_memory.py``), and with a finite
-    ``max_edge_length`` (Euclidean, not local) at about ``max(24 d + 16, 140)``
-    bytes per edge kept in R^d. A cloud whose estimate (with a 25% margin)
-    exceeds the memory available raises ``ValueError`` before anything is
-    allocated, and points to ``approximation``.
+    ``max_edge_length`` (Euclidean, not local) at most about
+    ``max(24 d + 16, 140)`` bytes per edge kept in R^d (138 measured in
+    R^10). A cloud whose estimate (with a 25% margin) exceeds the memory
+    available raises ``ValueError`` before anything is allocated, and points
+    to ``approximation``.
 
     Approximation guarantee: with ``approximation=eps`` (``0 < eps < 1``) and
     ``max_edge_length=inf``, the sparse filtration is multiplicatively
@@ -532,14 +538,8 @@ def _diagrams_of_cloud(
         return [np.ldexp(diagram, exponent) for diagram in diagrams]
     sparse = metric == "euclidean" and not local and np.isfinite(max_edge_length)
     if sparse:
-        data, input_type = cell, "point cloud"
-        # GUDHI's sparse path tests edge lengths in its own rounding and can
-        # drop an edge of exactly max_edge_length that the dense path keeps
-        # (<=). Ask for a hair more, then undo what that hair added. Its
-        # filtration values are GUDHI's edge lengths (np.linalg.norm of the
-        # differences): with 8 or more features they can differ from scipy's
-        # pdist, which the dense path uses, in the last bit.
-        gudhi_threshold = threshold * (1 + _THRESHOLD_SLACK)
+        data, input_type = _edges_within(cell, threshold), "distance coo_matrix"
+        gudhi_threshold = threshold
     else:
         data = cell if metric == "precomputed" else squareform(pdist(cell, metric))
         input_type = "full distance matrix"
@@ -575,9 +575,39 @@ def _diagrams_of_cloud(
     ):
         diagrams = rips.fit_transform([data])[0]
     diagrams = [_clean(diagram) for diagram in diagrams]
-    if sparse:
-        diagrams = [_cut_at(diagram, threshold) for diagram in diagrams]
     return [np.ldexp(diagram, degree * exponent) for diagram in diagrams]
+
+
+def _edges_within(cloud, threshold):
+    """The edges of length <= threshold, as a COO matrix of their lengths.
+
+    GUDHI's own sparse path measures edges with ``np.linalg.norm``, which from
+    8 features on can differ from scipy's ``pdist`` (the dense path) in the
+    last bit, and keep or drop an edge of exactly ``threshold`` differently.
+    Here a k-d tree finds the pairs, with a hair more radius, and their lengths
+    are pdist's own arithmetic (see :func:`_euclidean_lengths`): the complex is
+    the dense path's, edge for edge and bit for bit.
+    """
+    pairs = cKDTree(cloud).query_pairs(
+        threshold * (1 + _THRESHOLD_SLACK), output_type="ndarray"
+    )
+    lengths = _euclidean_lengths(cloud, pairs[:, 0], pairs[:, 1])
+    keep = lengths <= threshold
+    n = len(cloud)
+    return coo_matrix((lengths[keep], (pairs[keep, 0], pairs[keep, 1])), shape=(n, n))
+
+
+def _euclidean_lengths(cloud, first, second):
+    """Euclidean lengths of the edges (first[i], second[i]), as pdist computes
+    them: squared differences summed feature by feature, in order, then the
+    square root (a test checks them against pdist). Memory is a few arrays of
+    one value per edge, whatever the number of features.
+    """
+    squares = np.zeros(len(first))
+    for feature in cloud.T:
+        difference = feature[first] - feature[second]
+        squares += difference * difference
+    return np.sqrt(squares)
 
 
 def _sparse_rips_diagrams(cell, dims, threshold, metric, coeff, epsilon, seed):
@@ -627,11 +657,4 @@ def _clean(diagram):
     """Drop zero-length pairs and sort rows by (birth, death)."""
     diagram = np.asarray(diagram, dtype=np.float64).reshape(-1, 2)
     diagram = diagram[diagram[:, 1] > diagram[:, 0]]
-    return diagram[np.lexsort((diagram[:, 1], diagram[:, 0]))]
-
-
-def _cut_at(diagram, threshold):
-    """The diagram of the complex of edges ``<= threshold`` from a larger one."""
-    diagram = diagram[diagram[:, 0] <= threshold]
-    diagram[diagram[:, 1] > threshold, 1] = np.inf
     return diagram[np.lexsort((diagram[:, 1], diagram[:, 0]))]

@@ -147,15 +147,16 @@ def test_threshold_makes_classes_essential(rng):
     metric=st.sampled_from(["euclidean", "cityblock", "chebyshev"]),
     local=st.booleans(),
     finite_threshold=st.booleans(),
+    n_features=st.sampled_from([3, 8, 17]),
 )
 def test_repeated_points_change_no_diagram(
-    seed, n_repeats, metric, local, finite_threshold
+    seed, n_repeats, metric, local, finite_threshold, n_features
 ):
     # Repeated points are dropped before Rips (ReLU layers have many); the
     # reference is the full distance matrix of every point, repeats included,
     # which goes to Rips as it is.
     rng = np.random.default_rng(seed)
-    cloud = activation_like_cloud(rng, n_points=30, width=3)
+    cloud = activation_like_cloud(rng, n_points=30, width=n_features)
     cloud = np.concatenate([cloud, cloud[rng.integers(0, 30, n_repeats)]])
     cloud = rng.permutation(cloud)
     if local:
@@ -484,12 +485,16 @@ def test_non_finite_distances_name_sample_layer_and_metric(rng, metric, bad_row)
         RipsPersistence(metric="correlation").fit_transform([good[:, :1]])
 
 
-def test_max_edge_length_keeps_edges_of_exactly_that_length_on_every_path():
+@pytest.mark.parametrize("n_features", [3, 8, 17, 40])
+def test_max_edge_length_keeps_edges_of_exactly_that_length_on_every_path(
+    n_features,
+):
     # Clouds where GUDHI's sparse path, whose rounding of edge lengths differs
-    # from scipy's, used to drop the edge of length exactly max_edge_length.
-    seeds = np.random.default_rng(0)
+    # from scipy's, used to drop the edge of length exactly max_edge_length
+    # (and, from 8 features on, to give lengths one ulp away from pdist's).
+    seeds = np.random.default_rng(n_features)
     for _ in range(60):
-        cloud = seeds.normal(size=(6, 3))
+        cloud = seeds.normal(size=(6, n_features))
         distances = pdist(cloud)
         length = float(np.sort(distances)[3])
         sparse, dense = (
@@ -505,6 +510,35 @@ def test_max_edge_length_keeps_edges_of_exactly_that_length_on_every_path():
             np.testing.assert_array_equal(ours, theirs)
         # ripser.py keeps the edge too (<=): as many components die by then.
         assert np.isfinite(sparse[0][:, 1]).sum() == np.isfinite(reference[:, 1]).sum()
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_points=st.integers(2, 40),
+    n_features=st.integers(1, 70),
+    quantile=st.floats(0, 1),
+)
+def test_sparse_path_is_the_dense_path_bit_for_bit(
+    seed, n_points, n_features, quantile
+):
+    # A finite max_edge_length never forms the distance matrix; its edges and
+    # their lengths are still pdist's, so the diagrams are the dense path's.
+    rng = np.random.default_rng(seed)
+    cloud = rng.normal(size=(n_points, n_features)) * rng.uniform(0.1, 10)
+    distances = pdist(cloud)
+    length = float(np.quantile(distances, quantile))
+    first, second = np.triu_indices(n_points, 1)
+    np.testing.assert_array_equal(
+        persistence_module._euclidean_lengths(cloud, first, second), distances
+    )
+    settings_ = dict(homology_dimensions=(0, 1, 2), max_edge_length=length)
+    sparse = RipsPersistence(**settings_).fit_transform([cloud])
+    dense = RipsPersistence(metric="precomputed", **settings_).fit_transform(
+        [squareform(distances)]
+    )
+    for got, expected in zip(sparse.ravel(), dense.ravel()):
+        np.testing.assert_array_equal(got, expected)
 
 
 def test_coeff_above_gudhis_limit_and_n_jobs_zero_are_refused(rng):
