@@ -182,7 +182,9 @@ def main():
         )
         for n_points, n_features, length in SPARSE_RUNS:
             result = measure(n_points, (0, 1), args, length, n_features)
-            estimate = persistence._sparse_rips_bytes(n_points, result["edges"])
+            estimate = persistence._sparse_rips_bytes(
+                n_points, result["edges"], n_features
+            )
             per_edge = result["bytes"] / max(result["edges"], 1)
             print(
                 f"  {n_points:>6} {n_features:>3} {length:9.2f} {result['edges']:>11} "

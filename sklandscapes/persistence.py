@@ -74,11 +74,16 @@ _THRESHOLD_SLACK = 1e-9
 # Ripser's compressed copy, its sorted edges and its columns to reduce.
 _DENSE_BYTES_PER_SQUARED_POINT = 56
 _DENSE_BYTES_OVERHEAD = 64 * 2**20
-# The sparse path (finite max_edge_length) peaks per edge kept, whatever the
-# dimension: the lengths are computed one feature at a time, and Ripser's own
-# sparse matrix and columns dominate. benchmarks/bench_memory.py --sparse
-# measured 117-138 bytes per edge in R^2, R^3 and R^10 (0.6 to 7.1 million
-# edges; 169 at 0.6 million, where the per-point part weighs more).
+# The sparse path (finite max_edge_length) peaks per edge kept. Measured when
+# GUDHI computed the lengths, gathering both end points of every edge (16 d +
+# 8 d bytes for the difference, 16 for the pair: 256 bytes in R^10). They are
+# now computed one feature at a time: 117-138 bytes per edge on standard normal
+# clouds in R^2, R^3 and R^10 (bench_memory.py --sparse), mostly Ripser's own
+# sparse matrix and columns. That part depends on the data: uniform clouds in
+# R^10 took 239 bytes per edge, binary ones in R^40 about 1,000 (the dense path
+# too exceeds its guard there). The per-feature term stays as a margin that
+# grows with the width of the layers, where such clouds come from.
+_SPARSE_BYTES_PER_EDGE_PER_FEATURE = 24
 _SPARSE_BYTES_PER_EDGE = 140
 # The k-d tree, the points' copies and Ripser's per-vertex arrays.
 _SPARSE_BYTES_PER_POINT = 1024
@@ -94,11 +99,12 @@ def _dense_rips_bytes(n_points):
     )
 
 
-def _sparse_rips_bytes(n_points, n_edges):
+def _sparse_rips_bytes(n_points, n_edges, n_features):
     """Upper estimate of the peak bytes of exact Rips on the edges kept."""
-    return _MEMORY_SAFETY * (
-        _SPARSE_BYTES_PER_EDGE * n_edges + _SPARSE_BYTES_PER_POINT * n_points
+    per_edge = max(
+        _SPARSE_BYTES_PER_EDGE_PER_FEATURE * n_features + 16, _SPARSE_BYTES_PER_EDGE
     )
+    return _MEMORY_SAFETY * (per_edge * n_edges + _SPARSE_BYTES_PER_POINT * n_points)
 
 
 def _count_edges(cloud, max_edge_length):
@@ -195,10 +201,14 @@ class RipsPersistence(StatelessTransformerMixin, TransformerMixin, BaseEstimator
     ``54 n^2`` bytes (7.2 GiB for 12,000 points: our distance matrix, Ripser's
     copy, its sorted edges and columns; measured in
     ``benchmarks/bench_memory.py``), and with a finite
-    ``max_edge_length`` (Euclidean, not local) at about 140 bytes per edge
-    kept, in any dimension. A cloud whose estimate (with a 25% margin)
-    exceeds the memory available raises ``ValueError`` before anything is
-    allocated, and points to ``approximation``.
+    ``max_edge_length`` (Euclidean, not local) the guard assumes
+    ``max(24 d + 16, 140)`` bytes per edge kept in R^d (117-138 measured on
+    Gaussian clouds). Ripser's memory depends on the data as well: clouds
+    with many tied distances (binary or quantized activations) can take
+    several times that, on either path, and pass the guard. A cloud whose
+    estimate (with a 25% margin) exceeds the memory available raises
+    ``ValueError`` before anything is allocated, and points to
+    ``approximation``.
 
     Approximation guarantee: with ``approximation=eps`` (``0 < eps < 1``) and
     ``max_edge_length=inf``, the sparse filtration is multiplicatively
@@ -462,11 +472,11 @@ class RipsPersistence(StatelessTransformerMixin, TransformerMixin, BaseEstimator
             cloud = clouds[index]
             n = len(cloud)
             if sparse:
-                needed = _sparse_rips_bytes(n, n * (n - 1) // 2)
+                needed = _sparse_rips_bytes(n, n * (n - 1) // 2, cloud.shape[1])
                 if needed > available:
                     # Only the edges kept count: count them without building them.
                     n_edges = _count_edges(cloud, self.max_edge_length)
-                    needed = _sparse_rips_bytes(n, n_edges)
+                    needed = _sparse_rips_bytes(n, n_edges, cloud.shape[1])
                     what = f"exact Rips on its {n_edges} edges <= max_edge_length"
             else:
                 needed = _dense_rips_bytes(n)

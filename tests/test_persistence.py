@@ -301,7 +301,7 @@ def test_memory_guard_refuses_what_does_not_fit_and_passes_what_fits(rng, monkey
 
 def test_memory_guard_counts_the_edges_of_the_sparse_path(rng, monkeypatch):
     cloud = rng.uniform(size=(400, 2))
-    all_pairs = persistence_module._sparse_rips_bytes(400, 400 * 399 // 2)
+    all_pairs = persistence_module._sparse_rips_bytes(400, 400 * 399 // 2, 2)
     monkeypatch.setattr(validation_module, "_available_memory", lambda: all_pairs / 4)
     # Short edges: few of them, fits although all pairs would not.
     short = RipsPersistence(max_edge_length=0.05).fit_transform([cloud])
