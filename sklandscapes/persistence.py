@@ -545,11 +545,9 @@ def _diagrams_of_cloud(
     sparse = metric == "euclidean" and not local and np.isfinite(max_edge_length)
     if sparse:
         data, input_type = _edges_within(cell, threshold), "distance coo_matrix"
-        gudhi_threshold = threshold
     else:
         data = cell if metric == "precomputed" else squareform(pdist(cell, metric))
         input_type = "full distance matrix"
-        gudhi_threshold = threshold
         if not np.isfinite(data).all():
             n_bad = int((~np.isfinite(data)).sum() // 2)
             return f"{n_bad} distance(s) under metric={metric!r} are NaN or infinite"
@@ -565,7 +563,7 @@ def _diagrams_of_cloud(
             data[np.ix_(outside, outside)] = 0.0
     rips = _GudhiRips(
         homology_dimensions=list(dims),
-        threshold=gudhi_threshold,
+        threshold=threshold,
         input_type=input_type,
         num_collapses=0,
         homology_coeff_field=coeff,
@@ -648,8 +646,6 @@ def _without_repeats(cloud):
     saves about 5% of the Rips work of the paper's synthetic preset).
     """
     cloud = np.ascontiguousarray(cloud)
-    if len(cloud) < 2 or cloud.ndim != 2:
-        return cloud
     # Rows compared as bytes: -0.0 and 0.0 stay apart, which only keeps a
     # repeat that could have gone.
     rows = cloud.view(np.dtype((np.void, cloud.dtype.itemsize * cloud.shape[1])))
