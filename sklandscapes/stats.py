@@ -22,6 +22,12 @@ from sklandscapes._compat import (
     delayed,
     validate_params,
 )
+from sklandscapes._relabelings import (
+    BLOCK,
+    PairDesign,
+    ReplicateCells,
+    null_statistics,
+)
 from sklandscapes._validation import (
     binary_exponent,
     check_feature_matrix,
@@ -42,9 +48,7 @@ __all__ = [
     "topological_complexity",
 ]
 
-# Permutations handled together: one block costs an (n, block) matrix product
-# and its memory does not grow with n_permutations.
-_PERMUTATIONS_PER_BLOCK = 1000
+_PERMUTATIONS_PER_BLOCK = BLOCK
 
 # Two labelings that give the same partition give the same statistic up to the
 # rounding of the quadratic form; a null value within this relative distance of
@@ -88,7 +92,7 @@ def _check_vectors(X, shape):
     return X, shape
 
 
-def mean_landscapes(X, y):
+def mean_landscapes(X, y, groups=None):
     """Average landscape vector of each group (paper II-E).
 
     Parameters
@@ -97,6 +101,10 @@ def mean_landscapes(X, y):
         Landscape vectors, e.g. from :class:`~sklandscapes.LandscapeVectorizer`.
     y : array-like of shape (n_samples,)
         Group of each sample (training threshold, class, ...).
+    groups : array-like of shape (n_samples,), default=None
+        The unit (network) of each sample: the replicates of a unit at one
+        label are averaged first, so that every unit weighs the same in the
+        mean whatever its number of replicates.
 
     Returns
     -------
@@ -104,7 +112,8 @@ def mean_landscapes(X, y):
         The sorted distinct labels.
     means : ndarray of shape (n_groups, n_features)
         ``means[g]`` is the average of the rows of group ``groups[g]``: the
-        average activation landscape across networks and input subsamples.
+        average activation landscape across networks and input subsamples
+        (with ``groups``, the average over units of their replicates' means).
 
     Examples
     --------
@@ -116,6 +125,8 @@ def mean_landscapes(X, y):
     (['a', 'b'], [[1.0, 3.0], [5.0, 5.0]])
     """
     X = check_array(X, dtype=np.float64)
+    if groups is not None:
+        X, y = _unit_means(X, y, groups)
     y, groups, counts = _check_labels(X, y)
     inverse = np.searchsorted(groups, y)
     sums = np.zeros((len(groups), X.shape[1]))
@@ -180,6 +191,7 @@ _BAND_BLOCK_ENTRIES = 2**22
     {
         "X": ["array-like"],
         "y": ["array-like"],
+        "groups": ["array-like", None],
         "confidence": [Interval(numbers.Real, 0, 1, closed="neither")],
         "simultaneous": ["boolean"],
         "method": [StrOptions({"bootstrap", "gaussian"})],
@@ -192,6 +204,7 @@ def confidence_band(
     X,
     y,
     *,
+    groups=None,
     confidence=0.95,
     simultaneous=True,
     method="bootstrap",
@@ -226,7 +239,12 @@ def confidence_band(
         n_layers)``, e.g. from :func:`topological_complexity`) for a band
         around a complexity curve.
     y : array-like of shape (n_samples,)
-        Group of each sample; at least 2 samples per group.
+        Group of each sample; at least 2 samples (or units) per group.
+    groups : array-like of shape (n_samples,), default=None
+        The unit (network) of each sample. The replicates of a unit at one
+        label (input subsamples seen by one network) are averaged, and the
+        band resamples units: it reflects the spread between networks, not
+        between samples of one network. ``None``: every sample is a unit.
     confidence : float, default=0.95
         Level of the band, in (0, 1).
     simultaneous : bool, default=True
@@ -251,10 +269,10 @@ def confidence_band(
 
     Notes
     -----
-    The samples of a group are taken as independent draws. Several input
-    subsamples seen by one network are not independent of each other:
-    average them per network first (one row per network) so that the band
-    reflects the spread between networks.
+    The units of a group are taken as independent draws. Several input
+    subsamples seen by one network are not independent of each other: pass
+    ``groups`` (the network of each sample), so that they are averaged per
+    network and the band reflects the spread between networks.
 
     A feature with the same value in every sample of a group (a landscape
     that is 0 there in every sample) has a band of width 0. The bootstrap
@@ -295,14 +313,18 @@ def confidence_band(
     True
     """
     X = check_array(X, dtype=np.float64)
-    y, groups, counts = _check_labels(X, y)
-    small = [(g, c) for g, c in zip(groups.tolist(), counts.tolist()) if c < 2]
-    if small:
-        raise ValueError(
-            "confidence_band needs at least 2 samples per group to estimate "
-            "their spread; too small: "
-            + ", ".join(f"group {g!r} has {c}" for g, c in small)
-        )
+    if groups is not None:
+        X, y = _unit_means(X, y, groups)
+    y, labels, counts = _check_labels(X, y)
+    _require_two_per_label(
+        labels,
+        counts,
+        "confidence_band needs at least 2 samples per group to estimate their spread"
+        if groups is None
+        else "confidence_band needs at least 2 units (groups) per label to "
+        "estimate their spread",
+        unit="samples" if groups is None else "units",
+    )
     resampled = method == "bootstrap" or simultaneous
     # A relative hair of slack: 10 resamples do estimate a 0.9 quantile.
     if resampled and n_bootstrap * (1 - confidence) < 1 - 1e-9:
@@ -313,44 +335,44 @@ def confidence_band(
             "stable band)."
         )
     rng = check_random_state(random_state)
-    means = np.empty((len(groups), X.shape[1]))
+    means = np.empty((len(labels), X.shape[1]))
     lower, upper = np.empty_like(means), np.empty_like(means)
-    for g, group in enumerate(groups):
-        rows = X[y == group]
-        n = len(rows)
-        mean = rows.mean(axis=0)
-        centered = rows - mean
-        se = np.sqrt((centered**2).sum(axis=0) / (n - 1) / n)
-        if not resampled:
-            critical = student_t.ppf((1 + confidence) / 2, n - 1)
-        elif method == "bootstrap":
+    for g, label in enumerate(labels):
+        means[g], half = _band_half_width(
+            X[y == label], rng, confidence, simultaneous, method, n_bootstrap
+        )
+        lower[g] = means[g] - half
+        upper[g] = means[g] + half
+    return ConfidenceBand(
+        labels, means, lower, upper, float(confidence), bool(simultaneous), method
+    )
+
+
+def _band_half_width(rows, rng, confidence, simultaneous, method, n_bootstrap):
+    """The mean of ``rows`` and the half width of its band, per feature."""
+    n = len(rows)
+    mean = rows.mean(axis=0)
+    centered = rows - mean
+    se = np.sqrt((centered**2).sum(axis=0) / (n - 1) / n)
+    if not (method == "bootstrap" or simultaneous):
+        critical = student_t.ppf((1 + confidence) / 2, n - 1)
+    else:
+        if method == "bootstrap":
             draws = rng.multinomial(n, np.full(n, 1 / n), size=n_bootstrap)
             # mean* - mean = (counts / n) @ centered; scaled to the unbiased
             # variance S^2 / n of the mean.
             multipliers = draws / n * np.sqrt(n / (n - 1))
-            critical = _critical_values(
-                multipliers, centered, se, confidence, simultaneous
-            )
         else:
             # sum_i xi_i (x_i - mean) / sqrt(n (n - 1)) ~ N(0, S / n).
             multipliers = rng.standard_normal((n_bootstrap, n)) / np.sqrt(n * (n - 1))
-            critical = _critical_values(
-                multipliers, centered, se, confidence, simultaneous
-            )
-        if resampled:
-            # The resamples treat se as known; mapping c through Student's t
-            # accounts for the noise of the estimated se (a single feature's
-            # band becomes the t-interval).
-            critical = student_t.ppf(norm.cdf(critical), n - 1)
-        means[g] = mean
-        # A feature that no sample varies on has a band of width 0, even where
-        # an extreme critical value maps to t = inf (inf * 0 would be NaN).
-        half = np.where(se > 0, critical * se, 0.0)
-        lower[g] = mean - half
-        upper[g] = mean + half
-    return ConfidenceBand(
-        groups, means, lower, upper, float(confidence), bool(simultaneous), method
-    )
+        critical = _critical_values(multipliers, centered, se, confidence, simultaneous)
+        # The resamples treat se as known; mapping c through Student's t
+        # accounts for the noise of the estimated se (a single feature's
+        # band becomes the t-interval).
+        critical = student_t.ppf(norm.cdf(critical), n - 1)
+    # A feature that no sample varies on has a band of width 0, even where
+    # an extreme critical value maps to t = inf (inf * 0 would be NaN).
+    return mean, np.where(se > 0, critical * se, 0.0)
 
 
 def _critical_values(multipliers, centered, se, confidence, simultaneous):
@@ -582,10 +604,22 @@ class PermutationTest(BaseEstimator):
     With more than two groups every pair is tested on its own samples, as in
     the paper's Table I.
 
+    **The unit of the test.** Pass ``fit(X, y, groups=network_ids)`` when
+    samples come from networks snapshotted at several labels (thresholds),
+    or several samples (input subsamples) come from one snapshot: the
+    network is then the unit, as it is the independent draw. Without
+    ``groups`` every sample is exchangeable with every other, which is the
+    paper's test; it finds differences that are not there when a network
+    gives several subsamples, and loses power when networks are paired
+    across labels (see the user guide, "What is the unit of a test?").
+
     Parameters
     ----------
     n_permutations : int, default=10_000
-        Number of random relabelings per pair of groups.
+        Number of random relabelings per pair of groups. When a pair has at
+        most this many distinct relabelings (``C(n, n_a)`` splits of its
+        samples, or ``2**n_units`` sign flips with ``groups``), all of them
+        are enumerated instead and the p-value is exact.
     kernel : {"linear", "precomputed"}, default="linear"
         ``"linear"``: X are landscape vectors and ``K`` their inner products.
         ``"precomputed"``: X is the Gram matrix itself, e.g. from
@@ -620,17 +654,29 @@ class PermutationTest(BaseEstimator):
     statistics_ : ndarray of shape (n_groups, n_groups)
         Distance between the means of every pair of groups (0 on the diagonal).
     pvalues_ : ndarray of shape (n_groups, n_groups)
-        ``(1 + #{null >= observed}) / (1 + n_permutations)`` for every pair;
-        1 on the diagonal.
+        ``(1 + #{null >= observed}) / (1 + n_permutations)`` for every pair
+        tested on random relabelings, ``#{null >= observed} / n_relabelings``
+        for a pair whose relabelings were all enumerated (the observed one
+        among them); 1 on the diagonal.
+    unit_ : {"sample", "group"}
+        What the relabelings move: single samples (``groups=None``), or the
+        snapshots of each unit of ``groups``.
     table_ : list of dict
-        One record per pair: ``group_a``, ``group_b``, ``n_a``, ``n_b``,
-        ``statistic``, ``pvalue``. :meth:`to_frame` gives a DataFrame.
+        One record per pair: ``group_a``, ``group_b``, ``n_a``, ``n_b``
+        (samples used at each label), ``statistic``, ``pvalue``,
+        ``n_relabelings`` (in the null distribution) and ``exhaustive``
+        (whether they are all the distinct relabelings). With ``groups``
+        also ``n_units`` (units with samples at both labels: the units
+        tested), ``n_a_only`` and ``n_b_only`` (units with samples at one
+        label only, left out of this pair). :meth:`to_frame` gives a
+        DataFrame.
     statistic_ : float
         With exactly two groups: the observed distance between their means.
     pvalue_ : float
         With exactly two groups: its p-value.
-    null_distribution_ : ndarray of shape (n_permutations,)
-        With exactly two groups: the statistic under each relabeling.
+    null_distribution_ : ndarray of shape (n_relabelings,)
+        With exactly two groups: the statistic under each relabeling
+        (``n_permutations`` of them, or every relabeling when enumerated).
     layer_statistics_ : ndarray of shape (n_groups, n_groups, `n_layers`)
         With ``n_layers``: the distance between the means of every pair of
         groups in each layer's term of the norm
@@ -645,7 +691,7 @@ class PermutationTest(BaseEstimator):
         With ``n_layers``: one record per (pair, layer): ``group_a``,
         ``group_b``, ``layer``, ``n_a``, ``n_b``, ``statistic``, ``pvalue``,
         ``pvalue_adjusted``. ``to_frame(layers=True)`` gives a DataFrame.
-    layer_null_distribution_ : ndarray of shape (`n_layers`, n_permutations)
+    layer_null_distribution_ : ndarray of shape (`n_layers`, n_relabelings)
         With ``n_layers`` and exactly two groups: each layer's statistic
         under each relabeling.
     n_features_in_ : int
@@ -662,9 +708,27 @@ class PermutationTest(BaseEstimator):
 
     Notes
     -----
+    **Units** (``groups``). Samples that share a unit and a label are
+    replicates of one snapshot: their landscapes are averaged into one
+    snapshot mean (from the Gram matrix, so ``kernel="precomputed"`` works
+    too). A pair of labels is tested on the units that have a snapshot at
+    both (complete pairs); a unit with a snapshot at only one of the two
+    labels is left out of that pair, and ``table_`` counts such units
+    (``n_a_only``, ``n_b_only``). The statistic is the distance between the
+    averages, over the tested units, of their snapshot means, that is the
+    norm of the mean of the units' differences ``d_u``. Under the null
+    hypothesis a unit's two snapshots are exchangeable, so a relabeling
+    swaps them or not: ``||sum_u eps_u d_u|| / m`` with random signs
+    ``eps_u``, computed from the ``m x m`` Gram matrix of the differences.
+    Such a test keeps its level whatever the units' own effects (a network
+    that is more complex at every threshold) and however many replicates a
+    snapshot has, where relabeling single samples does not (see the user
+    guide). Every pair needs at least 2 units.
+
     Permutations are drawn from seeds that ``random_state`` gives in the
     parent process, one per block of permutations, so a block's relabelings do
-    not depend on which worker computes it.
+    not depend on which worker computes it, nor on whether another pair's
+    relabelings are enumerated.
 
     The Gram matrix is computed on vectors (and weights) rescaled by powers of
     two, which is exact, so vectors of any magnitude give the same p-values
@@ -685,8 +749,10 @@ class PermutationTest(BaseEstimator):
     p-values made monotone. Layers are put on one scale first: each
     statistic is divided by the square root of its mean over all
     relabelings of the pair, ``(1/n_a + 1/n_b) trace(H K_l H) / (n - 1)``
-    (``H`` centres the pair's ``n`` samples), which depends only on the
-    pooled samples, so the scaling is the same under every relabeling. They
+    (``H`` centres the pair's ``n`` samples), or ``trace(G_l) / m**2`` for
+    sign flips of ``m`` units with differences' Gram matrix ``G_l``, which
+    depends only on the pooled samples, so the scaling is the same under
+    every relabeling. They
     control the **family-wise error rate** over the layers of one pair: the
     probability that any layer whose distributions do not differ between
     the two groups is declared different is at most ``alpha``, whatever the
@@ -725,6 +791,21 @@ class PermutationTest(BaseEstimator):
     >>> test = PermutationTest(n_permutations=999, n_layers=2, random_state=0)
     >>> test.fit(X, y).layer_pvalues_adjusted_[0, 1].round(3).tolist()
     [0.932, 0.001]
+
+    Ten networks, each seen at two thresholds on three input subsamples:
+    with the network as the unit, the three subsamples of a snapshot are
+    averaged and each network's two snapshots swapped or not, all
+    ``2**10`` ways.
+
+    >>> networks = np.tile(np.repeat(np.arange(10), 3), 2)
+    >>> y = np.repeat(["early", "late"], 30)
+    >>> X = rng.normal(size=(10, 5))[networks] + rng.normal(size=(60, 5))
+    >>> X[y == "late"] += 0.5
+    >>> test = PermutationTest(random_state=0).fit(X, y, groups=networks)
+    >>> test.unit_, test.table_[0]["n_units"], test.table_[0]["n_relabelings"]
+    ('group', 10, 1024)
+    >>> bool(test.pvalue_ < 0.05)
+    True
     """
 
     _parameter_constraints = {
@@ -763,7 +844,7 @@ class PermutationTest(BaseEstimator):
         self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, groups=None):
         """Test every pair of groups.
 
         Parameters
@@ -771,7 +852,14 @@ class PermutationTest(BaseEstimator):
         X : ndarray of shape (n_samples, n_features) or (n_samples, n_samples)
             Landscape vectors, or the Gram matrix with ``kernel="precomputed"``.
         y : array-like of shape (n_samples,)
-            Group labels; at least two groups of at least two samples.
+            Group labels (e.g. the training threshold); at least two groups.
+        groups : array-like of shape (n_samples,), default=None
+            The unit each sample comes from, e.g. the network whose snapshot
+            it is (the ``groups`` of scikit-learn's group splitters). Samples
+            that share a unit and a label are replicates of one snapshot and
+            are averaged; relabelings swap a unit's two snapshots (see
+            Notes). ``None``: every sample is its own unit and relabelings
+            move single samples, as in the paper.
 
         Returns
         -------
@@ -782,65 +870,95 @@ class PermutationTest(BaseEstimator):
                 "PermutationTest requires y to be passed, but the target y is None; "
                 "pass the group label of every sample."
             )
-        # gram is the Gram matrix scaled by 4**-exponent (exact), so that huge
-        # vectors neither overflow nor underflow; statistics scale by 2**exponent.
-        # layer_grams (n_layers given) are its per-layer terms at the same scale.
-        gram, exponent, layer_grams = self._gram(X)
-        y, groups, counts = _check_labels(gram, y)
-        if len(groups) < 2:
-            raise ValueError(
-                f"y has a single group (one class), {groups.tolist()!r}; a "
-                "permutation test "
-                "compares at least two groups."
-            )
-        small = [(g, c) for g, c in zip(groups.tolist(), counts.tolist()) if c < 2]
-        if small:
-            raise ValueError(
-                "every group needs at least 2 samples; too small: "
-                + ", ".join(f"group {g!r} has {c}" for g, c in small)
-            )
-        rng = check_random_state(self.random_state)
-        pairs = list(combinations(range(len(groups)), 2))
-        n_blocks = -(-self.n_permutations // _PERMUTATIONS_PER_BLOCK)
-        # All randomness is decided here, before dispatch.
-        seeds = rng.randint(np.iinfo(np.int32).max, size=(len(pairs), n_blocks))
-        members = [np.flatnonzero(y == g) for g in groups]
-        tasks = []
-        for p, (a, b) in enumerate(pairs):
-            index = np.concatenate([members[a], members[b]])
-            sub = gram[np.ix_(index, index)]
-            # The pair's layer blocks side by side, (n, n_layers * n): one
-            # matrix product gives every layer's statistic of a relabeling.
-            stacked = None
-            if layer_grams is not None:
-                stacked = np.concatenate(
-                    [layer[np.ix_(index, index)] for layer in layer_grams], axis=1
-                )
-            for block in range(n_blocks):
-                size = min(
-                    _PERMUTATIONS_PER_BLOCK,
-                    self.n_permutations - block * _PERMUTATIONS_PER_BLOCK,
-                )
-                tasks.append((p, sub, stacked, len(members[a]), size, seeds[p, block]))
-        n_jobs = effective_n_jobs(self.n_jobs)
-        blocks = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")(
-            delayed(_null_block if stacked is None else _null_block_layers)(
-                *((sub,) if stacked is None else (sub, stacked)), n_a, size, seed
-            )
-            for _, sub, stacked, n_a, size, seed in tasks
+        X, weights = self._validated(X)
+        y, _, _ = _check_labels(X, y)
+        cells = None if groups is None else _replicate_cells(y, groups)
+        # gram is the Gram matrix (of the cell means, with groups) scaled by
+        # 4**-exponent (exact), so that huge vectors neither overflow nor
+        # underflow; statistics scale by 2**exponent. layer_grams (n_layers
+        # given) are its per-layer terms at the same scale.
+        gram, exponent, layer_grams = self._gram(X, weights, cells)
+        labels = y if cells is None else cells.labels
+        self.groups_ = _two_or_more_labels(labels, per_label_minimum=cells is None)
+        self.unit_ = "sample" if cells is None else "group"
+        pairs = list(combinations(range(len(self.groups_)), 2))
+        designs = [self._design(labels, cells, a, b) for a, b in pairs]
+        nulls = self._null_distributions(gram, layer_grams, designs)
+        self._record(pairs, designs, gram, layer_grams, nulls, exponent)
+        return self
+
+    def _design(self, labels, cells, a, b):
+        """How the pair ``(a, b)`` of labels is relabelled, and its counts."""
+        value_a, value_b = self.groups_[[a, b]].tolist()
+        rows_a = np.flatnonzero(labels == value_a)
+        rows_b = np.flatnonzero(labels == value_b)
+        if cells is None:
+            design = PairDesign(rows_a, rows_b, False, self.n_permutations)
+            return design, dict(n_a=len(rows_a), n_b=len(rows_b))
+        # Units with a snapshot at both labels; the others are left out of
+        # this pair (complete pairs), and counted.
+        common, in_a, in_b = np.intersect1d(
+            cells.units[rows_a], cells.units[rows_b], return_indices=True
         )
-        nulls = list(
-            tqdm(
-                blocks,
-                total=len(tasks),
-                disable=not self.verbose,
-                desc="Permutation tests",
-                unit="block",
+        if len(common) < 2:
+            raise ValueError(
+                f"groups: labels {value_a!r} and {value_b!r} share {len(common)} "
+                "unit(s) with a sample at both; a test with groups as units needs "
+                "at least 2 for every pair of labels. Check groups, or drop "
+                "labels that few units reach."
             )
+        design = PairDesign(rows_a[in_a], rows_b[in_b], True, self.n_permutations)
+        return design, dict(
+            n_a=int(cells.counts[design.rows_a].sum()),
+            n_b=int(cells.counts[design.rows_b].sum()),
+            n_units=len(common),
+            n_a_only=len(rows_a) - len(common),
+            n_b_only=len(rows_b) - len(common),
         )
 
-        k = len(groups)
-        self.groups_ = groups
+    def _null_distributions(self, gram, layer_grams, designs):
+        """Every pair's null statistics (and per-layer ones), in pair order."""
+        rng = check_random_state(self.random_state)
+        n_blocks = -(-self.n_permutations // _PERMUTATIONS_PER_BLOCK)
+        # All randomness is decided here, before dispatch.
+        seeds = rng.randint(np.iinfo(np.int32).max, size=(len(designs), n_blocks))
+        tasks = []
+        for p, (design, _) in enumerate(designs):
+            _, work, stacked = _pair_matrices(design, gram, layer_grams)
+            tasks += [(p, make, work, stacked) for make in design.blocks(seeds[p])]
+        blocks = Parallel(
+            n_jobs=effective_n_jobs(self.n_jobs),
+            prefer="threads",
+            return_as="generator",
+        )(
+            delayed(null_statistics)(make, work, stacked)
+            for _, make, work, stacked in tasks
+        )
+        whole = [[] for _ in designs]
+        layers = [[] for _ in designs]
+        progress = tqdm(
+            blocks,
+            total=len(tasks),
+            disable=not self.verbose,
+            desc="Permutation tests",
+            unit="block",
+        )
+        for null, (p, *_) in zip(progress, tasks):
+            if layer_grams is not None:
+                null, layer_null = null
+                layers[p].append(layer_null)
+            whole[p].append(null)
+        return [
+            (
+                np.concatenate(w),
+                None if layer_grams is None else np.concatenate(lay, axis=1),
+            )
+            for w, lay in zip(whole, layers)
+        ]
+
+    def _record(self, pairs, designs, gram, layer_grams, nulls, exponent):
+        """Fitted attributes from the observed statistics and the nulls."""
+        k = len(self.groups_)
         self.statistics_ = np.zeros((k, k))
         self.pvalues_ = np.ones((k, k))
         self.table_ = []
@@ -850,72 +968,63 @@ class PermutationTest(BaseEstimator):
             self.layer_pvalues_ = np.ones((k, k, n_layers))
             self.layer_pvalues_adjusted_ = np.ones((k, k, n_layers))
             self.layer_table_ = []
-        null_by_pair = [[] for _ in pairs]
-        layer_null_by_pair = [[] for _ in pairs]
-        for (p, *_), null in zip(tasks, nulls):
-            if layer_grams is not None:
-                null, layer_null = null
-                layer_null_by_pair[p].append(layer_null)
-            null_by_pair[p].append(null)
-        for p, (a, b) in enumerate(pairs):
-            index = np.concatenate([members[a], members[b]])
-            n_a = len(members[a])
-            contrast = np.r_[
-                np.full(n_a, 1 / n_a), np.full(len(members[b]), -1 / len(members[b]))
-            ]
-            sub = gram[np.ix_(index, index)]
-            observed = float(np.sqrt(max(contrast @ sub @ contrast, 0.0)))
-            null = np.concatenate(null_by_pair[p])
-            observed, null = _zero_below_rounding(observed, null, sub)
+        for (a, b), (design, counts), (null, layer_null) in zip(pairs, designs, nulls):
+            sub, work, _ = _pair_matrices(design, gram, None)
+            contrast = design.observed_contrast()
+            observed = float(np.sqrt(max(contrast @ work @ contrast, 0.0)))
+            observed, null = _zero_below_rounding(observed, null, _rounding_floor(sub))
             exceed = int((null >= observed * (1 - _TIE_RTOL)).sum())
-            pvalue = (1 + exceed) / (1 + self.n_permutations)
-            observed, null = _scaled_back(observed, null, exponent, groups[[a, b]])
+            pvalue = design.pvalue(exceed)
+            observed, null = _scaled_back(
+                observed, null, exponent, self.groups_[[a, b]]
+            )
             self.statistics_[a, b] = self.statistics_[b, a] = observed
             self.pvalues_[a, b] = self.pvalues_[b, a] = pvalue
             self.table_.append(
                 dict(
-                    group_a=groups[a],
-                    group_b=groups[b],
-                    n_a=n_a,
-                    n_b=len(members[b]),
+                    group_a=self.groups_[a],
+                    group_b=self.groups_[b],
+                    **counts,
                     statistic=observed,
                     pvalue=pvalue,
+                    n_relabelings=design.n_null,
+                    exhaustive=design.exhaustive,
                 )
             )
             if k == 2:
                 self.statistic_, self.pvalue_ = observed, pvalue
                 self.null_distribution_ = null
             if layer_grams is not None:
-                layer_null = np.concatenate(layer_null_by_pair[p], axis=1)
                 self._test_layers(
-                    a, b, n_a, layer_grams, index, contrast, layer_null, exponent
+                    a, b, design, counts, layer_grams, layer_null, exponent
                 )
-        return self
 
-    def _test_layers(self, a, b, n_a, layer_grams, index, contrast, null, exponent):
+    def _test_layers(self, a, b, design, counts, layer_grams, null, exponent):
         """Per-layer statistics, raw and Westfall-Young p-values of one pair."""
         groups = self.groups_
-        n = len(index)
-        # Mean of a layer's squared statistic over all relabelings of the
-        # pair (E[w w^T] = (1/n_a + 1/n_b) H / (n - 1)): the layer's scale.
-        spread = (1 / n_a + 1 / (n - n_a)) / (n - 1)
+        rows = design.rows
+        contrast = design.observed_contrast()
         observed = np.empty(len(layer_grams))
         standardized = np.zeros_like(null)
         observed_standardized = np.zeros(len(layer_grams))
         for layer, full in enumerate(layer_grams):
-            sub = full[np.ix_(index, index)]
-            value = float(np.sqrt(max(contrast @ sub @ contrast, 0.0)))
-            value, null[layer] = _zero_below_rounding(value, null[layer], sub)
+            sub = full[np.ix_(rows, rows)]
+            work = design.work_gram(sub)
+            floor = _rounding_floor(sub)
+            value = float(np.sqrt(max(contrast @ work @ contrast, 0.0)))
+            value, null[layer] = _zero_below_rounding(value, null[layer], floor)
             observed[layer] = value
-            scale = np.sqrt(max(spread * (np.trace(sub) - sub.sum() / n), 0.0))
+            # Each layer on the scale of its mean square over all
+            # relabelings, which depends only on the pooled rows.
+            scale = np.sqrt(max(design.mean_square(work), 0.0))
             # A layer at the rounding level of its Gram block (the same
             # landscape in every sample) cannot differ: it stays at 0.
-            if scale > _rounding_floor(sub):
+            if scale > floor:
                 standardized[layer] = null[layer] / scale
                 observed_standardized[layer] = value / scale
         exceed = (null >= observed[:, None] * (1 - _TIE_RTOL)).sum(axis=1)
-        raw = (1 + exceed) / (1 + self.n_permutations)
-        adjusted = _westfall_young(observed_standardized, standardized)
+        raw = design.pvalue(exceed)
+        adjusted = _westfall_young(observed_standardized, standardized, design.pvalue)
         for layer in range(len(layer_grams)):
             observed[layer], null[layer] = _scaled_back(
                 observed[layer], null[layer], exponent, groups[[a, b]]
@@ -925,8 +1034,8 @@ class PermutationTest(BaseEstimator):
                     group_a=groups[a],
                     group_b=groups[b],
                     layer=layer,
-                    n_a=n_a,
-                    n_b=n - n_a,
+                    n_a=counts["n_a"],
+                    n_b=counts["n_b"],
                     statistic=observed[layer],
                     pvalue=raw[layer],
                     pvalue_adjusted=adjusted[layer],
@@ -939,7 +1048,8 @@ class PermutationTest(BaseEstimator):
         if len(groups) == 2:
             self.layer_null_distribution_ = null
 
-    def _gram(self, X):
+    def _validated(self, X):
+        """X checked for the kernel, and the quadrature weights (linear)."""
         if self.kernel == "precomputed":
             if self.n_layers is not None:
                 raise ValueError(
@@ -960,16 +1070,29 @@ class PermutationTest(BaseEstimator):
                     "kernel='precomputed' needs a symmetric Gram matrix; X differs "
                     f"from its transpose by up to {np.abs(K - K.T).max():.3g}."
                 )
-            half = -(-binary_exponent(K) // 2)
-            return np.ldexp(K, -2 * half), half, None
+            return K, None
         check_feature_matrix(X)
         X = validate_float_data(self, X)
         weights = feature_weights(X.shape[1], self.grid, self.layer_weights)
         self._check_n_layers(X.shape[1])
+        return X, weights
+
+    def _gram(self, X, weights, cells):
+        """The Gram matrix scaled by ``4**-exponent``, and its layer terms.
+
+        With ``cells``, of the cell means: the rows (or the precomputed Gram
+        matrix) are averaged over each cell's replicates first.
+        """
+        if self.kernel == "precomputed":
+            K = X if cells is None else cells.average_gram(X)
+            half = -(-binary_exponent(K) // 2)
+            return np.ldexp(K, -2 * half), half, None
         row_exponent = binary_exponent(X)
         weight_exponent = binary_exponent(weights)
         weight_exponent += weight_exponent % 2
         rows = np.ldexp(X, -row_exponent)
+        if cells is not None:
+            rows = cells.average(rows)
         scaled_weights = np.ldexp(weights, -weight_exponent)
         gram = (rows * scaled_weights) @ rows.T
         layer_grams = None
@@ -1038,65 +1161,27 @@ class PermutationTest(BaseEstimator):
         return tags
 
 
-def _relabelings(n, n_a, n_permutations, seed):
-    """Contrasts ``1_A / n_a - 1_B / n_b`` of random relabelings, one per row."""
-    rng = np.random.default_rng(seed)
-    # Each row is a random relabeling: the first n_a positions of a
-    # permutation form group A.
-    order = np.argsort(rng.random((n_permutations, n)), axis=1)
-    contrasts = np.full((n_permutations, n), -1.0 / (n - n_a))
-    np.put_along_axis(contrasts, order[:, :n_a], 1.0 / n_a, axis=1)
-    return contrasts
-
-
-def _null_block(gram, n_a, n_permutations, seed):
-    """Statistics of ``n_permutations`` random relabelings of a two-group Gram."""
-    contrasts = _relabelings(len(gram), n_a, n_permutations, seed)
-    return _contrast_norms(contrasts, gram)
-
-
-def _contrast_norms(contrasts, gram):
-    """``sqrt(w^T K w)`` for every contrast ``w`` (a row of ``contrasts``)."""
-    squared = np.einsum("pi,pi->p", contrasts @ gram, contrasts)
-    return np.sqrt(np.maximum(squared, 0.0))
-
-
-def _null_block_layers(gram, stacked, n_a, n_permutations, seed):
-    """The whole and per-layer statistics of the same relabelings.
-
-    ``stacked`` holds the layers' Gram blocks side by side, shape
-    ``(n, n_layers * n)``. Returns the whole statistics, as
-    :func:`_null_block` gives them, and an ``(n_layers, n_permutations)``
-    array of per-layer statistics.
-    """
-    n = len(gram)
-    contrasts = _relabelings(n, n_a, n_permutations, seed)
-    products = (contrasts @ stacked).reshape(n_permutations, -1, n)
-    layer_squared = np.einsum("plj,pj->lp", products, contrasts)
-    return _contrast_norms(contrasts, gram), np.sqrt(np.maximum(layer_squared, 0.0))
-
-
-def _westfall_young(observed, null):
+def _westfall_young(observed, null, pvalue):
     """Step-down maxT adjusted p-values (Westfall & Young 1993, Algorithm 4.1).
 
-    ``observed`` (n_tests,) and ``null`` (n_tests, n_permutations) are
+    ``observed`` (n_tests,) and ``null`` (n_tests, n_relabelings) are
     statistics on a common scale, large meaning significant, the null
-    columns computed from the same relabelings for every test.
+    columns computed from the same relabelings for every test. ``pvalue``
+    turns counts of exceedances into p-values (``PairDesign.pvalue``).
     """
-    n_permutations = null.shape[1]
     order = np.argsort(-observed, kind="stable")
     # successive[i]: per relabeling, the maximum over the tests ranked i and
     # below (less significant).
     successive = np.maximum.accumulate(null[order[::-1]], axis=0)[::-1]
     exceed = (successive >= observed[order][:, None] * (1 - _TIE_RTOL)).sum(axis=1)
     # A test is not more significant than one ranked above it.
-    stepped = np.maximum.accumulate((1 + exceed) / (1 + n_permutations))
+    stepped = np.maximum.accumulate(pvalue(exceed))
     adjusted = np.empty_like(stepped)
     adjusted[order] = stepped
     return adjusted
 
 
-def _check_label_values(y):
+def _check_label_values(y, name="y"):
     """Refuse labels that cannot be grouped: NaN, None, and mixed types.
 
     ``np.unique`` puts each NaN in a group of its own, cannot sort None among
@@ -1108,14 +1193,15 @@ def _check_label_values(y):
     for i, label in enumerate(np.asarray(y, dtype=object)):
         if label is None:
             raise ValueError(
-                f"y contains None (at position {i}); every sample needs a group label."
+                f"{name} contains None (at position {i}); every sample needs a "
+                f"{'unit' if name == 'groups' else 'group label'}."
             )
         if isinstance(label, (str, bytes, np.str_, np.bytes_)):
             kind = "str"
         elif isinstance(label, numbers.Number):
             if label != label:
                 raise ValueError(
-                    f"y contains NaN (at position {i}); every sample needs a group "
+                    f"{name} contains NaN (at position {i}); every sample needs a "
                     "label: drop those samples or give them a label."
                 )
             kind = "number"
@@ -1127,7 +1213,7 @@ def _check_label_values(y):
             f"{label!r} at position {i}" for i, label in kinds.values()
         )
         raise ValueError(
-            f"y mixes labels of different types ({examples}); use labels of one "
+            f"{name} mixes labels of different types ({examples}); use labels of one "
             "type, e.g. all strings."
         )
 
@@ -1168,15 +1254,15 @@ def _scaled_back(observed, null, exponent, pair):
     return observed, null
 
 
-def _zero_below_rounding(observed, null, gram):
+def _zero_below_rounding(observed, null, floor):
     """Statistics at the rounding level of ``w^T K w`` set to exactly 0.
 
     For identical groups the quadratic form is 0 plus rounding of about
     ``n * eps * max K_ii`` (the contrast's entries sum to 2 in absolute value),
     whose square root, 1e-8 of the norms, would otherwise be a statistic, and
-    the p-value a coin toss instead of 1.
+    the p-value a coin toss instead of 1. ``floor`` is
+    :func:`_rounding_floor` of the pair's block of ``K``.
     """
-    floor = _rounding_floor(gram)
     observed = observed if observed > floor else 0.0
     return observed, np.where(null > floor, null, 0.0)
 
@@ -1186,3 +1272,64 @@ def _rounding_floor(gram):
     eps = np.finfo(np.float64).eps
     largest = max(float(np.diag(gram).max()), 0.0)
     return np.sqrt(_ROUNDING_PER_SAMPLE * len(gram) * eps * largest)
+
+
+def _replicate_cells(y, groups):
+    """``groups`` checked against ``y``, and the cells of replicates."""
+    _check_label_values(groups, name="groups")
+    groups = np.asarray(groups)
+    if groups.ndim != 1 or len(groups) != len(y):
+        raise ValueError(
+            f"groups must be 1-D with one unit per sample: y has {len(y)} labels, "
+            f"groups has shape {groups.shape}."
+        )
+    return ReplicateCells.from_samples(y, groups)
+
+
+def _unit_means(X, y, groups):
+    """One row per (unit, label): the mean of its replicates, and its label."""
+    y, _, _ = _check_labels(X, y)
+    cells = _replicate_cells(y, groups)
+    return cells.average(X), cells.labels
+
+
+def _two_or_more_labels(labels, per_label_minimum):
+    """The sorted distinct labels; at least two, each with 2 rows if asked."""
+    values, counts = np.unique(labels, return_counts=True)
+    if len(values) < 2:
+        raise ValueError(
+            f"y has a single group (one class), {values.tolist()!r}; a permutation "
+            "test compares at least two groups."
+        )
+    if per_label_minimum:
+        _require_two_per_label(values, counts, "every group needs at least 2 samples")
+    return values
+
+
+def _require_two_per_label(values, counts, message, unit="samples"):
+    """Refuse labels with fewer than 2 rows, naming each of them."""
+    small = [(v, c) for v, c in zip(values.tolist(), counts.tolist()) if c < 2]
+    if small:
+        raise ValueError(
+            f"{message}; too small: "
+            + ", ".join(
+                f"group {v!r} has {c}" + ("" if unit == "samples" else f" {unit}")
+                for v, c in small
+            )
+        )
+
+
+def _pair_matrices(design, gram, layer_grams):
+    """The pair's block of ``gram``, the matrix its contrasts act on, and the
+    layers' such matrices side by side (``None`` without layers)."""
+    rows = design.rows
+    sub = gram[np.ix_(rows, rows)]
+    stacked = None
+    if layer_grams is not None:
+        # (n, n_layers * n): one matrix product gives every layer's
+        # statistic of a relabeling.
+        stacked = np.concatenate(
+            [design.work_gram(layer[np.ix_(rows, rows)]) for layer in layer_grams],
+            axis=1,
+        )
+    return sub, design.work_gram(sub), stacked
