@@ -13,6 +13,7 @@ from sklandscapes.stats import (
     _check_vectors,
     confidence_band,
     mean_landscapes,
+    unit_means,
 )
 
 __all__ = [
@@ -620,6 +621,7 @@ def plot_complexity(
     band="confidence",
     ax=None,
     *,
+    groups=None,
     y_name="threshold",
     confidence=0.95,
     simultaneous=True,
@@ -645,6 +647,12 @@ def plot_complexity(
         range), or none. The legend says which.
     ax : matplotlib Axes, default=None
         Axes to draw on; ``None`` makes a new figure.
+    groups : array-like of shape (n_samples,), default=None
+        The unit (network) of each sample. The samples of a unit at one
+        label (its input subsamples) are averaged first
+        (:func:`~sklandscapes.stats.unit_means`), so that the lines are
+        means over units and the bands resample units (or show their
+        spread), not the samples of one network.
     y_name : str, default="threshold"
         What ``y`` is: the title of the legend.
     confidence : float, default=0.95
@@ -665,9 +673,9 @@ def plot_complexity(
 
     Notes
     -----
-    The bootstrap takes the samples of a group as independent: with several
-    input subsamples per network, pass one row per network (the mean of its
-    subsamples) for a band of the spread between networks.
+    The bootstrap takes the rows of a group as independent: with several
+    input subsamples per network, pass ``groups`` for a band of the spread
+    between networks.
 
     Examples
     --------
@@ -691,13 +699,16 @@ def plot_complexity(
         raise ValueError(
             f"band must be 'confidence', 'std', 'quartiles' or None, got {band!r}."
         )
+    if groups is not None:
+        norms, y, _ = unit_means(norms, y, groups)
     groups, means = mean_landscapes(norms, y)
     y = np.asarray(y)
     if band == "confidence":
         names, sizes = np.unique(y, return_counts=True)
         if sizes.min() < 2:
             raise ValueError(
-                f"band='confidence' needs at least 2 samples per group; group "
+                "band='confidence' needs at least 2 samples (units, with groups) "
+                "per group; group "
                 f"{names[sizes.argmin()]!r} has 1. Pass band=None, or 'std' for "
                 "the spread of the samples."
             )
@@ -759,6 +770,19 @@ def _floor_text(floor):
     if exponent >= -3:
         return f"{mantissa * 10.0**exponent:.{max(-exponent, 0)}f}"
     return f"{mantissa}e{exponent}"
+
+
+def _relabelings_text(test):
+    """What the null distributions of a fitted test were made of, in words."""
+    paired = getattr(test, "unit_", "sample") == "group"
+    exhaustive = [record.get("exhaustive", False) for record in test.table_]
+    if all(exhaustive):
+        if paired:
+            return "every sign flip within groups, for each pair"
+        return "every permutation of each pair"
+    kind = "sign flips within groups" if paired else "permutations"
+    text = f"{test.n_permutations} {kind} per pair"
+    return text + (", all where fewer" if any(exhaustive) else "")
 
 
 def plot_pvalues(test, ax=None, alpha=0.05, *, y_name="threshold", order=None):
@@ -848,9 +872,7 @@ def plot_pvalues(test, ax=None, alpha=0.05, *, y_name="threshold", order=None):
     ax.set_yticks(range(len(groups)), groups)
     ax.set_xlabel(y_name)
     ax.set_ylabel(y_name)
-    ax.set_title(
-        f"permutation test p-values\n({test.n_permutations} permutations per pair)"
-    )
+    ax.set_title(f"permutation test p-values\n({_relabelings_text(test)})")
     fig.colorbar(image, ax=ax, label="p-value")
     return fig
 
@@ -956,7 +978,7 @@ def plot_layer_pvalues(test, ax=None, alpha=0.05, *, y_name="threshold", order=N
     ax.set_ylabel("layer (0: input)")
     ax.set_title(
         f"Which layers differ (framed, *: adjusted p ≤ {alpha:g})\n"
-        f"{test.n_permutations} permutations per pair"
+        f"{_relabelings_text(test)}"
     )
     fig.colorbar(image, ax=ax, label="Westfall-Young adjusted p-value")
     return fig

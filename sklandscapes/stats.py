@@ -46,6 +46,7 @@ __all__ = [
     "landscape_norms",
     "mean_landscapes",
     "topological_complexity",
+    "unit_means",
 ]
 
 _PERMUTATIONS_PER_BLOCK = BLOCK
@@ -132,6 +133,44 @@ def mean_landscapes(X, y, groups=None):
     sums = np.zeros((len(groups), X.shape[1]))
     np.add.at(sums, inverse, X)
     return groups, sums / counts[:, None]
+
+
+def unit_means(X, y, groups):
+    """Average the replicates of every (unit, label): one row per snapshot.
+
+    Samples that share a unit (e.g. the network they come from) and a label
+    (e.g. the training threshold) are replicates of one snapshot, such as
+    the input subsamples one network is seen on.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Landscape vectors or complexities.
+    y : array-like of shape (n_samples,)
+        Label of each sample.
+    groups : array-like of shape (n_samples,)
+        Unit of each sample.
+
+    Returns
+    -------
+    means : ndarray of shape (n_snapshots, n_features)
+        The mean of each (unit, label)'s samples, sorted by label, then unit.
+    labels, units : ndarray of shape (n_snapshots,)
+        The label and the unit of each row.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklandscapes.stats import unit_means
+    >>> means, labels, units = unit_means(
+    ...     np.array([[1.0], [3.0], [5.0]]), ["a", "a", "a"], [0, 0, 1])
+    >>> means.ravel().tolist(), labels.tolist(), units.tolist()
+    ([2.0, 5.0], ['a', 'a'], [0, 1])
+    """
+    X = check_array(X, dtype=np.float64)
+    y, _, _ = _check_labels(X, y)
+    cells = _replicate_cells(y, groups)
+    return cells.average(X), cells.labels, cells.units
 
 
 @dataclass
@@ -1288,9 +1327,8 @@ def _replicate_cells(y, groups):
 
 def _unit_means(X, y, groups):
     """One row per (unit, label): the mean of its replicates, and its label."""
-    y, _, _ = _check_labels(X, y)
-    cells = _replicate_cells(y, groups)
-    return cells.average(X), cells.labels
+    means, labels, _ = unit_means(X, y, groups)
+    return means, labels
 
 
 def _two_or_more_labels(labels, per_label_minimum):

@@ -96,6 +96,48 @@ def test_outputs_and_report(baseline):
         assert f"| {layer} | {'**' + cell + '**' if p <= 0.05 else cell} |" in table
 
 
+def test_tests_take_the_network_as_unit_and_show_the_papers(baseline):
+    from sklandscapes import PermutationTest
+
+    test, paper = baseline.test, baseline.paper_test
+    settings = dict(n_permutations=99, grid=baseline.grid, random_state=0)
+    assert test.unit_ == "group" and paper.unit_ == "sample"
+    assert [r["n_units"] for r in test.table_] == [2]
+    # The same tests, refitted from the stored arrays.
+    stored = np.load(baseline.out / "results.npz")
+    X, y = stored["landscapes"], stored["thresholds"]
+    by_network = PermutationTest(**settings).fit(X, y, groups=stored["networks"])
+    np.testing.assert_array_equal(stored["pvalues"], by_network.pvalues_)
+    by_sample = PermutationTest(**settings).fit(X, y)
+    np.testing.assert_array_equal(stored["paper_pvalues"], by_sample.pvalues_)
+    assert str(stored["unit"]) == "network"
+    report = (baseline.out / "report.md").read_text()
+    section = report.split("## Permutation tests")[1].split("## Which layers")[0]
+    assert "**The unit is the network.**" in section
+    assert "2 networks per pair" in section
+    assert "### The paper's test, for comparison" in section
+    assert "relabels every sample on its own" in section
+    claims = report.split("## The paper's observations, checked")[1].split("##")[0]
+    assert "with the network as the unit" in claims and "paper's test" in claims
+
+
+def test_thresholds_reached_by_one_network_are_not_tested(rng):
+    from types import SimpleNamespace
+
+    from sklandscapes.experiments import _run
+
+    thresholds = np.repeat([0.5, 0.7, 0.9], [4, 4, 1])
+    networks = np.r_[np.arange(4), np.arange(4), 0]
+    X = rng.normal(size=(9, 4))
+    vectorizer = SimpleNamespace(grid_=None, shape_=(2, 1, 1, 2))
+    config = tiny_config(n_permutations=9)
+    test, paper = _run._tests(config, X, thresholds, networks, vectorizer, 1, 0)
+    assert test.groups_.tolist() == paper.groups_.tolist() == [0.5, 0.7]
+    assert test.layer_pvalues_.shape == (2, 2, 2)
+    with pytest.raises(ExperimentError, match="reached by at least two networks"):
+        _run._tests(config, X, thresholds, networks * 0, vectorizer, 1, 0)
+
+
 def test_complexity_is_exact_and_report_numbers_come_from_tables(baseline):
     from sklandscapes.stats import topological_complexity
 
@@ -132,9 +174,12 @@ def test_holm_adjustment_matches_the_definition():
 
 
 def small_digits_config(**overrides):
-    """A digits run of seconds: local homology, several input subsamples."""
+    """A digits run of seconds: local homology, several input subsamples.
+
+    Two networks: the tests need two to pair across thresholds.
+    """
     settings = dict(
-        n_networks=1,
+        n_networks=2,
         widths=(64, 8, 8, 10),
         thresholds=(0.3, 0.5),
         max_epochs=60,
@@ -174,7 +219,7 @@ def test_digits_input_layer_is_centered_by_the_paper_rule(tmp_path):
 
     config = small_digits_config()
     result = run_experiment(config, tmp_path, verbose=0)
-    stored = _folder.load_diagrams(next((tmp_path / "diagrams").glob("*.npz")))
+    stored = _folder.load_diagrams(_folder.diagram_path(tmp_path, (0, 0, 0)))
     batch = _compute.load_data(config).batches[0].astype(np.float64)
     rips = RipsPersistence(local=True)
     for center, same in ((True, True), ("auto", False)):

@@ -281,6 +281,55 @@ def test_plot_complexity_lines_and_bands(rng):
     np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), norms[:3].mean(0))
 
 
+def test_plot_complexity_with_groups_draws_network_means_and_bands(rng):
+    # 4 networks x 2 thresholds x 3 subsamples: lines and bands are those of
+    # the 8 per-network means, not of the 24 samples.
+    norms = rng.random((24, 5))
+    y = np.repeat([0.5, 0.9], 12)
+    networks = np.tile(np.repeat(np.arange(4), 3), 2)
+    per_network = norms.reshape(8, 3, 5).mean(axis=1)
+    thresholds = np.repeat([0.5, 0.9], 4)
+    fig = plot_complexity(norms, y, groups=networks, random_state=0)
+    expected = plot_complexity(per_network, thresholds, random_state=0)
+    for drawn, reference in zip(fig.axes[0].lines, expected.axes[0].lines):
+        np.testing.assert_allclose(drawn.get_ydata(), reference.get_ydata())
+    for drawn, reference in zip(fig.axes[0].collections, expected.axes[0].collections):
+        np.testing.assert_allclose(
+            drawn.get_paths()[0].vertices, reference.get_paths()[0].vertices
+        )
+    with pytest.raises(ValueError, match="groups must be 1-D"):
+        plot_complexity(norms, y, groups=networks[:5])
+
+
+def test_pvalue_titles_say_what_was_relabelled(rng):
+    X = rng.normal(size=(40, 4))
+    y = np.repeat([0, 1], 20)
+    networks = np.tile(np.arange(20), 2)
+    random = PermutationTest(n_permutations=99, n_layers=2, random_state=0)
+    title = plot_pvalues(random.fit(X, y)).axes[0].get_title()
+    assert title.endswith("(99 permutations per pair)")
+    random.fit(X, y, groups=networks)
+    assert (
+        plot_pvalues(random)
+        .axes[0]
+        .get_title()
+        .endswith("(99 sign flips within groups per pair)")
+    )
+    assert (
+        plot_layer_pvalues(random)
+        .axes[0]
+        .get_title()
+        .endswith("99 sign flips within groups per pair")
+    )
+    every = PermutationTest(n_permutations=5000).fit(X[:12], np.repeat([0, 1], 6))
+    assert (
+        plot_pvalues(every)
+        .axes[0]
+        .get_title()
+        .endswith("(every permutation of each pair)")
+    )
+
+
 def test_plot_landscapes_draws_confidence_bands(rng):
     X = rng.random((8, 2 * 1 * 2 * 5))
     y = np.repeat([0, 1], 4)

@@ -846,17 +846,19 @@ HOLE_LENGTH = 0.05
 HOLE_LAYERS = 4  # layers 0 (the input) to 3
 
 
-def observations(config, diagrams, keys, training, norms, test):
+def observations(config, diagrams, keys, training, norms, test, paper_test):
     """The paper's observations, checked with numbers from the report's tables.
 
     ``norms`` are the exact complexities (n_samples, n_layers). Every number
     returned is computed here from the diagrams, the norms and the tests.
+    ``test`` has the network as the unit and gives the verdict of Table I;
+    ``paper_test`` relabels single samples, as the paper did.
     """
-    thresholds = list(test.groups_)
     reached = training.reached.sum(axis=0) / config.n_networks
     well = [t for t, share in zip(config.thresholds, reached) if share >= WELL_REACHED]
     groups_of = np.asarray([config.thresholds[j] for j, _, _ in keys])
     networks = np.asarray([k for _, k, _ in keys])
+    thresholds = np.unique(groups_of).tolist()
     means = {t: norms[groups_of == t].mean(axis=0) for t in thresholds}
     # 2. Complexity across layers, at every threshold.
     increases = {
@@ -877,8 +879,6 @@ def observations(config, diagrams, keys, training, norms, test):
         }
         common = sorted(set(by_net[first]) & set(by_net[last]))
         grows = float(np.mean([by_net[last][k] > by_net[first][k] for k in common]))
-    upper = np.triu_indices(len(thresholds), 1)
-    holm = holm_adjust(test.pvalues_[upper])
     result = {
         "well_reached_thresholds": [float(t) for t in well],
         "reached_share": dict(zip(map(str, config.thresholds), map(float, reached))),
@@ -889,14 +889,27 @@ def observations(config, diagrams, keys, training, norms, test):
         "mean_total_complexity": {str(t): totals[t] for t in thresholds},
         "grows_first_last": [first, last] if first is not None else None,
         "share_of_networks_growing": grows,
+        "untested_thresholds": [
+            float(t) for t in thresholds if t not in test.groups_.tolist()
+        ],
+        **_significance(test),
+        **{f"paper_{k}": v for k, v in _significance(paper_test).items()},
+    }
+    if config.experiment == "synthetic":
+        result["holes"] = hole_counts(config, diagrams, groups_of, well)
+    return result
+
+
+def _significance(test):
+    """Share of significant pairs, raw and Holm-corrected, and the largest p."""
+    upper = np.triu_indices(len(test.groups_), 1)
+    holm = holm_adjust(test.pvalues_[upper])
+    return {
         "share_of_significant_pairs": float((test.pvalues_[upper] < 0.05).mean()),
         "share_of_significant_pairs_holm": float((holm < 0.05).mean()),
         "largest_pvalue": float(test.pvalues_[upper].max()),
         "largest_pvalue_holm": float(holm.max()),
     }
-    if config.experiment == "synthetic":
-        result["holes"] = hole_counts(config, diagrams, groups_of, well)
-    return result
 
 
 def holm_adjust(pvalues):

@@ -6,7 +6,7 @@ import numpy as np
 
 from sklandscapes._io import atomic_write
 from sklandscapes.experiments._compute import holm_adjust
-from sklandscapes.stats import landscape_curve_projection
+from sklandscapes.stats import landscape_curve_projection, unit_means
 
 
 def save_results(result):
@@ -23,6 +23,9 @@ def save_results(result):
         layer_pvalues=result.test.layer_pvalues_,
         layer_pvalues_adjusted=result.test.layer_pvalues_adjusted_,
         layer_statistics=result.test.layer_statistics_,
+        unit=np.asarray("network"),
+        paper_pvalues=result.paper_test.pvalues_,
+        paper_statistics=result.paper_test.statistics_,
         config=np.asarray(json.dumps(result.config.to_dict())),
         observations=np.asarray(json.dumps(result.observations)),
         timings=np.asarray(json.dumps(result.timings)),
@@ -71,10 +74,10 @@ def write_report(result, training, data):
         result.landscapes, result.thresholds, result.shape, grid=result.grid
     )
     figures["curves"] = plot_landscape_curves(projection)
-    per_network, thresholds = _per_network(result)
     figures["complexity"] = plot_complexity(
-        per_network,
-        thresholds,
+        result.norms,
+        result.thresholds,
+        groups=result.networks,
         band="confidence" if _banded(result) else None,
         random_state=config.seed,
     )
@@ -89,20 +92,6 @@ def write_report(result, training, data):
         )
     text = _report_text(result, figures, projection, training).encode()
     atomic_write(out / "report.md", lambda handle: handle.write(text))
-
-
-def _per_network(result):
-    """Mean complexity of each (threshold, network) over its input subsamples.
-
-    Subsamples seen by one network are not independent draws: the confidence
-    band of the complexity curves resamples networks.
-    """
-    keys = np.column_stack([result.thresholds, result.networks])
-    unique, inverse = np.unique(keys, axis=0, return_inverse=True)
-    inverse = inverse.ravel()
-    sums = np.zeros((len(unique), result.norms.shape[1]))
-    np.add.at(sums, inverse, result.norms)
-    return sums / np.bincount(inverse)[:, None], unique[:, 0]
 
 
 def _num(value):
@@ -120,7 +109,7 @@ def _report_text(result, figures, projection, training):
     n = config.n_networks
     reached = training.reached.sum(axis=0)
     well = obs["well_reached_thresholds"]
-    thresholds = [float(t) for t in test.groups_]
+    thresholds = [float(t) for t in np.unique(result.thresholds)]
 
     def label(t):
         # Thresholds that fewer than 90% of the networks reached are marked.
@@ -206,30 +195,8 @@ def _report_text(result, figures, projection, training):
             f"{_num(grid['grid_over_exact'][i])} | {ok} |"
         )
     floor = 1 / (config.n_permutations + 1)
-    lines += [
-        "",
-        f"## Permutation tests ({config.n_permutations} permutations)",
-        "",
-        "p-values of the pairwise tests between thresholds (Table I): raw above "
-        "the diagonal, Holm-corrected over the "
-        f"{len(thresholds) * (len(thresholds) - 1) // 2} pairs below it. "
-        f"The smallest p-value the test can give is {floor:.1g}.",
-        "",
-    ]
-    adjusted = np.zeros_like(test.pvalues_)
-    upper = np.triu_indices(len(thresholds), 1)
-    adjusted[upper] = holm_adjust(test.pvalues_[upper])
-    lines.append("| | " + " | ".join(label(t) for t in thresholds) + " |")
-    lines.append("|---" * (len(thresholds) + 1) + "|")
-    for i, t in enumerate(thresholds):
-        cells = [
-            "—"
-            if i == j
-            else _pvalue(test.pvalues_[i, j] if i < j else adjusted[j, i], floor)
-            for j in range(len(thresholds))
-        ]
-        lines.append(f"| {label(t)} | " + " | ".join(cells) + " |")
-    lines += _layer_lines(result, thresholds, label, floor)
+    lines += _test_lines(result, label, floor)
+    lines += _layer_lines(result, [float(t) for t in test.groups_], label, floor)
     lines += _timing_lines(result)
     lines += ["", "## Figures", ""]
     top = obs.get("activations_threshold")
@@ -244,11 +211,13 @@ def _report_text(result, figures, projection, training):
         "threshold (mean over the networks, each averaged over its input "
         "subsamples)"
         + (
-            "; shaded: 95% simultaneous bootstrap band of the mean."
+            "; shaded: 95% simultaneous bootstrap band of the mean, resampling "
+            "networks."
             if _banded(result)
             else "; no band: a threshold was reached by one network only."
         ),
-        "pvalues": "Pairwise permutation-test p-values between thresholds.",
+        "pvalues": "Pairwise permutation-test p-values between thresholds, "
+        "with the network as the unit.",
         "layers": "Which layers differ: Westfall-Young adjusted p-values per "
         "layer (rows) and pair of thresholds (columns); framed cells are "
         "significant at 0.05.",
@@ -260,6 +229,106 @@ def _report_text(result, figures, projection, training):
     for name in figures:
         lines += [f"![{captions[name]}]({name}.png)", "", captions[name], ""]
     return "\n".join(lines)
+
+
+def _test_lines(result, label, floor):
+    """Table I with the network as the unit, then the paper's test beside it."""
+    test, config = result.test, result.config
+    thresholds = [float(t) for t in test.groups_]
+    n_pairs = len(thresholds) * (len(thresholds) - 1) // 2
+    units = sorted({r["n_units"] for r in test.table_})
+    lines = [
+        "",
+        "## Permutation tests",
+        "",
+        "**The unit is the network.** The input subsamples of a snapshot are "
+        "averaged, each pair of thresholds is tested on the networks that reached "
+        f"both ({_range_text(units)} networks per pair), and a relabeling swaps "
+        "a network's two snapshots or not. p-values of the pairwise tests between "
+        "thresholds (Table I): raw above the diagonal, Holm-corrected over the "
+        f"{n_pairs} pairs below it. " + _relabeling_sentence(test, floor),
+        "",
+    ]
+    untested = result.observations.get("untested_thresholds", [])
+    if untested:
+        lines += [
+            "Not tested (reached by fewer than 2 networks): "
+            + ", ".join(f"{t:g}" for t in untested)
+            + ".",
+            "",
+        ]
+    lines += _pvalue_table(test, thresholds, label, floor)
+    paper = result.paper_test
+    replicated = config.n_subsamples > 1
+    lines += [
+        "",
+        "### The paper's test, for comparison",
+        "",
+        "The paper relabels every sample on its own, as if all were independent. "
+        + (
+            "With several input subsamples per network it finds differences that "
+            "are not there: in simulations of this design its rejection rate under "
+            "no difference is far above 0.05 (user guide, *What is the unit of a "
+            "test?*)."
+            if replicated
+            else "With one sample per network and threshold it mixes networks, "
+            "whose own differences hide those between thresholds: in simulations "
+            "of this design it almost never rejects at 0.05 when nothing differs, "
+            "and misses differences that are there (user guide, *What is the unit "
+            "of a test?*)."
+        )
+        + " Same samples and number of relabelings; raw above the diagonal, "
+        "Holm-corrected below.",
+        "",
+    ]
+    return lines + _pvalue_table(paper, thresholds, label, floor)
+
+
+def _relabeling_sentence(test, floor):
+    """How the null distributions were made, and the smallest p-value."""
+    exhaustive = [r for r in test.table_ if r["exhaustive"]]
+    random = (
+        f"{test.n_permutations} random relabelings per pair, so the smallest "
+        f"p-value is {floor:.1g}"
+    )
+    if not exhaustive:
+        return random[0].upper() + random[1:] + "."
+    smallest = min(r["n_relabelings"] for r in exhaustive)
+    enumerated = (
+        "every relabeling was enumerated, so the p-values are exact; with "
+        f"{smallest} relabelings the smallest possible is {2 / smallest:.2g} (a "
+        "relabeling and its mirror image give the same statistic)"
+    )
+    if len(exhaustive) == len(test.table_):
+        return enumerated[0].upper() + enumerated[1:] + "."
+    return (
+        f"For {len(exhaustive)} of the {len(test.table_)} pairs {enumerated}; the "
+        f"others used {random}."
+    )
+
+
+def _range_text(values):
+    return f"{values[0]}" if values[0] == values[-1] else f"{values[0]}-{values[-1]}"
+
+
+def _pvalue_table(test, thresholds, label, floor):
+    """Markdown table: raw p-values above the diagonal, Holm's below."""
+    adjusted = np.zeros_like(test.pvalues_)
+    upper = np.triu_indices(len(thresholds), 1)
+    adjusted[upper] = holm_adjust(test.pvalues_[upper])
+    lines = [
+        "| | " + " | ".join(label(t) for t in thresholds) + " |",
+        "|---" * (len(thresholds) + 1) + "|",
+    ]
+    for i, t in enumerate(thresholds):
+        cells = [
+            "—"
+            if i == j
+            else _pvalue(test.pvalues_[i, j] if i < j else adjusted[j, i], floor)
+            for j in range(len(thresholds))
+        ]
+        lines.append(f"| {label(t)} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _layer_lines(result, thresholds, label, floor):
@@ -363,7 +432,10 @@ def _observation_lines(config, obs, thresholds, label):
         f"{obs['share_of_significant_pairs']:.0%} of the pairs of thresholds differ "
         f"at the 0.05 level ({obs['share_of_significant_pairs_holm']:.0%} after "
         f"Holm's correction; largest p-value {_num(obs['largest_pvalue'])}, "
-        f"{_num(obs['largest_pvalue_holm'])} corrected)."
+        f"{_num(obs['largest_pvalue_holm'])} corrected), with the network as the "
+        "unit. The paper's test, which relabels single samples, gives "
+        f"{obs['paper_share_of_significant_pairs']:.0%} "
+        f"({obs['paper_share_of_significant_pairs_holm']:.0%} after Holm)."
     )
     if "rays" in obs:
         rays = obs["rays"]
@@ -477,5 +549,5 @@ def _dynamics(out, topology):
 
 def _banded(result):
     """Whether every threshold has the two networks a confidence band needs."""
-    _, thresholds = _per_network(result)
+    _, thresholds, _ = unit_means(result.norms, result.thresholds, result.networks)
     return np.unique(thresholds, return_counts=True)[1].min() >= 2

@@ -43,7 +43,10 @@ class ExperimentResult:
         Topological complexity per layer, exact (all landscape levels, from
         the pairs: :func:`~sklandscapes.stats.topological_complexity`).
     test : PermutationTest
-        Fitted on the landscapes grouped by threshold.
+        Fitted on the landscapes grouped by threshold, with the network as
+        the unit (``groups=networks``): a network's subsamples are averaged,
+        its snapshots paired across thresholds. Thresholds that fewer than 2
+        networks reached are not tested.
     observations : dict
         The paper's three observations, checked with numbers.
     out : Path
@@ -55,6 +58,9 @@ class ExperimentResult:
     timing_history : list of dict
         Every call on this run folder, first one first: its ``timings`` and
         the number of diagrams it computed (``timings.json`` in ``out``).
+    paper_test : PermutationTest
+        The paper's test on the same samples: every sample relabelled on its
+        own, as if independent (whole vectors only), for comparison.
 
     Examples
     --------
@@ -86,6 +92,7 @@ class ExperimentResult:
     out: Path
     timings: dict
     timing_history: list = dataclasses.field(default_factory=list)
+    paper_test: PermutationTest = None
 
 
 def run_experiment(
@@ -227,25 +234,12 @@ def run_experiment(
         grid = _grid_diagnostics(layered, landscapes, vectorizer, norms)
         timings["landscapes"] = time.perf_counter() - clock
         clock = time.perf_counter()
-        if len(np.unique(groups_of)) >= 2:
-            test = PermutationTest(
-                n_permutations=config.n_permutations,
-                grid=vectorizer.grid_,
-                # Per-layer tests on the same relabelings; the whole-vector
-                # results do not depend on it.
-                n_layers=shape[0],
-                random_state=config.seed,
-                n_jobs=n_jobs,
-                verbose=verbose,
-            ).fit(landscapes, groups_of)
-        else:
-            raise ExperimentError(
-                "fewer than two thresholds were reached by any network, so nothing "
-                "can be compared; raise max_epochs or change the thresholds"
-            )
+        test, paper_test = _tests(
+            config, landscapes, groups_of, networks, vectorizer, n_jobs, verbose
+        )
         timings["tests"] = time.perf_counter() - clock
         observations = _compute.observations(
-            config, diagrams, keys, training, norms, test
+            config, diagrams, keys, training, norms, test, paper_test
         )
         observations["grid"] = grid
         if config.experiment == "digits":
@@ -270,10 +264,49 @@ def run_experiment(
         out=out,
         timings=timings,
         timing_history=calls,
+        paper_test=paper_test,
     )
     _report.save_results(result)
     _report.write_report(result, training, data)
     return result
+
+
+def _tests(config, landscapes, thresholds, networks, vectorizer, n_jobs, verbose):
+    """Table I with the network as the unit, and the paper's test beside it.
+
+    Both test the thresholds that at least 2 networks reached (a paired test
+    needs 2 networks with both snapshots; a network that reached a threshold
+    reached every lower one).
+    """
+    reached_by = {
+        t: len(np.unique(networks[thresholds == t])) for t in np.unique(thresholds)
+    }
+    tested = [t for t, count in reached_by.items() if count >= 2]
+    if len(tested) < 2:
+        raise ExperimentError(
+            "fewer than two thresholds were reached by at least two networks, so "
+            "nothing can be compared; raise max_epochs or change the thresholds"
+        )
+    rows = np.isin(thresholds, tested)
+    if not rows.all():
+        landscapes, thresholds, networks = (
+            landscapes[rows],
+            thresholds[rows],
+            networks[rows],
+        )
+    common = dict(
+        n_permutations=config.n_permutations,
+        grid=vectorizer.grid_,
+        random_state=config.seed,
+        n_jobs=n_jobs,
+        verbose=verbose,
+    )
+    # Per-layer tests on the same relabelings; the whole-vector results do
+    # not depend on it.
+    test = PermutationTest(n_layers=vectorizer.shape_[0], **common)
+    test.fit(landscapes, thresholds, groups=networks)
+    paper_test = PermutationTest(**common).fit(landscapes, thresholds)
+    return test, paper_test
 
 
 # A layer whose grid norm (all levels, trapezoid rule) is off the exact one by
