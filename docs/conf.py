@@ -14,17 +14,18 @@ import os
 import sys
 from pathlib import Path
 
-import sklandscapes
+# The figures must not depend on how many threads torch and BLAS find free on
+# a busy machine: these networks and Gram matrices are tiny, one thread is
+# fastest. Set before numpy is first imported, which reads it once.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import sklandscapes  # noqa: E402
 
 DOCS = Path(__file__).resolve().parent
 # The plot directive's scripts import the small helpers in docs/_pyplots.
 sys.path.insert(0, str(DOCS / "_pyplots"))
 # How the gallery runs the examples (options, figures); see gallery_runner.py.
 sys.path.insert(0, str(DOCS / "sphinxext"))
-
-# The figures must not depend on how many threads torch finds free on a busy
-# machine: these networks are tiny, one thread is fastest.
-os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 project = "sklandscapes"
 author = "sklandscapes developers"

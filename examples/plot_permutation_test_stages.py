@@ -10,12 +10,19 @@ persistence landscapes of the degree-1 homology of each layer's activations
 form one landscape vector per snapshot.
 
 Is the average activation landscape of the early snapshots different from
-that of the late ones? :class:`~sklandscapes.PermutationTest` answers as in
-the paper's Table I: the statistic is the distance between the two average
-landscapes in the landscape Hilbert space, and its null distribution comes
-from random relabelings of the snapshots. As in the paper, the two groups
-are treated as independent samples, although every network gives one
-snapshot to each.
+that of the late ones? :class:`~sklandscapes.PermutationTest` answers with
+the statistic of the paper's Table I, the distance between the two average
+landscapes in the landscape Hilbert space. Every network gives one snapshot
+to each stage, so the stages are paired samples, not the independent ones
+the paper's relabelings assume: the network is the unit of the test
+(``groups=network_ids``). A relabeling swaps a network's two snapshots or
+not, so a network that is more complex than the others at both stages
+weighs on both means alike, as in the data, instead of widening the null
+distribution and hiding a difference. With the default 10 networks the
+test enumerates all ``2**10`` relabelings and the p-value is exact; as
+flipping every sign gives back the observed statistic, it is at least
+``2 / 2**10``. The user guide's :doc:`/user_guide/unit_of_test` shows what
+goes wrong otherwise.
 
 Run ``python examples/plot_permutation_test_stages.py --help`` for options;
 the null distribution with the observed statistic, the p-value table and the
@@ -107,7 +114,7 @@ def run(args):
             "a permutation test needs at least 2 networks per stage; raise "
             "--max-epochs or --n-networks, or lower --thresholds."
         )
-    networks, stages, _ = training.samples()
+    networks, stages, network_ids = training.samples()
 
     # The nine-holed class only: its nine holes are what the layers reshape.
     mask = sublattice_mask(X, args.sublattice_step, spacing=args.spacing) & (y == 1)
@@ -128,15 +135,16 @@ def run(args):
         grid=vectorizer.grid_,
         random_state=args.seed,
         n_jobs=args.n_jobs,
-    ).fit(vectors, stages)
+    ).fit(vectors, stages, groups=network_ids)
     null = test.null_distribution_
+    drawn = "all of them" if test.table_[0]["exhaustive"] else "drawn at random"
     print(f"Batch of {len(batch)} points; {vectors.shape[1]} landscape features")
     print(
         f"Distance between the average landscapes at {thresholds[0]:.0%} and "
         f"{thresholds[1]:.0%} training accuracy: {test.statistic_:.4g}"
     )
     print(
-        f"Null distribution ({args.n_permutations} relabelings): mean "
+        f"Null distribution ({len(null)} relabelings, {drawn}): mean "
         f"{null.mean():.4g}, 95th percentile {np.percentile(null, 95):.4g}"
     )
     print(f"p-value: {test.pvalue_:.4g}")
@@ -144,12 +152,12 @@ def run(args):
     fig, (ax_null, ax_p) = plt.subplots(
         1, 2, figsize=(9, 3.5), layout="constrained", width_ratios=(3, 2)
     )
-    ax_null.hist(null, bins=40, color="0.6", label="relabeled snapshots")
+    ax_null.hist(null, bins=40, color="0.6", label="snapshots swapped in networks")
     ax_null.axvline(
         test.statistic_, color="C3", lw=2, label=f"observed (p = {test.pvalue_:.3g})"
     )
     ax_null.set_xlabel("distance between the average landscapes")
-    ax_null.set_ylabel("permutations")
+    ax_null.set_ylabel("relabelings")
     ax_null.set_title("Permutation null distribution")
     ax_null.legend(fontsize="small")
     plot_pvalues(test, ax=ax_p)

@@ -762,7 +762,9 @@ class PermutationTest(BaseEstimator):
     Such a test keeps its level whatever the units' own effects (a network
     that is more complex at every threshold) and however many replicates a
     snapshot has, where relabeling single samples does not (see the user
-    guide). Every pair needs at least 2 units.
+    guide). Every pair needs at least 2 units. Flipping every sign gives
+    the observed statistic back, so the exact p-value of ``m`` units is at
+    least ``2 / 2**m``: 5 units or fewer can never reach 0.05.
 
     Permutations are drawn from seeds that ``random_state`` gives in the
     parent process, one per block of permutations, so a block's relabelings do
@@ -781,7 +783,8 @@ class PermutationTest(BaseEstimator):
     ``sqrt(w^T K_l w)`` at the cost of one more matrix product; the layers
     are tested on exactly the relabelings of the whole-vector test. Each
     layer's raw p-value is ``(1 + #{null_l >= observed_l}) /
-    (1 + n_permutations)``. The adjusted p-values are the step-down maxT of
+    (1 + n_permutations)``, or ``#{null_l >= observed_l} / n_relabelings``
+    when the pair's relabelings are enumerated. The adjusted p-values are the step-down maxT of
     Westfall and Young [3]_ (Algorithm 4.1): the layers are ordered by their
     observed statistic, each compared with the maximum, relabeling by
     relabeling, over itself and the layers less significant than it, and the
