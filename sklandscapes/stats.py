@@ -784,8 +784,9 @@ class PermutationTest(BaseEstimator):
     are tested on exactly the relabelings of the whole-vector test. Each
     layer's raw p-value is ``(1 + #{null_l >= observed_l}) /
     (1 + n_permutations)``, or ``#{null_l >= observed_l} / n_relabelings``
-    when the pair's relabelings are enumerated. The adjusted p-values are the step-down maxT of
-    Westfall and Young [3]_ (Algorithm 4.1): the layers are ordered by their
+    when the pair's relabelings are enumerated. The adjusted p-values are
+    the step-down maxT of Westfall and Young [3]_ (Algorithm 4.1): the
+    layers are ordered by their
     observed statistic, each compared with the maximum, relabeling by
     relabeling, over itself and the layers less significant than it, and the
     p-values made monotone. Layers are put on one scale first: each
