@@ -764,6 +764,30 @@ def test_diagrams_computed_once_equal_the_pipeline_on_every_sample(baseline, tmp
         assert_same_diagrams([sample], [expected])
 
 
+def test_progress_counts_samples_stored_by_earlier_work_once(
+    baseline, tmp_path, capsys
+):
+    # As after the process that computes diagrams during training: the work
+    # dict already counts the samples it stored, and they are not in todo.
+    config = tiny_config()
+    data = _compute.load_data(config)
+    training = _compute.train(config, data.X, data.y, baseline.out, "cpu", 0)
+    (tmp_path / "diagrams").mkdir()
+    timings = {"extraction": 0.0, "persistence": 0.0}
+    work = {}
+    keys, _ = _compute.compute_diagrams(
+        config, training, data.batches, tmp_path, None, "cpu", 0, timings, work
+    )
+    for key in keys[: len(keys) // 2]:
+        _folder.diagram_path(tmp_path, key).unlink()
+    capsys.readouterr()
+    _compute.compute_diagrams(
+        config, training, data.batches, tmp_path, None, "cpu", 1, timings, work
+    )
+    bar = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
+    assert f" {len(keys)}/{len(keys)} " in bar
+
+
 def test_monitored_run_records_what_the_run_measures(baseline):
     """--monitor-every: the curves at each snapshot equal the run's own norms."""
     result, tmp_path, config = baseline, baseline.out, baseline.config

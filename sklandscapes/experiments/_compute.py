@@ -409,6 +409,9 @@ def compute_diagrams(
     work = {} if work is None else work
     for name in WORK_COUNTS:
         work.setdefault(name, 0)
+    # Samples that earlier work (the process during training) counted are
+    # already left out of todo.
+    counted_before = work["samples"]
     # Keys whose snapshot is the same as an earlier key's wait for its diagrams.
     owners = {}
     for key in todo:
@@ -494,7 +497,7 @@ def compute_diagrams(
     pending = list(owners)
     with tqdm(
         total=len(keys),
-        initial=len(keys) - len(todo) + work["samples"],
+        initial=len(keys) - len(todo) + work["samples"] - counted_before,
         disable=not verbose,
         desc="Persistence",
         unit="sample",
