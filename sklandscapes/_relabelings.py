@@ -84,6 +84,15 @@ class ReplicateCells:
         unit_values, unit_codes = np.unique(units, return_inverse=True)
         keys = label_codes.ravel() * len(unit_values) + unit_codes.ravel()
         cells, of_sample = np.unique(keys, return_inverse=True)
+        if len(cells) == len(keys):
+            # No replicates: each sample is its own cell, in its own place,
+            # so that averaging is no copy of a matrix of landscapes.
+            return cls(
+                np.arange(len(keys)),
+                np.asarray(labels),
+                np.asarray(units),
+                np.ones(len(keys), dtype=np.intp),
+            )
         of_sample = of_sample.ravel()
         return cls(
             of_sample,
@@ -92,8 +101,18 @@ class ReplicateCells:
             np.bincount(of_sample),
         )
 
+    @property
+    def replicated(self):
+        """Whether some cell has more than one sample."""
+        return len(self.counts) < len(self.of_sample)
+
     def average(self, rows):
-        """The mean of the rows of each cell, shape ``(n_cells,) + rows.shape[1:]``."""
+        """The mean of the rows of each cell, shape ``(n_cells,) + rows.shape[1:]``.
+
+        Without replicates, ``rows`` itself.
+        """
+        if not self.replicated:
+            return rows
         sums = np.zeros((len(self.counts),) + rows.shape[1:])
         np.add.at(sums, self.of_sample, rows)
         return sums / self.counts.reshape((-1,) + (1,) * (rows.ndim - 1))

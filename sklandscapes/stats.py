@@ -170,7 +170,11 @@ def unit_means(X, y, groups):
     X = check_array(X, dtype=np.float64)
     y, _, _ = _check_labels(X, y)
     cells = _replicate_cells(y, groups)
-    return cells.average(X), cells.labels, cells.units
+    if cells.replicated:
+        return cells.average(X), cells.labels, cells.units
+    # Each sample is its own snapshot: the same rows, in the documented order.
+    order = np.lexsort((cells.units, cells.labels))
+    return X[order], cells.labels[order], cells.units[order]
 
 
 @dataclass

@@ -292,3 +292,20 @@ def test_band_and_means_average_replicates_and_resample_networks(rng):
     np.testing.assert_allclose(means[0], expected.mean(0), rtol=1e-12)
     with pytest.raises(ValueError, match="at least 2 units .* group 'a' has 1 units"):
         confidence_band(X[:10], y[:10], groups=networks[:10] * 0)
+
+
+def test_groups_without_replicates_copy_no_more_than_the_unrestricted_test(rng):
+    # The landscape matrix is the largest thing an experiment holds: pairing
+    # networks must not add a copy of it (with replicates, the averaged
+    # matrix is smaller than the samples').
+    import tracemalloc
+
+    X = rng.random((40, 50_000))
+    y = np.repeat([0, 1], 20)
+    peaks = []
+    for groups in (None, np.tile(np.arange(20), 2)):
+        tracemalloc.start()
+        PermutationTest(n_permutations=99, n_layers=2).fit(X, y, groups=groups)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert peaks[1] <= 1.05 * peaks[0]
