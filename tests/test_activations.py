@@ -511,7 +511,7 @@ def test_non_finite_activations_name_sample_and_layer(generator, rng):
 
 
 def test_snapshot_paths_go_through_load_snapshot(monkeypatch, tmp_path, generator, rng):
-    # Whatever sklandscapes.nets holds, paths must reach its load_snapshot.
+    # Paths must reach the snapshot reader (below the estimators and nets).
     net = make_mlp(generator)
     loaded = []
 
@@ -519,9 +519,9 @@ def test_snapshot_paths_go_through_load_snapshot(monkeypatch, tmp_path, generato
         loaded.append(path)
         return net
 
-    fake = types.ModuleType("sklandscapes.nets")
+    fake = types.ModuleType("sklandscapes._snapshot_files")
     fake.load_snapshot = load_snapshot
-    monkeypatch.setitem(sys.modules, "sklandscapes.nets", fake)
+    monkeypatch.setitem(sys.modules, "sklandscapes._snapshot_files", fake)
     path = tmp_path / "net.pt"
     path.write_bytes(b"")
     batch = rng.normal(size=(4, 2))
