@@ -8,6 +8,7 @@ from sklandscapes._distances import LayerDistances
 from sklandscapes.activations import (
     ActivationExtractor,
     activation_layers,
+    paper_centering,
     relu_layers,
 )
 from sklandscapes.kernels import LandscapeKernel
@@ -27,6 +28,7 @@ __all__ = [
     "PermutationTest",
     "RipsPersistence",
     "activation_layers",
+    "paper_centering",
     "relu_layers",
     "reshape_landscapes",
     "__version__",

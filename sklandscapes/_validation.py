@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 
 import numpy as np
+from sklearn.utils.validation import check_array
 
 from sklandscapes._distances import LayerDistances
 
@@ -575,3 +576,43 @@ def validate_float_data(estimator, X, **kwargs):
 
     with np.errstate(over="ignore", invalid="ignore"):
         return validate_data(estimator, X, dtype=np.float64, **kwargs)
+
+
+def check_landscape_vectors(X, shape):
+    """Landscape vectors as a float matrix, and their 4-part layout checked.
+
+    ``shape`` is ``(n_layers, n_homology_dimensions, n_landscapes, n_bins)``,
+    as ``LandscapeVectorizer.shape_`` gives it; X must have that many
+    features.
+    """
+    check_feature_matrix(X)
+    X = check_array(X, dtype=np.float64)
+    shape = _check_shape(shape)
+    if len(shape) != 4 or min(shape) < 1:
+        raise ValueError(
+            "shape must be (n_layers, n_homology_dimensions, n_landscapes, n_bins), "
+            f"got {shape!r}."
+        )
+    if X.shape[1] != np.prod(shape):
+        raise ValueError(
+            f"X has {X.shape[1]} features per sample but shape {shape} describes "
+            f"{int(np.prod(shape))}; pass the layout of the LandscapeVectorizer "
+            "that made X."
+        )
+    return X, shape
+
+
+def _check_shape(shape):
+    try:
+        entries = list(shape)
+    except TypeError:
+        entries = None
+    if entries is None or not all(
+        isinstance(s, numbers.Integral) and not isinstance(s, (bool, np.bool_))
+        for s in entries
+    ):
+        raise ValueError(
+            "shape must be 4 integers (n_layers, n_homology_dimensions, "
+            f"n_landscapes, n_bins), e.g. LandscapeVectorizer.shape_; got {shape!r}."
+        )
+    return tuple(int(s) for s in entries)

@@ -18,10 +18,16 @@ from sklearn.utils.validation import check_is_fitted
 
 from sklandscapes._base import StatelessTransformerMixin
 from sklandscapes._compat import HasMethods, Interval, StrOptions, _fit_context
+from sklandscapes._devices import check_device, resolve_device
 from sklandscapes._distances import LayerDistances
 from sklandscapes._validation import _raise_if_errors
 
-__all__ = ["ActivationExtractor", "activation_layers", "relu_layers"]
+__all__ = [
+    "ActivationExtractor",
+    "activation_layers",
+    "paper_centering",
+    "relu_layers",
+]
 
 # Name of the cloud of the input batch itself (the paper's x^(0)).
 _INPUT_NAME = "input"
@@ -347,7 +353,7 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
                 raise ValueError(f"`inputs` {problem}.")
         if not isinstance(self.layers, str):
             _check_layer_list(self.layers)
-        _check_device(self.device, torch)
+        check_device(self.device)
 
     def _check_X(self, X, torch):
         """X as a list of samples, or a ValueError listing every bad one."""
@@ -516,11 +522,47 @@ def relu_layers(network, inputs=None, *, layers="auto", include_input=True):
 _KINDS = ("affine", "nonlinear")
 
 
-def _paper_centering(network, inputs, *, layers="auto", include_input=True):
-    """Per-layer ``center`` flags of the paper's rule, for ``ActivationNormalizer``.
+def paper_centering(
+    network, inputs=None, *, method="local", layers="auto", include_input=True
+):
+    """The ``center`` of :class:`ActivationNormalizer` by the paper's rule.
 
-    Every layer that is not a ReLU output is centered (:func:`relu_layers`).
+    Local homology (II-D) centers every layer that does not end with a ReLU
+    (:func:`relu_layers`) and leaves the ReLU layers as they are; the global
+    normalization centers every layer. The flags are read from the network
+    itself, so that an input layer of non-negative values (pixels) is
+    centered too, which a guess from the data would not do.
+
+    Parameters
+    ----------
+    network : torch.nn.Module, fitted skorch NeuralNet, str or os.PathLike
+        The network, or the path of a snapshot.
+    inputs : array-like or torch.Tensor of shape (n_points, ...), default=None
+        A batch to run forward, as in :func:`relu_layers`.
+    method : {"local", "global"}, default="local"
+        The normalization the flags are for.
+    layers : "auto" or list of str and int, default="auto"
+        As in :class:`ActivationExtractor`.
+    include_input : bool, default=True
+        As in :class:`ActivationExtractor`.
+
+    Returns
+    -------
+    center : tuple of bool or "auto"
+        One flag per cloud for ``method="local"``; ``"auto"`` otherwise.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> from sklandscapes.activations import paper_centering
+    >>> net = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 2))
+    >>> paper_centering(net)  # input, ReLU, logits
+    (True, False, True)
+    >>> paper_centering(net, method="global")
+    'auto'
     """
+    if method != "local":
+        return "auto"
     flags = ~relu_layers(network, inputs, layers=layers, include_input=include_input)
     return tuple(bool(flag) for flag in flags)
 
@@ -564,7 +606,7 @@ def _load_network(network, where):
         path = os.fspath(network)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{where}: no snapshot file at {path!r}.")
-        from sklandscapes.nets import load_snapshot
+        from sklandscapes._snapshot_files import load_snapshot
 
         try:
             return load_snapshot(path)
@@ -654,35 +696,8 @@ def _module_dtype(module, torch):
 # --- devices ----------------------------------------------------------------
 
 
-def _check_device(device, torch):
-    if device == "auto":
-        return
-    try:
-        parsed = torch.device(device)
-    except RuntimeError as exc:
-        raise ValueError(
-            f"`device` must be 'auto' or a torch device string such as 'cpu' or "
-            f"'cuda:0', got {device!r}."
-        ) from exc
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device={device!r} but CUDA is not available "
-            "(torch.cuda.is_available() is False); use device='auto' or 'cpu'."
-        )
-
-
 def _target_device(device, module, torch):
-    current = _module_device(module, torch)
-    if device == "auto":
-        if current.type == "cuda" or not torch.cuda.is_available():
-            return current
-        device = "cuda"
-    target = torch.device(device)
-    if target.type == "cuda" and target.index is None:
-        # "cuda" and "cuda:0" compare unequal; pin the index so that a network
-        # already there is not copied.
-        target = torch.device("cuda", torch.cuda.current_device())
-    return target
+    return resolve_device(device, current=_module_device(module, torch))
 
 
 @contextlib.contextmanager

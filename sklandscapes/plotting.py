@@ -8,9 +8,9 @@ Figures are built with :class:`matplotlib.figure.Figure` directly, never through
 import numpy as np
 
 from sklandscapes._distances import LayerDistances
+from sklandscapes._validation import check_landscape_vectors
 from sklandscapes.stats import (
     CurveProjection,
-    _check_vectors,
     confidence_band,
     mean_landscapes,
     unit_means,
@@ -338,7 +338,7 @@ def plot_landscapes(
     """
     from matplotlib import colormaps
 
-    X, shape = _check_vectors(X, shape)
+    X, shape = check_landscape_vectors(X, shape)
     sharey = _check_sharey(sharey)
     all_groups, means = mean_landscapes(X, y)
     cube = means.reshape((len(all_groups),) + shape)

@@ -31,6 +31,7 @@ from sklandscapes._relabelings import (
 from sklandscapes._validation import (
     binary_exponent,
     check_feature_matrix,
+    check_landscape_vectors,
     check_layered_diagrams,
     validate_float_data,
 )
@@ -73,24 +74,6 @@ def _check_labels(X, y):
         )
     groups, counts = np.unique(y, return_counts=True)
     return y, groups, counts
-
-
-def _check_vectors(X, shape):
-    check_feature_matrix(X)
-    X = check_array(X, dtype=np.float64)
-    shape = _check_shape(shape)
-    if len(shape) != 4 or min(shape) < 1:
-        raise ValueError(
-            "shape must be (n_layers, n_homology_dimensions, n_landscapes, n_bins), "
-            f"got {shape!r}."
-        )
-    if X.shape[1] != np.prod(shape):
-        raise ValueError(
-            f"X has {X.shape[1]} features per sample but shape {shape} describes "
-            f"{int(np.prod(shape))}; pass the layout of the LandscapeVectorizer "
-            "that made X."
-        )
-    return X, shape
 
 
 def mean_landscapes(X, y, groups=None):
@@ -471,7 +454,7 @@ def landscape_norms(X, shape, grid=None):
     >>> landscape_norms(X, shape=(2, 1, 1, 3))
     array([[3., 4.]])
     """
-    X, shape = _check_vectors(X, shape)
+    X, shape = check_landscape_vectors(X, shape)
     weights = feature_weights(X.shape[1], grid)
     # A few rows at a time: the products of a (490, 276276) matrix at once
     # are two GiB-sized temporaries, ten times slower than these (same sums).
@@ -619,7 +602,7 @@ def landscape_curve_projection(X, y, shape, n_components=2, grid=None):
     >>> proj.coordinates.shape
     (2, 3, 2)
     """
-    X, shape = _check_vectors(X, shape)
+    X, shape = check_landscape_vectors(X, shape)
     groups, means = mean_landscapes(X, y)
     scaled = means * np.sqrt(feature_weights(X.shape[1], grid))
     points = scaled.reshape(len(groups) * shape[0], -1)
@@ -1263,22 +1246,6 @@ def _check_label_values(y, name="y"):
             f"{name} mixes labels of different types ({examples}); use labels of one "
             "type, e.g. all strings."
         )
-
-
-def _check_shape(shape):
-    try:
-        entries = list(shape)
-    except TypeError:
-        entries = None
-    if entries is None or not all(
-        isinstance(s, numbers.Integral) and not isinstance(s, (bool, np.bool_))
-        for s in entries
-    ):
-        raise ValueError(
-            "shape must be 4 integers (n_layers, n_homology_dimensions, "
-            f"n_landscapes, n_bins), e.g. LandscapeVectorizer.shape_; got {shape!r}."
-        )
-    return tuple(int(s) for s in entries)
 
 
 def _scaled_back(observed, null, exponent, pair):

@@ -792,12 +792,12 @@ def layer_centering(config, training, batches):
     from the data would not do. Only local homology uses it; the global
     normalization always centers.
     """
-    from sklandscapes.activations import _paper_centering
+    from sklandscapes.activations import paper_centering
 
     if config.method != "local":
         return "auto"
     network = next(net for nets in training.snapshots for net in nets if net)
-    return _paper_centering(network, batches[0])
+    return paper_centering(network, batches[0], method=config.method)
 
 
 @contextlib.contextmanager

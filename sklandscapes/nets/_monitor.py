@@ -16,8 +16,8 @@ from skorch.callbacks import Callback
 
 from sklandscapes.activations import (
     ActivationExtractor,
-    _paper_centering,
     activation_layers,
+    paper_centering,
 )
 from sklandscapes.landscapes import LandscapeVectorizer
 from sklandscapes.normalization import ActivationNormalizer
@@ -214,12 +214,11 @@ def as_monitor(monitor):
 
 
 def centering(monitor, network):
-    """The paper's rule: center every layer that is not a ReLU output."""
-    if monitor.method != "local":
-        return "auto"
-    return _paper_centering(
+    """The paper's rule (:func:`~sklandscapes.activations.paper_centering`)."""
+    return paper_centering(
         network,
         monitor.inputs,
+        method=monitor.method,
         layers=monitor.layers,
         include_input=monitor.include_input,
     )

@@ -7,16 +7,10 @@ from sklearn.utils import check_random_state
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EpochScoring
 
+from sklandscapes._devices import resolve_device  # noqa: F401 (nets' import path)
 from sklandscapes.nets._mlp import MLP
 
 __all__ = ["make_mlp_classifier", "train_accuracy_scoring"]
-
-
-def resolve_device(device):
-    """``"auto"`` means CUDA when torch sees a GPU, the CPU otherwise."""
-    if isinstance(device, str) and device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 def resolve_seed(random_state):
