@@ -29,7 +29,7 @@ sys.path.insert(0, str(DOCS / "sphinxext"))
 
 project = "sklandscapes"
 author = "sklandscapes developers"
-copyright = "2025, sklandscapes developers"
+copyright = "2026, sklandscapes developers"
 release = sklandscapes.__version__
 version = release
 
