@@ -9,8 +9,6 @@ threshold are dropped from the stacks, so they stop changing and cost nothing.
 
 import contextlib
 import dataclasses
-import hashlib
-import json
 import math
 import numbers
 import os
@@ -23,8 +21,20 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from tqdm.auto import tqdm
 
-from sklandscapes._io import atomic_write
-from sklandscapes.exceptions import DamagedFileWarning, SklandscapesWarning
+from sklandscapes.exceptions import SklandscapesWarning
+from sklandscapes.nets._checkpoint import (
+    CHECKPOINT_EVERY,
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    fingerprint,
+    json_float,
+    read_checkpoint,
+    snapshot_name,
+    snapshot_record,
+    training_log_texts,
+    write_checkpoint,
+    write_training_log,
+)
 from sklandscapes.nets._mlp import (
     check_widths,
     init_linear_,
@@ -34,26 +44,25 @@ from sklandscapes.nets._mlp import (
 from sklandscapes.nets._monitor import StackedMonitor, as_monitor
 from sklandscapes.nets._monitor import fingerprint as monitor_fingerprint
 from sklandscapes.nets._skorch import resolve_device
-from sklandscapes.nets._snapshots import (
-    LOG_NAME,
-    check_thresholds,
-    save_snapshot,
-    write_log,
-)
+from sklandscapes.nets._snapshots import check_thresholds, save_snapshot, write_log
 
-__all__ = ["ThresholdNotReachedWarning", "TrainingResult", "train_networks"]
+# The checkpoint's and training log's public names are importable from here
+# too: sklandscapes.experiments imports training_log_texts from this module.
+__all__ = [
+    "CHECKPOINT_EVERY",
+    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_VERSION",
+    "ThresholdNotReachedWarning",
+    "TrainingResult",
+    "train_networks",
+    "training_log_texts",
+    "write_training_log",
+]
 
 # Rows (networks x points) per chunk when scoring whole training sets: big
 # enough to amortize the per-call overhead, small enough that a chunk's
 # activations stay in the CPU cache (or a modest slice of GPU memory).
 _EVAL_ROWS = 1 << 16
-
-# Default epochs between two training checkpoints: writing one costs about as
-# much as a tenth of an epoch of the demo, and an interrupt loses at most this
-# many epochs.
-CHECKPOINT_EVERY = 10
-CHECKPOINT_FORMAT = "sklandscapes-training-checkpoint"
-CHECKPOINT_VERSION = 1
 
 # torch's intra-op thread count when this module was imported: a different
 # count later means that the user chose one, which train_networks then keeps.
@@ -256,7 +265,7 @@ class TrainingResult:
                     threshold=threshold,
                     epoch=int(self.snapshot_epoch[k, j]),
                     train_accuracy=float(self.snapshot_train_accuracy[k, j]),
-                    test_accuracy=_json_float(self.snapshot_test_accuracy[k, j]),
+                    test_accuracy=json_float(self.snapshot_test_accuracy[k, j]),
                     path=self.paths[j][k],
                 )
             )
@@ -268,10 +277,6 @@ class TrainingResult:
             reached_all=bool(self.reached[k].all()),
             snapshots=snapshots,
         )
-
-
-def _json_float(value):
-    return None if np.isnan(value) else float(value)
 
 
 def _check_count(value, name, minimum=1):
@@ -1015,21 +1020,19 @@ def _train_networks(
         snapshots[j][network] = module
         if directory is None:
             return
-        name = _snapshot_name(network, j)
-        path = os.path.join(os.fspath(directory), name)
+        path = os.path.join(os.fspath(directory), snapshot_name(network, j))
         save_snapshot(
             module, path, threshold=thresholds[j], accuracy=train_acc, epoch=epoch
         )
         paths[j][network] = path
         records.append(
-            dict(
-                network=int(network),
+            snapshot_record(
+                network=network,
                 threshold_index=j,
                 threshold=thresholds[j],
-                accuracy=float(train_acc),
-                test_accuracy=_json_float(test_acc),
-                epoch=int(epoch),
-                file=name,
+                accuracy=train_acc,
+                test_accuracy=test_acc,
+                epoch=epoch,
             )
         )
         write_log(directory, records)
@@ -1045,21 +1048,22 @@ def _train_networks(
     resume = None
     on_checkpoint = None
     if checkpoint is not None:
-        fingerprint = _fingerprint(
-            X,
-            y,
-            widths,
-            thresholds,
-            activation,
-            lr,
-            batch_size,
-            max_epochs,
-            test_size,
-            seeds,
+        run_fingerprint = fingerprint(
+            X=X,
+            y=y,
+            widths=widths,
+            thresholds=thresholds,
+            activation=activation,
+            lr=lr,
+            batch_size=batch_size,
+            max_epochs=max_epochs,
+            test_size=test_size,
+            seeds=seeds,
         )
         if monitor is not None:
-            fingerprint["monitor"] = monitor_fingerprint(monitor)
-        stored = _read_checkpoint(checkpoint, fingerprint)
+            run_fingerprint["monitor"] = monitor_fingerprint(monitor)
+        # A warning about the stored file points at train_networks' call.
+        stored = read_checkpoint(checkpoint, run_fingerprint, stacklevel=2)
         if stored is not None:
             resume = stored["state"]
             for generator, state in zip(generators, stored["generators"]):
@@ -1072,32 +1076,22 @@ def _train_networks(
                         )
                         if directory is not None:
                             paths[j][k] = os.path.join(
-                                os.fspath(directory), _snapshot_name(k, j)
+                                os.fspath(directory), snapshot_name(k, j)
                             )
             records.extend(stored["records"])
             if watcher is not None:
                 watcher.restore(stored["monitor"])
 
         def on_checkpoint(state):
-            payload = dict(
-                format=CHECKPOINT_FORMAT,
-                version=CHECKPOINT_VERSION,
-                fingerprint=fingerprint,
-                state=_to_tensors(state),
-                generators=[generator.get_state() for generator in generators],
-                snapshots=[
-                    [
-                        None
-                        if module is None
-                        else {k: v.clone() for k, v in module.state_dict().items()}
-                        for module in row
-                    ]
-                    for row in snapshots
-                ],
-                records=[dict(record) for record in records],
+            write_checkpoint(
+                checkpoint,
+                fingerprint=run_fingerprint,
+                state=state,
+                generators=generators,
+                snapshots=snapshots,
+                records=records,
                 monitor=None if watcher is None else watcher.state(),
             )
-            atomic_write(checkpoint, lambda file: torch.save(payload, file))
 
     start = 0 if resume is None else int(resume["epoch"])
     with tqdm(
@@ -1160,136 +1154,3 @@ def _train_networks(
             stacklevel=2,
         )
     return result
-
-
-def _snapshot_name(network, threshold_index):
-    return f"network{network:04d}_threshold{threshold_index:02d}.pt"
-
-
-def write_training_log(directory, result):
-    """Write ``training_log.json`` and ``snapshots.jsonl`` of ``result`` anew."""
-    for name, text in training_log_texts(result).items():
-        atomic_write(
-            os.path.join(directory, name), lambda f, text=text: f.write(text.encode())
-        )
-
-
-def training_log_texts(result):
-    """The text of ``training_log.json`` and ``snapshots.jsonl`` of ``result``.
-
-    Paths in them are relative to the snapshot folder, so that it can be
-    moved; the records are in the order the snapshots were taken.
-    """
-    local = dataclasses.replace(
-        result,
-        paths=[
-            [None if path is None else os.path.basename(path) for path in row]
-            for row in result.paths
-        ],
-    )
-    taken = sorted(
-        (int(result.snapshot_epoch[k, j]), int(k), int(j))
-        for k, j in zip(*np.nonzero(result.reached))
-    )
-    records = [
-        dict(
-            network=k,
-            threshold_index=j,
-            threshold=result.thresholds[j],
-            accuracy=float(result.snapshot_train_accuracy[k, j]),
-            test_accuracy=_json_float(result.snapshot_test_accuracy[k, j]),
-            epoch=epoch,
-            file=_snapshot_name(k, j),
-        )
-        for epoch, k, j in taken
-    ]
-    return {
-        "training_log.json": json.dumps(local.log, indent=1),
-        LOG_NAME: "".join(json.dumps(record) + "\n" for record in records),
-    }
-
-
-def _fingerprint(
-    X, y, widths, thresholds, activation, lr, batch_size, max_epochs, test_size, seeds
-):
-    """What a checkpoint must have been written for, as plain values."""
-    digest = hashlib.sha256()
-    for array in (X, y):
-        digest.update(str((array.dtype, array.shape)).encode())
-        digest.update(np.ascontiguousarray(array).tobytes())
-    return dict(
-        data=digest.hexdigest(),
-        widths=list(widths),
-        thresholds=list(thresholds),
-        activation=activation,
-        lr=float(lr),
-        batch_size=int(batch_size),
-        max_epochs=int(max_epochs),
-        test_size=float(test_size),
-        seeds=[int(seed) for seed in seeds],
-    )
-
-
-def _to_tensors(state):
-    """NumPy arrays as tensors, so that ``torch.load(weights_only=True)`` reads them."""
-    return {
-        key: torch.from_numpy(value.copy()) if isinstance(value, np.ndarray) else value
-        for key, value in state.items()
-    }
-
-
-def _read_checkpoint(path, fingerprint):
-    """The stored checkpoint, or ``None`` (after a warning) when it is unusable."""
-    if not os.path.exists(path):
-        return None
-    try:
-        stored = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(stored, dict) or stored.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"not a file of format {CHECKPOINT_FORMAT!r}")
-        if stored.get("version") != CHECKPOINT_VERSION:
-            raise ValueError(f"version {stored.get('version')!r}")
-        state = {
-            key: value.numpy() if key in _ARRAY_KEYS else value
-            for key, value in stored["state"].items()
-        }
-        stored["state"] = state
-        for key in ("generators", "snapshots", "records"):
-            stored[key]  # noqa: B018 - a missing key means a damaged file
-    except Exception as exc:  # noqa: BLE001 - any failure to read means damaged
-        lines = str(exc).strip().splitlines()
-        reason = type(exc).__name__ + (f": {lines[0]}" if lines else "")
-        _discard_checkpoint(path, f"is damaged ({reason})")
-        return None
-    if stored.get("fingerprint") != fingerprint:
-        changed = sorted(
-            key
-            for key in {*fingerprint, *stored.get("fingerprint", {})}
-            if stored.get("fingerprint", {}).get(key) != fingerprint.get(key)
-        )
-        _discard_checkpoint(
-            path, f"was written for other arguments (differs in {', '.join(changed)})"
-        )
-        return None
-    return stored
-
-
-_ARRAY_KEYS = (
-    "training",
-    "train_accuracy",
-    "n_epochs_trained",
-    "snapshot_epoch",
-    "snapshot_train",
-    "snapshot_test",
-    "n_reached",
-)
-
-
-def _discard_checkpoint(path, problem):
-    warnings.warn(
-        f"training checkpoint {os.fspath(path)!r} {problem}; deleted, training "
-        "starts over",
-        DamagedFileWarning,
-        stacklevel=4,
-    )
-    with contextlib.suppress(OSError):
-        os.unlink(path)
