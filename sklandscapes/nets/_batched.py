@@ -45,6 +45,7 @@ from sklandscapes.nets._monitor import StackedMonitor, as_monitor
 from sklandscapes.nets._monitor import fingerprint as monitor_fingerprint
 from sklandscapes.nets._skorch import resolve_device
 from sklandscapes.nets._snapshots import check_thresholds, save_snapshot, write_log
+from sklandscapes.nets._state import TrainingState, pad_stacks
 
 # The checkpoint's and training log's public names are importable from here
 # too: sklandscapes.experiments imports training_log_texts from this module.
@@ -361,44 +362,6 @@ def _initial_stacks(widths, generators):
     return stacks
 
 
-def _pad_stacks(stacks, multiple=16):
-    """Zero-pad every hidden width up to a multiple of ``multiple``.
-
-    Small batched products whose sizes are a multiple of the SIMD width run about
-    twice as fast on the CPU (15 -> 16 in the paper's network). The padded units
-    compute exactly 0 + 0 and feed the next layer through zero weights, so the
-    logits are those of the unpadded network; the padded weights get exactly zero
-    gradient (or are zeroed, see ``_train_stacked``), so Adam leaves them at zero.
-    """
-    padded = []
-    n_in = stacks[0][0].shape[2]
-    for index, (weight, bias) in enumerate(stacks):
-        n_networks, n_out, _ = weight.shape
-        if index < len(stacks) - 1:
-            n_out_padded = -(-n_out // multiple) * multiple
-        else:
-            n_out_padded = n_out
-        new_weight = weight.new_zeros(n_networks, n_out_padded, n_in)
-        new_weight[:, :n_out, : weight.shape[2]] = weight
-        new_bias = bias.new_zeros(n_networks, n_out_padded)
-        new_bias[:, :n_out] = bias
-        padded.append((new_weight, new_bias))
-        n_in = n_out_padded
-    return padded
-
-
-def _unpad(layers, shapes):
-    """Copies of padded layers (weight, bias) cut to the true ``(n_out, n_in)``."""
-    contiguous = torch.contiguous_format
-    return [
-        (
-            weight[..., :n_out, :n_in].clone(memory_format=contiguous),
-            bias[..., :n_out].clone(memory_format=contiguous),
-        )
-        for (weight, bias), (n_out, n_in) in zip(layers, shapes)
-    ]
-
-
 def _forward(weights, biases, inputs, activation):
     """Logits of every network on its own inputs: (n, m, in) -> (n, m, out)."""
     hidden = inputs
@@ -424,30 +387,6 @@ def _accuracy(weights, biases, X, y, indices, activation):
         correct += (logits.argmax(dim=2) == y[rows]).sum(dim=1)
     # float64 division, like sklearn's accuracy_score in skorch's scoring.
     return correct.cpu().numpy() / n_points
-
-
-def _make_adam(leaves, lr, device):
-    # Adam is elementwise, so one optimizer over the stacked tensors is one
-    # independent Adam per network; the fused kernel is the fastest where torch
-    # has one for this device.
-    try:
-        return torch.optim.Adam(leaves, lr=lr, fused=True)
-    except (RuntimeError, ValueError):
-        return torch.optim.Adam(leaves, lr=lr)
-
-
-def _keep_rows(leaves, optimizer, keep, lr, device):
-    """New leaves and Adam holding only the networks (rows) in ``keep``."""
-    new_leaves = [leaf.detach()[keep].requires_grad_() for leaf in leaves]
-    new_optimizer = _make_adam(new_leaves, lr, device)
-    for old, new in zip(leaves, new_leaves):
-        state = optimizer.state.get(old)
-        if state:
-            new_optimizer.state[new] = {
-                key: (value if key == "step" else value[keep])
-                for key, value in state.items()
-            }
-    return new_leaves, new_optimizer
 
 
 @dataclasses.dataclass
@@ -531,197 +470,156 @@ def _train_stacked(
         ``final`` holds the stacked CPU weights each network had when it
         stopped (at its last threshold or at ``max_epochs``).
     """
-    n_networks, n_train = train_indices.shape
-    n_thresholds = len(thresholds)
     device = X.device
-    threshold_array = np.asarray(thresholds)
-
     shapes = [tuple(weight.shape[1:]) for weight, _ in stacks]
-    final = [t.detach().cpu().clone() for pair in stacks for t in pair]
-    padded = _pad_stacks(stacks)
-    leaves = [t.detach().clone().requires_grad_() for pair in padded for t in pair]
-    optimizer = _make_adam(leaves, lr, device)
-    # Padded units output activation(0); where that is not 0 (sigmoid) the
-    # padded input columns of the next layer would get a gradient, so zero it.
-    with torch.no_grad():
-        leaks = bool(activation(X.new_zeros(1)).item() != 0)
-    masked_columns = [
-        (2 * index, n_in)
-        for index, (_, n_in) in enumerate(shapes)
-        if leaks and padded[index][0].shape[2] > n_in
-    ]
-    training = np.arange(n_networks)
-    train_rows = train_indices
-    test_rows = test_indices
+    padded = pad_stacks(stacks)
+    setup = _Setup(
+        X=X,
+        y=y,
+        activation=activation,
+        thresholds=np.asarray(thresholds),
+        batch_size=batch_size,
+        shapes=shapes,
+        masked_columns=_masked_columns(activation, X, shapes, padded),
+    )
+    rows = dict(train_rows=train_indices, test_rows=test_indices)
+    if resume is None:
+        state = TrainingState.start(
+            stacks,
+            padded,
+            n_thresholds=len(thresholds),
+            max_epochs=max_epochs,
+            lr=lr,
+            **rows,
+        )
+    else:
+        state = TrainingState.from_checkpoint(resume, lr=lr, device=device, **rows)
 
-    train_accuracy = np.full((n_networks, max_epochs), np.nan)
-    n_epochs_trained = np.full(n_networks, max_epochs)
-    snapshot_epoch = np.full((n_networks, n_thresholds), -1)
-    snapshot_train = np.full((n_networks, n_thresholds), np.nan)
-    snapshot_test = np.full((n_networks, n_thresholds), np.nan)
-    n_reached = np.zeros(n_networks, dtype=int)
-
-    epoch = 0
-    if resume is not None:
-        epoch = int(resume["epoch"])
-        training = resume["training"].copy()
-        rows = torch.as_tensor(training, device=device)
-        train_rows = train_indices[rows]
-        test_rows = None if test_indices is None else test_indices[rows]
-        leaves = [t.to(device).requires_grad_() for t in resume["leaves"]]
-        optimizer = _make_adam(leaves, lr, device)
-        fused = bool(optimizer.defaults.get("fused"))
-        for leaf, state in zip(leaves, resume["optimizer"]):
-            if state:
-                # Fused Adam keeps its step count on the device, plain Adam on
-                # the CPU; the moments live with the weights.
-                optimizer.state[leaf] = {
-                    key: value if key == "step" and not fused else value.to(device)
-                    for key, value in state.items()
-                }
-        final = list(resume["final"])
-        train_accuracy = resume["train_accuracy"].copy()
-        n_epochs_trained = resume["n_epochs_trained"].copy()
-        snapshot_epoch = resume["snapshot_epoch"].copy()
-        snapshot_train = resume["snapshot_train"].copy()
-        snapshot_test = resume["snapshot_test"].copy()
-        n_reached = resume["n_reached"].copy()
-
-    first_epoch = epoch + 1
-    for epoch in range(first_epoch, max_epochs + 1):
-        order = epoch_orders(epoch, training).to(device)
-        epoch_rows = train_rows.gather(1, order)
-        for start in range(0, n_train, batch_size):
-            rows = epoch_rows[:, start : start + batch_size]
-            logits = _forward(leaves[0::2], leaves[1::2], X[rows], activation)
-            # Sum over networks of each network's mean loss: network k's
-            # gradient is exactly that of its own mean cross-entropy.
-            loss = (
-                F.cross_entropy(
-                    logits.flatten(0, 1), y[rows].flatten(), reduction="sum"
-                )
-                / rows.shape[1]
-            )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            for leaf, n_in in masked_columns:
-                leaves[leaf].grad[..., n_in:] = 0
-            optimizer.step()
-
-        weights, biases = leaves[0::2], leaves[1::2]
-        accuracy = _accuracy(weights, biases, X, y, train_rows, activation)
-        train_accuracy[training, epoch - 1] = accuracy
-        reached = np.searchsorted(threshold_array, accuracy, side="right")
-        crossing = np.flatnonzero(reached > n_reached[training])
-        if crossing.size:
-            test_accuracy = np.full(crossing.size, np.nan)
-            if test_rows is not None and test_rows.shape[1]:
-                select = torch.as_tensor(crossing, device=device)
-                test_accuracy = _accuracy(
-                    [w.detach()[select] for w in weights],
-                    [b.detach()[select] for b in biases],
-                    X,
-                    y,
-                    test_rows[select],
-                    activation,
-                )
-            for position, test_acc in zip(crossing, test_accuracy):
-                network = training[position]
-                layers = _unpad(
-                    [
-                        (w[position].detach().cpu(), b[position].detach().cpu())
-                        for w, b in zip(weights, biases)
-                    ],
-                    shapes,
-                )
-                for j in range(n_reached[network], reached[position]):
-                    snapshot_epoch[network, j] = epoch
-                    snapshot_train[network, j] = accuracy[position]
-                    snapshot_test[network, j] = test_acc
-                    if on_snapshot is not None:
-                        on_snapshot(
-                            network, j, epoch, accuracy[position], test_acc, layers
-                        )
-                n_reached[network] = reached[position]
-
+    for epoch in range(state.epoch + 1, max_epochs + 1):
+        order = epoch_orders(epoch, state.training).to(device)
+        accuracy = _run_epoch(state, setup, epoch, order)
+        _record_crossings(state, setup, accuracy, on_snapshot)
         if on_monitor is not None and epoch % monitor_every == 0:
-            on_monitor(
-                epoch,
-                training.copy(),
-                _unpad(
-                    [
-                        (w.detach().cpu(), b.detach().cpu())
-                        for w, b in zip(weights, biases)
-                    ],
-                    shapes,
-                ),
-            )
-        done = n_reached[training] == n_thresholds
+            on_monitor(epoch, state.training.copy(), state.layers(shapes))
+        done = state.n_reached[state.training] == len(thresholds)
         if on_epoch is not None:
             on_epoch(epoch, int((~done).sum()))
         if done.any():
-            finished = training[done]
-            n_epochs_trained[finished] = epoch
-            done_rows = torch.as_tensor(np.flatnonzero(done), device=device)
-            _store(final, leaves, shapes, torch.as_tensor(finished), done_rows)
-            keep = torch.as_tensor(np.flatnonzero(~done), device=device)
-            training = training[~done]
-            if training.size == 0:
+            if not state.drop_finished(done, shapes=shapes, lr=lr, device=device):
                 break
-            leaves, optimizer = _keep_rows(leaves, optimizer, keep, lr, device)
-            train_rows = train_rows[keep]
-            if test_rows is not None:
-                test_rows = test_rows[keep]
         if (
             on_checkpoint is not None
             and epoch % checkpoint_every == 0
             and epoch < max_epochs
         ):
-            on_checkpoint(
-                dict(
-                    epoch=epoch,
-                    training=training.copy(),
-                    leaves=[leaf.detach().cpu().clone() for leaf in leaves],
-                    optimizer=[
-                        {
-                            key: value.detach().cpu().clone()
-                            for key, value in optimizer.state.get(leaf, {}).items()
-                        }
-                        for leaf in leaves
-                    ],
-                    final=[t.clone() for t in final],
-                    train_accuracy=train_accuracy.copy(),
-                    n_epochs_trained=n_epochs_trained.copy(),
-                    snapshot_epoch=snapshot_epoch.copy(),
-                    snapshot_train=snapshot_train.copy(),
-                    snapshot_test=snapshot_test.copy(),
-                    n_reached=n_reached.copy(),
-                )
-            )
+            on_checkpoint(state.to_checkpoint())
 
-    if training.size:
-        n_epochs_trained[training] = epoch
-        _store(final, leaves, shapes, torch.as_tensor(training), slice(None))
-    n_epochs = int(n_epochs_trained.max())
+    state.stop(shapes)
+    n_epochs = int(state.n_epochs_trained.max())
     return _StackedRun(
-        train_accuracy=train_accuracy[:, :n_epochs],
-        n_epochs_trained=n_epochs_trained,
-        snapshot_epoch=snapshot_epoch,
-        snapshot_train_accuracy=snapshot_train,
-        snapshot_test_accuracy=snapshot_test,
-        final=[(final[i], final[i + 1]) for i in range(0, len(final), 2)],
+        train_accuracy=state.train_accuracy[:, :n_epochs],
+        n_epochs_trained=state.n_epochs_trained,
+        snapshot_epoch=state.snapshot_epoch,
+        snapshot_train_accuracy=state.snapshot_train,
+        snapshot_test_accuracy=state.snapshot_test,
+        final=[
+            (state.final[i], state.final[i + 1]) for i in range(0, len(state.final), 2)
+        ],
     )
 
 
-def _store(final, leaves, shapes, networks, rows):
-    """Copy the unpadded weights of ``rows`` of the stacks to ``final[networks]``."""
-    pairs = [
-        (leaves[i].detach()[rows], leaves[i + 1].detach()[rows])
-        for i in range(0, len(leaves), 2)
+@dataclasses.dataclass(frozen=True)
+class _Setup:
+    """What stays fixed while stacked networks train."""
+
+    X: torch.Tensor
+    y: torch.Tensor
+    activation: torch.nn.Module
+    thresholds: np.ndarray
+    batch_size: int
+    # The true (n_out, n_in) of every layer, inside the padded stacks.
+    shapes: list
+    # (leaf index, n_in): the padded input columns whose gradient is zeroed.
+    masked_columns: list
+
+
+def _masked_columns(activation, X, shapes, padded):
+    """``(leaf index, n_in)`` of the padded input columns to keep at zero."""
+    # Padded units output activation(0); where that is not 0 (sigmoid) the
+    # padded input columns of the next layer would get a gradient, so zero it.
+    with torch.no_grad():
+        leaks = bool(activation(X.new_zeros(1)).item() != 0)
+    return [
+        (2 * index, n_in)
+        for index, (_, n_in) in enumerate(shapes)
+        if leaks and padded[index][0].shape[2] > n_in
     ]
-    for index, (weight, bias) in enumerate(_unpad(pairs, shapes)):
-        final[2 * index][networks] = weight.cpu()
-        final[2 * index + 1][networks] = bias.cpu()
+
+
+def _run_epoch(state, setup, epoch, order):
+    """Train every network on its minibatches of one epoch, in ``order``.
+
+    Returns the training accuracy of each network still training, measured
+    after the epoch on its whole training set (and stored in ``state``).
+    """
+    X, y, batch_size = setup.X, setup.y, setup.batch_size
+    epoch_rows = state.train_rows.gather(1, order)
+    for start in range(0, state.train_rows.shape[1], batch_size):
+        rows = epoch_rows[:, start : start + batch_size]
+        logits = _forward(state.weights, state.biases, X[rows], setup.activation)
+        # Sum over networks of each network's mean loss: network k's
+        # gradient is exactly that of its own mean cross-entropy.
+        loss = (
+            F.cross_entropy(logits.flatten(0, 1), y[rows].flatten(), reduction="sum")
+            / rows.shape[1]
+        )
+        state.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        for leaf, n_in in setup.masked_columns:
+            state.leaves[leaf].grad[..., n_in:] = 0
+        state.optimizer.step()
+    accuracy = _accuracy(
+        state.weights, state.biases, X, y, state.train_rows, setup.activation
+    )
+    state.train_accuracy[state.training, epoch - 1] = accuracy
+    state.epoch = epoch
+    return accuracy
+
+
+def _record_crossings(state, setup, accuracy, on_snapshot):
+    """Snapshot every network at each threshold its ``accuracy`` passed."""
+    reached = np.searchsorted(setup.thresholds, accuracy, side="right")
+    crossing = np.flatnonzero(reached > state.n_reached[state.training])
+    if not crossing.size:
+        return
+    test_accuracy = _test_accuracy(state, setup, crossing)
+    for position, test_acc in zip(crossing, test_accuracy):
+        network = state.training[position]
+        layers = state.layers(setup.shapes, position)
+        for j in range(state.n_reached[network], reached[position]):
+            state.snapshot_epoch[network, j] = state.epoch
+            state.snapshot_train[network, j] = accuracy[position]
+            state.snapshot_test[network, j] = test_acc
+            if on_snapshot is not None:
+                on_snapshot(
+                    network, j, state.epoch, accuracy[position], test_acc, layers
+                )
+        state.n_reached[network] = reached[position]
+
+
+def _test_accuracy(state, setup, positions):
+    """Test accuracy of the networks at ``positions``; NaN without test rows."""
+    if state.test_rows is None or not state.test_rows.shape[1]:
+        return np.full(positions.size, np.nan)
+    select = torch.as_tensor(positions, device=setup.X.device)
+    return _accuracy(
+        [weight.detach()[select] for weight in state.weights],
+        [bias.detach()[select] for bias in state.biases],
+        setup.X,
+        setup.y,
+        state.test_rows[select],
+        setup.activation,
+    )
 
 
 def _state_dict(layers):
