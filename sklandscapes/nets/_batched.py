@@ -57,6 +57,7 @@ __all__ = [
     "TrainingResult",
     "train_networks",
     "training_log_texts",
+    "warn_thresholds_not_reached",
     "write_training_log",
 ]
 
@@ -94,6 +95,55 @@ class ThresholdNotReachedWarning(SklandscapesWarning):
     >>> len(missed) > 0, all(result.snapshots[0][k] is None for k in missed)
     (True, True)
     """
+
+
+def warn_thresholds_not_reached(
+    missed, *, n_networks, max_epochs, consequence, numbering=None, stacklevel=1
+):
+    """Warn that networks ended training before reaching every threshold.
+
+    The one place that issues :class:`ThresholdNotReachedWarning`.
+
+    Parameters
+    ----------
+    missed : sequence of int
+        The networks that missed a threshold, increasing.
+    n_networks : int
+        How many networks trained.
+    max_epochs : int
+        The epochs they had.
+    consequence : str
+        What became of the missed thresholds, for the reader of the warning.
+    numbering : str or None, default=None
+        How ``missed`` numbers the networks, when that needs saying.
+    stacklevel : int, default=1
+        As for ``warnings.warn``, counted from the caller of this function.
+    """
+    warnings.warn(
+        _thresholds_not_reached_message(
+            missed,
+            n_networks=n_networks,
+            max_epochs=max_epochs,
+            consequence=consequence,
+            numbering=numbering,
+        ),
+        ThresholdNotReachedWarning,
+        stacklevel=stacklevel + 1,
+    )
+
+
+def _thresholds_not_reached_message(
+    missed, *, n_networks, max_epochs, consequence, numbering
+):
+    missed = [int(network) for network in missed]
+    listed = f"{missed[:10]}{', ...' if len(missed) > 10 else ''}"
+    if numbering is not None:
+        listed += f", {numbering}"
+    return (
+        f"{len(missed)} of {n_networks} networks did not reach every threshold "
+        f"within max_epochs={max_epochs} (networks {listed}); {consequence}. "
+        "Raise max_epochs to silence this warning."
+    )
 
 
 @dataclasses.dataclass
@@ -889,62 +939,22 @@ def _train_networks(
     checkpoint_every,
     monitor,
 ):
-    seeds = check_random_state(random_state).randint(
-        np.iinfo(np.int32).max, size=n_networks
+    draws = _Draws.draw(
+        random_state, n_networks=n_networks, y=y, test_size=test_size, widths=widths
     )
-    splits = [_split(y, test_size, int(seed)) for seed in seeds]
-    train_indices = np.stack([train for train, _ in splits])
-    test_indices = np.stack([test for _, test in splits])
-    generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
-    stacks = [
-        (weight.to(device), bias.to(device))
-        for weight, bias in _initial_stacks(widths, generators)
-    ]
-    n_train = train_indices.shape[1]
-
-    def epoch_orders(epoch, networks):
-        return torch.stack(
-            [torch.randperm(n_train, generator=generators[k]) for k in networks]
-        )
-
-    snapshots = [[None] * n_networks for _ in thresholds]
-    paths = [[None] * n_networks for _ in thresholds]
-    records = []
+    snapshots = _Snapshots(
+        n_networks=n_networks,
+        widths=widths,
+        activation=activation,
+        thresholds=thresholds,
+        directory=directory,
+    )
     if directory is not None:
         os.makedirs(directory, exist_ok=True)
-
-    def on_snapshot(network, j, epoch, train_acc, test_acc, layers):
-        module = mlp_from_state_dict(widths, activation, _state_dict(layers))
-        snapshots[j][network] = module
-        if directory is None:
-            return
-        path = os.path.join(os.fspath(directory), snapshot_name(network, j))
-        save_snapshot(
-            module, path, threshold=thresholds[j], accuracy=train_acc, epoch=epoch
-        )
-        paths[j][network] = path
-        records.append(
-            snapshot_record(
-                network=network,
-                threshold_index=j,
-                threshold=thresholds[j],
-                accuracy=train_acc,
-                test_accuracy=test_acc,
-                epoch=epoch,
-            )
-        )
-        write_log(directory, records)
-
     watcher = None
     if monitor is not None:
-        watcher = StackedMonitor(
-            monitor,
-            n_networks,
-            lambda layers: mlp_from_state_dict(widths, activation, _state_dict(layers)),
-        )
-
-    resume = None
-    on_checkpoint = None
+        watcher = StackedMonitor(monitor, n_networks, snapshots.build)
+    saved = resume = None
     if checkpoint is not None:
         run_fingerprint = fingerprint(
             X=X,
@@ -956,41 +966,215 @@ def _train_networks(
             batch_size=batch_size,
             max_epochs=max_epochs,
             test_size=test_size,
-            seeds=seeds,
+            seeds=draws.seeds,
         )
         if monitor is not None:
             run_fingerprint["monitor"] = monitor_fingerprint(monitor)
-        # A warning about the stored file points at train_networks' call.
-        stored = read_checkpoint(checkpoint, run_fingerprint, stacklevel=2)
-        if stored is not None:
-            resume = stored["state"]
-            for generator, state in zip(generators, stored["generators"]):
-                generator.set_state(state)
-            for j, row in enumerate(stored["snapshots"]):
-                for k, state_dict in enumerate(row):
-                    if state_dict is not None:
-                        snapshots[j][k] = mlp_from_state_dict(
-                            widths, activation, state_dict
-                        )
-                        if directory is not None:
-                            paths[j][k] = os.path.join(
-                                os.fspath(directory), snapshot_name(k, j)
-                            )
-            records.extend(stored["records"])
-            if watcher is not None:
-                watcher.restore(stored["monitor"])
+        saved = _Checkpoint(checkpoint, run_fingerprint, draws, snapshots, watcher)
+        resume = saved.resume()
 
-        def on_checkpoint(state):
-            write_checkpoint(
-                checkpoint,
-                fingerprint=run_fingerprint,
-                state=state,
-                generators=generators,
-                snapshots=snapshots,
-                records=records,
-                monitor=None if watcher is None else watcher.state(),
+    with _progress_bar(max_epochs, resume, verbose) as on_epoch:
+        run = _train_stacked(
+            [(weight.to(device), bias.to(device)) for weight, bias in draws.stacks],
+            torch.as_tensor(X, device=device),
+            torch.as_tensor(y, device=device),
+            torch.as_tensor(draws.train_indices, device=device),
+            draws.epoch_orders,
+            thresholds,
+            activation=activation_module,
+            lr=lr,
+            batch_size=batch_size,
+            max_epochs=max_epochs,
+            test_indices=torch.as_tensor(draws.test_indices, device=device),
+            on_snapshot=snapshots.take,
+            on_epoch=on_epoch,
+            resume=resume,
+            on_checkpoint=None if saved is None else saved.write,
+            checkpoint_every=checkpoint_every,
+            on_monitor=watcher,
+            monitor_every=None if monitor is None else monitor.every,
+        )
+
+    result = _training_result(
+        run,
+        draws=draws,
+        snapshots=snapshots,
+        watcher=watcher,
+        widths=widths,
+        thresholds=thresholds,
+        activation=activation,
+    )
+    if directory is not None:
+        write_training_log(directory, result)
+    missed = np.flatnonzero(~result.reached.all(axis=1))
+    if len(missed):
+        warn_thresholds_not_reached(
+            missed,
+            n_networks=n_networks,
+            max_epochs=max_epochs,
+            consequence="their missing snapshots are None and TrainingResult.log "
+            "lists them",
+            stacklevel=2,
+        )
+    return result
+
+
+def _training_result(run, *, draws, snapshots, watcher, widths, thresholds, activation):
+    """The :class:`TrainingResult` of a ``_train_stacked`` run."""
+    return TrainingResult(
+        thresholds=thresholds,
+        widths=widths,
+        activation=activation,
+        snapshots=snapshots.modules,
+        snapshot_epoch=run.snapshot_epoch,
+        snapshot_train_accuracy=run.snapshot_train_accuracy,
+        snapshot_test_accuracy=run.snapshot_test_accuracy,
+        train_accuracy=run.train_accuracy,
+        n_epochs_trained=run.n_epochs_trained,
+        train_indices=draws.train_indices,
+        test_indices=draws.test_indices,
+        seeds=draws.seeds,
+        paths=snapshots.paths,
+        topology=None if watcher is None else watcher.record(),
+    )
+
+
+@dataclasses.dataclass
+class _Draws:
+    """Everything random about the networks of a run, drawn from its seed.
+
+    Network ``k`` depends only on ``seeds[k]``: its split, its initial weights
+    and then, from the same generator, its minibatch orders.
+    """
+
+    seeds: np.ndarray
+    train_indices: np.ndarray
+    test_indices: np.ndarray
+    generators: list
+    stacks: list
+
+    @classmethod
+    def draw(cls, random_state, *, n_networks, y, test_size, widths):
+        seeds = check_random_state(random_state).randint(
+            np.iinfo(np.int32).max, size=n_networks
+        )
+        splits = [_split(y, test_size, int(seed)) for seed in seeds]
+        generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
+        return cls(
+            seeds=seeds,
+            train_indices=np.stack([train for train, _ in splits]),
+            test_indices=np.stack([test for _, test in splits]),
+            generators=generators,
+            stacks=_initial_stacks(widths, generators),
+        )
+
+    def epoch_orders(self, epoch, networks):
+        """Each listed network's order of its training rows in ``epoch``."""
+        n_train = self.train_indices.shape[1]
+        return torch.stack(
+            [torch.randperm(n_train, generator=self.generators[k]) for k in networks]
+        )
+
+
+class _Snapshots:
+    """The snapshots of a run as they are taken, and their files in ``directory``."""
+
+    def __init__(self, *, n_networks, widths, activation, thresholds, directory):
+        self.widths = widths
+        self.activation = activation
+        self.thresholds = thresholds
+        self.directory = directory
+        self.modules = [[None] * n_networks for _ in thresholds]
+        self.paths = [[None] * n_networks for _ in thresholds]
+        # The records of snapshots.jsonl, in the order the files are written.
+        self.records = []
+
+    def build(self, layers):
+        """The MLP of one network's ``(weight, bias)`` layers."""
+        return mlp_from_state_dict(self.widths, self.activation, _state_dict(layers))
+
+    def take(self, network, j, epoch, train_acc, test_acc, layers):
+        """``_train_stacked``'s ``on_snapshot``: keep it, and write its file."""
+        module = self.build(layers)
+        self.modules[j][network] = module
+        if self.directory is None:
+            return
+        path = self._path(network, j)
+        save_snapshot(
+            module, path, threshold=self.thresholds[j], accuracy=train_acc, epoch=epoch
+        )
+        self.paths[j][network] = path
+        self.records.append(
+            snapshot_record(
+                network=network,
+                threshold_index=j,
+                threshold=self.thresholds[j],
+                accuracy=train_acc,
+                test_accuracy=test_acc,
+                epoch=epoch,
             )
+        )
+        write_log(self.directory, self.records)
 
+    def restore(self, state_dicts, records):
+        """The snapshots a checkpoint holds, whose files were written before it."""
+        for j, row in enumerate(state_dicts):
+            for k, state_dict in enumerate(row):
+                if state_dict is not None:
+                    self.modules[j][k] = mlp_from_state_dict(
+                        self.widths, self.activation, state_dict
+                    )
+                    if self.directory is not None:
+                        self.paths[j][k] = self._path(k, j)
+        self.records.extend(records)
+
+    def _path(self, network, j):
+        return os.path.join(os.fspath(self.directory), snapshot_name(network, j))
+
+
+@dataclasses.dataclass
+class _Checkpoint:
+    """A run's checkpoint file: what resumes from it, and what writes it."""
+
+    path: object
+    fingerprint: dict
+    draws: _Draws
+    snapshots: _Snapshots
+    watcher: object
+
+    def resume(self):
+        """The stored ``TrainingState.to_checkpoint()``, or ``None``.
+
+        The rest of the run (minibatch orders, snapshots, monitor) continues
+        from the checkpoint too.
+        """
+        # stacklevel 3: a warning about the file points at train_networks.
+        stored = read_checkpoint(self.path, self.fingerprint, stacklevel=3)
+        if stored is None:
+            return None
+        for generator, state in zip(self.draws.generators, stored["generators"]):
+            generator.set_state(state)
+        self.snapshots.restore(stored["snapshots"], stored["records"])
+        if self.watcher is not None:
+            self.watcher.restore(stored["monitor"])
+        return stored["state"]
+
+    def write(self, state):
+        """``_train_stacked``'s ``on_checkpoint``: the whole run, to the file."""
+        write_checkpoint(
+            self.path,
+            fingerprint=self.fingerprint,
+            state=state,
+            generators=self.draws.generators,
+            snapshots=self.snapshots.modules,
+            records=self.snapshots.records,
+            monitor=None if self.watcher is None else self.watcher.state(),
+        )
+
+
+@contextlib.contextmanager
+def _progress_bar(max_epochs, resume, verbose):
+    """A tqdm bar over epochs, and the ``on_epoch`` that advances it."""
     start = 0 if resume is None else int(resume["epoch"])
     with tqdm(
         total=max_epochs, initial=start, disable=not verbose, unit="epoch"
@@ -1000,55 +1184,4 @@ def _train_networks(
             bar.set_postfix(training=n_training)
             bar.update()
 
-        run = _train_stacked(
-            stacks,
-            torch.as_tensor(X, device=device),
-            torch.as_tensor(y, device=device),
-            torch.as_tensor(train_indices, device=device),
-            epoch_orders,
-            thresholds,
-            activation=activation_module,
-            lr=lr,
-            batch_size=batch_size,
-            max_epochs=max_epochs,
-            test_indices=torch.as_tensor(test_indices, device=device),
-            on_snapshot=on_snapshot,
-            on_epoch=on_epoch,
-            resume=resume,
-            on_checkpoint=on_checkpoint,
-            checkpoint_every=checkpoint_every,
-            on_monitor=watcher,
-            monitor_every=None if monitor is None else monitor.every,
-        )
-
-    result = TrainingResult(
-        thresholds=thresholds,
-        widths=widths,
-        activation=activation,
-        snapshots=snapshots,
-        snapshot_epoch=run.snapshot_epoch,
-        snapshot_train_accuracy=run.snapshot_train_accuracy,
-        snapshot_test_accuracy=run.snapshot_test_accuracy,
-        train_accuracy=run.train_accuracy,
-        n_epochs_trained=run.n_epochs_trained,
-        train_indices=train_indices,
-        test_indices=test_indices,
-        seeds=seeds,
-        paths=paths,
-        topology=None if watcher is None else watcher.record(),
-    )
-    if directory is not None:
-        write_training_log(directory, result)
-    missed = ~result.reached.all(axis=1)
-    if missed.any():
-        warnings.warn(
-            f"{int(missed.sum())} of {n_networks} networks did not reach every "
-            f"threshold within max_epochs={max_epochs} (networks "
-            f"{np.flatnonzero(missed).tolist()[:10]}"
-            f"{', ...' if missed.sum() > 10 else ''}); their missing snapshots "
-            "are None and TrainingResult.log lists them. Raise max_epochs to "
-            "silence this warning.",
-            ThresholdNotReachedWarning,
-            stacklevel=2,
-        )
-    return result
+        yield on_epoch
