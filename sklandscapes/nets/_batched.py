@@ -5,6 +5,9 @@ Network ``k``'s weights of layer ``l`` are row ``k`` of a stacked tensor of shap
 network on its own minibatch, and Adam (which is elementwise) updates the stacked
 tensors as if each network had its own optimizer. Networks that passed their last
 threshold are dropped from the stacks, so they stop changing and cost nothing.
+
+What the epoch loop changes is one ``TrainingState`` (``_state``); the files of a
+run, its checkpoint and its training log, have their formats in ``_checkpoint``.
 """
 
 import contextlib
@@ -780,11 +783,11 @@ def train_networks(
         keeps the count the user chose, with ``OMP_NUM_THREADS`` or
         ``MKL_NUM_THREADS`` or a ``torch.set_num_threads`` call after
         ``sklandscapes.nets`` was imported, and otherwise uses **1 thread**:
-        these networks are too small for threads to help (a demo-sized run
-        takes as long with one thread as with all cores on an idle machine),
-        and on a machine whose cores other work keeps busy torch's threads
-        wait on each other and training gets 10 times slower or more. One
-        thread also makes the result independent of the machine's core count.
+        these networks are too small for threads to help, and on a machine
+        whose cores other work keeps busy torch's threads wait on each other
+        and training gets many times slower (``benchmarks/bench_threads.py``
+        measures it). One thread also makes the result independent of the
+        machine's core count.
     monitor : TopologicalComplexity, dict or None, default=None
         Watch topology during training: after every ``monitor.every``-th
         epoch, every network still training is run on ``monitor.inputs``

@@ -53,10 +53,12 @@ def unpad(layers, shapes):
 
 
 def make_adam(leaves, lr):
-    """Adam over the stacked tensors: one independent Adam per network."""
-    # Adam is elementwise, so one optimizer over the stacked tensors is one
-    # independent Adam per network; the fused kernel is the fastest where torch
-    # has one for this device.
+    """Adam over the stacked tensors: one independent Adam per network.
+
+    Adam is elementwise, so one optimizer over the stacked tensors updates each
+    network as its own optimizer would.
+    """
+    # The fused kernel is the fastest where torch has one for the device.
     try:
         return torch.optim.Adam(leaves, lr=lr, fused=True)
     except (RuntimeError, ValueError):
