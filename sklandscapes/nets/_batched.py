@@ -5,12 +5,13 @@ Network ``k``'s weights of layer ``l`` are row ``k`` of a stacked tensor of shap
 network on its own minibatch, and Adam (which is elementwise) updates the stacked
 tensors as if each network had its own optimizer. Networks that passed their last
 threshold are dropped from the stacks, so they stop changing and cost nothing.
+
+What the epoch loop changes is one ``TrainingState`` (``_state``); the files of a
+run, its checkpoint and its training log, have their formats in ``_checkpoint``.
 """
 
 import contextlib
 import dataclasses
-import hashlib
-import json
 import math
 import numbers
 import os
@@ -23,8 +24,20 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from tqdm.auto import tqdm
 
-from sklandscapes._io import atomic_write
-from sklandscapes.exceptions import DamagedFileWarning, SklandscapesWarning
+from sklandscapes.exceptions import SklandscapesWarning
+from sklandscapes.nets._checkpoint import (
+    CHECKPOINT_EVERY,
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    fingerprint,
+    json_float,
+    read_checkpoint,
+    snapshot_name,
+    snapshot_record,
+    training_log_texts,
+    write_checkpoint,
+    write_training_log,
+)
 from sklandscapes.nets._mlp import (
     check_widths,
     init_linear_,
@@ -34,26 +47,27 @@ from sklandscapes.nets._mlp import (
 from sklandscapes.nets._monitor import StackedMonitor, as_monitor
 from sklandscapes.nets._monitor import fingerprint as monitor_fingerprint
 from sklandscapes.nets._skorch import resolve_device
-from sklandscapes.nets._snapshots import (
-    LOG_NAME,
-    check_thresholds,
-    save_snapshot,
-    write_log,
-)
+from sklandscapes.nets._snapshots import check_thresholds, save_snapshot, write_log
+from sklandscapes.nets._state import TrainingState, pad_stacks
 
-__all__ = ["ThresholdNotReachedWarning", "TrainingResult", "train_networks"]
+# The checkpoint's and training log's public names are importable from here
+# too: sklandscapes.experiments imports training_log_texts from this module.
+__all__ = [
+    "CHECKPOINT_EVERY",
+    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_VERSION",
+    "ThresholdNotReachedWarning",
+    "TrainingResult",
+    "train_networks",
+    "training_log_texts",
+    "warn_thresholds_not_reached",
+    "write_training_log",
+]
 
 # Rows (networks x points) per chunk when scoring whole training sets: big
 # enough to amortize the per-call overhead, small enough that a chunk's
 # activations stay in the CPU cache (or a modest slice of GPU memory).
 _EVAL_ROWS = 1 << 16
-
-# Default epochs between two training checkpoints: writing one costs about as
-# much as a tenth of an epoch of the demo, and an interrupt loses at most this
-# many epochs.
-CHECKPOINT_EVERY = 10
-CHECKPOINT_FORMAT = "sklandscapes-training-checkpoint"
-CHECKPOINT_VERSION = 1
 
 # torch's intra-op thread count when this module was imported: a different
 # count later means that the user chose one, which train_networks then keeps.
@@ -84,6 +98,55 @@ class ThresholdNotReachedWarning(SklandscapesWarning):
     >>> len(missed) > 0, all(result.snapshots[0][k] is None for k in missed)
     (True, True)
     """
+
+
+def warn_thresholds_not_reached(
+    missed, *, n_networks, max_epochs, consequence, numbering=None, stacklevel=1
+):
+    """Warn that networks ended training before reaching every threshold.
+
+    The one place that issues :class:`ThresholdNotReachedWarning`.
+
+    Parameters
+    ----------
+    missed : sequence of int
+        The networks that missed a threshold, increasing.
+    n_networks : int
+        How many networks trained.
+    max_epochs : int
+        The epochs they had.
+    consequence : str
+        What became of the missed thresholds, for the reader of the warning.
+    numbering : str or None, default=None
+        How ``missed`` numbers the networks, when that needs saying.
+    stacklevel : int, default=1
+        As for ``warnings.warn``, counted from the caller of this function.
+    """
+    warnings.warn(
+        _thresholds_not_reached_message(
+            missed,
+            n_networks=n_networks,
+            max_epochs=max_epochs,
+            consequence=consequence,
+            numbering=numbering,
+        ),
+        ThresholdNotReachedWarning,
+        stacklevel=stacklevel + 1,
+    )
+
+
+def _thresholds_not_reached_message(
+    missed, *, n_networks, max_epochs, consequence, numbering
+):
+    missed = [int(network) for network in missed]
+    listed = f"{missed[:10]}{', ...' if len(missed) > 10 else ''}"
+    if numbering is not None:
+        listed += f", {numbering}"
+    return (
+        f"{len(missed)} of {n_networks} networks did not reach every threshold "
+        f"within max_epochs={max_epochs} (networks {listed}); {consequence}. "
+        "Raise max_epochs to silence this warning."
+    )
 
 
 @dataclasses.dataclass
@@ -256,7 +319,7 @@ class TrainingResult:
                     threshold=threshold,
                     epoch=int(self.snapshot_epoch[k, j]),
                     train_accuracy=float(self.snapshot_train_accuracy[k, j]),
-                    test_accuracy=_json_float(self.snapshot_test_accuracy[k, j]),
+                    test_accuracy=json_float(self.snapshot_test_accuracy[k, j]),
                     path=self.paths[j][k],
                 )
             )
@@ -268,10 +331,6 @@ class TrainingResult:
             reached_all=bool(self.reached[k].all()),
             snapshots=snapshots,
         )
-
-
-def _json_float(value):
-    return None if np.isnan(value) else float(value)
 
 
 def _check_count(value, name, minimum=1):
@@ -356,44 +415,6 @@ def _initial_stacks(widths, generators):
     return stacks
 
 
-def _pad_stacks(stacks, multiple=16):
-    """Zero-pad every hidden width up to a multiple of ``multiple``.
-
-    Small batched products whose sizes are a multiple of the SIMD width run about
-    twice as fast on the CPU (15 -> 16 in the paper's network). The padded units
-    compute exactly 0 + 0 and feed the next layer through zero weights, so the
-    logits are those of the unpadded network; the padded weights get exactly zero
-    gradient (or are zeroed, see ``_train_stacked``), so Adam leaves them at zero.
-    """
-    padded = []
-    n_in = stacks[0][0].shape[2]
-    for index, (weight, bias) in enumerate(stacks):
-        n_networks, n_out, _ = weight.shape
-        if index < len(stacks) - 1:
-            n_out_padded = -(-n_out // multiple) * multiple
-        else:
-            n_out_padded = n_out
-        new_weight = weight.new_zeros(n_networks, n_out_padded, n_in)
-        new_weight[:, :n_out, : weight.shape[2]] = weight
-        new_bias = bias.new_zeros(n_networks, n_out_padded)
-        new_bias[:, :n_out] = bias
-        padded.append((new_weight, new_bias))
-        n_in = n_out_padded
-    return padded
-
-
-def _unpad(layers, shapes):
-    """Copies of padded layers (weight, bias) cut to the true ``(n_out, n_in)``."""
-    contiguous = torch.contiguous_format
-    return [
-        (
-            weight[..., :n_out, :n_in].clone(memory_format=contiguous),
-            bias[..., :n_out].clone(memory_format=contiguous),
-        )
-        for (weight, bias), (n_out, n_in) in zip(layers, shapes)
-    ]
-
-
 def _forward(weights, biases, inputs, activation):
     """Logits of every network on its own inputs: (n, m, in) -> (n, m, out)."""
     hidden = inputs
@@ -419,30 +440,6 @@ def _accuracy(weights, biases, X, y, indices, activation):
         correct += (logits.argmax(dim=2) == y[rows]).sum(dim=1)
     # float64 division, like sklearn's accuracy_score in skorch's scoring.
     return correct.cpu().numpy() / n_points
-
-
-def _make_adam(leaves, lr, device):
-    # Adam is elementwise, so one optimizer over the stacked tensors is one
-    # independent Adam per network; the fused kernel is the fastest where torch
-    # has one for this device.
-    try:
-        return torch.optim.Adam(leaves, lr=lr, fused=True)
-    except (RuntimeError, ValueError):
-        return torch.optim.Adam(leaves, lr=lr)
-
-
-def _keep_rows(leaves, optimizer, keep, lr, device):
-    """New leaves and Adam holding only the networks (rows) in ``keep``."""
-    new_leaves = [leaf.detach()[keep].requires_grad_() for leaf in leaves]
-    new_optimizer = _make_adam(new_leaves, lr, device)
-    for old, new in zip(leaves, new_leaves):
-        state = optimizer.state.get(old)
-        if state:
-            new_optimizer.state[new] = {
-                key: (value if key == "step" else value[keep])
-                for key, value in state.items()
-            }
-    return new_leaves, new_optimizer
 
 
 @dataclasses.dataclass
@@ -526,197 +523,156 @@ def _train_stacked(
         ``final`` holds the stacked CPU weights each network had when it
         stopped (at its last threshold or at ``max_epochs``).
     """
-    n_networks, n_train = train_indices.shape
-    n_thresholds = len(thresholds)
     device = X.device
-    threshold_array = np.asarray(thresholds)
-
     shapes = [tuple(weight.shape[1:]) for weight, _ in stacks]
-    final = [t.detach().cpu().clone() for pair in stacks for t in pair]
-    padded = _pad_stacks(stacks)
-    leaves = [t.detach().clone().requires_grad_() for pair in padded for t in pair]
-    optimizer = _make_adam(leaves, lr, device)
-    # Padded units output activation(0); where that is not 0 (sigmoid) the
-    # padded input columns of the next layer would get a gradient, so zero it.
-    with torch.no_grad():
-        leaks = bool(activation(X.new_zeros(1)).item() != 0)
-    masked_columns = [
-        (2 * index, n_in)
-        for index, (_, n_in) in enumerate(shapes)
-        if leaks and padded[index][0].shape[2] > n_in
-    ]
-    training = np.arange(n_networks)
-    train_rows = train_indices
-    test_rows = test_indices
+    padded = pad_stacks(stacks)
+    setup = _Setup(
+        X=X,
+        y=y,
+        activation=activation,
+        thresholds=np.asarray(thresholds),
+        batch_size=batch_size,
+        shapes=shapes,
+        masked_columns=_masked_columns(activation, X, shapes, padded),
+    )
+    rows = dict(train_rows=train_indices, test_rows=test_indices)
+    if resume is None:
+        state = TrainingState.start(
+            stacks,
+            padded,
+            n_thresholds=len(thresholds),
+            max_epochs=max_epochs,
+            lr=lr,
+            **rows,
+        )
+    else:
+        state = TrainingState.from_checkpoint(resume, lr=lr, device=device, **rows)
 
-    train_accuracy = np.full((n_networks, max_epochs), np.nan)
-    n_epochs_trained = np.full(n_networks, max_epochs)
-    snapshot_epoch = np.full((n_networks, n_thresholds), -1)
-    snapshot_train = np.full((n_networks, n_thresholds), np.nan)
-    snapshot_test = np.full((n_networks, n_thresholds), np.nan)
-    n_reached = np.zeros(n_networks, dtype=int)
-
-    epoch = 0
-    if resume is not None:
-        epoch = int(resume["epoch"])
-        training = resume["training"].copy()
-        rows = torch.as_tensor(training, device=device)
-        train_rows = train_indices[rows]
-        test_rows = None if test_indices is None else test_indices[rows]
-        leaves = [t.to(device).requires_grad_() for t in resume["leaves"]]
-        optimizer = _make_adam(leaves, lr, device)
-        fused = bool(optimizer.defaults.get("fused"))
-        for leaf, state in zip(leaves, resume["optimizer"]):
-            if state:
-                # Fused Adam keeps its step count on the device, plain Adam on
-                # the CPU; the moments live with the weights.
-                optimizer.state[leaf] = {
-                    key: value if key == "step" and not fused else value.to(device)
-                    for key, value in state.items()
-                }
-        final = list(resume["final"])
-        train_accuracy = resume["train_accuracy"].copy()
-        n_epochs_trained = resume["n_epochs_trained"].copy()
-        snapshot_epoch = resume["snapshot_epoch"].copy()
-        snapshot_train = resume["snapshot_train"].copy()
-        snapshot_test = resume["snapshot_test"].copy()
-        n_reached = resume["n_reached"].copy()
-
-    first_epoch = epoch + 1
-    for epoch in range(first_epoch, max_epochs + 1):
-        order = epoch_orders(epoch, training).to(device)
-        epoch_rows = train_rows.gather(1, order)
-        for start in range(0, n_train, batch_size):
-            rows = epoch_rows[:, start : start + batch_size]
-            logits = _forward(leaves[0::2], leaves[1::2], X[rows], activation)
-            # Sum over networks of each network's mean loss: network k's
-            # gradient is exactly that of its own mean cross-entropy.
-            loss = (
-                F.cross_entropy(
-                    logits.flatten(0, 1), y[rows].flatten(), reduction="sum"
-                )
-                / rows.shape[1]
-            )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            for leaf, n_in in masked_columns:
-                leaves[leaf].grad[..., n_in:] = 0
-            optimizer.step()
-
-        weights, biases = leaves[0::2], leaves[1::2]
-        accuracy = _accuracy(weights, biases, X, y, train_rows, activation)
-        train_accuracy[training, epoch - 1] = accuracy
-        reached = np.searchsorted(threshold_array, accuracy, side="right")
-        crossing = np.flatnonzero(reached > n_reached[training])
-        if crossing.size:
-            test_accuracy = np.full(crossing.size, np.nan)
-            if test_rows is not None and test_rows.shape[1]:
-                select = torch.as_tensor(crossing, device=device)
-                test_accuracy = _accuracy(
-                    [w.detach()[select] for w in weights],
-                    [b.detach()[select] for b in biases],
-                    X,
-                    y,
-                    test_rows[select],
-                    activation,
-                )
-            for position, test_acc in zip(crossing, test_accuracy):
-                network = training[position]
-                layers = _unpad(
-                    [
-                        (w[position].detach().cpu(), b[position].detach().cpu())
-                        for w, b in zip(weights, biases)
-                    ],
-                    shapes,
-                )
-                for j in range(n_reached[network], reached[position]):
-                    snapshot_epoch[network, j] = epoch
-                    snapshot_train[network, j] = accuracy[position]
-                    snapshot_test[network, j] = test_acc
-                    if on_snapshot is not None:
-                        on_snapshot(
-                            network, j, epoch, accuracy[position], test_acc, layers
-                        )
-                n_reached[network] = reached[position]
-
+    for epoch in range(state.epoch + 1, max_epochs + 1):
+        order = epoch_orders(epoch, state.training).to(device)
+        accuracy = _run_epoch(state, setup, epoch, order)
+        _record_crossings(state, setup, accuracy, on_snapshot)
         if on_monitor is not None and epoch % monitor_every == 0:
-            on_monitor(
-                epoch,
-                training.copy(),
-                _unpad(
-                    [
-                        (w.detach().cpu(), b.detach().cpu())
-                        for w, b in zip(weights, biases)
-                    ],
-                    shapes,
-                ),
-            )
-        done = n_reached[training] == n_thresholds
+            on_monitor(epoch, state.training.copy(), state.layers(shapes))
+        done = state.n_reached[state.training] == len(thresholds)
         if on_epoch is not None:
             on_epoch(epoch, int((~done).sum()))
         if done.any():
-            finished = training[done]
-            n_epochs_trained[finished] = epoch
-            done_rows = torch.as_tensor(np.flatnonzero(done), device=device)
-            _store(final, leaves, shapes, torch.as_tensor(finished), done_rows)
-            keep = torch.as_tensor(np.flatnonzero(~done), device=device)
-            training = training[~done]
-            if training.size == 0:
+            if not state.drop_finished(done, shapes=shapes, lr=lr, device=device):
                 break
-            leaves, optimizer = _keep_rows(leaves, optimizer, keep, lr, device)
-            train_rows = train_rows[keep]
-            if test_rows is not None:
-                test_rows = test_rows[keep]
         if (
             on_checkpoint is not None
             and epoch % checkpoint_every == 0
             and epoch < max_epochs
         ):
-            on_checkpoint(
-                dict(
-                    epoch=epoch,
-                    training=training.copy(),
-                    leaves=[leaf.detach().cpu().clone() for leaf in leaves],
-                    optimizer=[
-                        {
-                            key: value.detach().cpu().clone()
-                            for key, value in optimizer.state.get(leaf, {}).items()
-                        }
-                        for leaf in leaves
-                    ],
-                    final=[t.clone() for t in final],
-                    train_accuracy=train_accuracy.copy(),
-                    n_epochs_trained=n_epochs_trained.copy(),
-                    snapshot_epoch=snapshot_epoch.copy(),
-                    snapshot_train=snapshot_train.copy(),
-                    snapshot_test=snapshot_test.copy(),
-                    n_reached=n_reached.copy(),
-                )
-            )
+            on_checkpoint(state.to_checkpoint())
 
-    if training.size:
-        n_epochs_trained[training] = epoch
-        _store(final, leaves, shapes, torch.as_tensor(training), slice(None))
-    n_epochs = int(n_epochs_trained.max())
+    state.stop(shapes)
+    n_epochs = int(state.n_epochs_trained.max())
     return _StackedRun(
-        train_accuracy=train_accuracy[:, :n_epochs],
-        n_epochs_trained=n_epochs_trained,
-        snapshot_epoch=snapshot_epoch,
-        snapshot_train_accuracy=snapshot_train,
-        snapshot_test_accuracy=snapshot_test,
-        final=[(final[i], final[i + 1]) for i in range(0, len(final), 2)],
+        train_accuracy=state.train_accuracy[:, :n_epochs],
+        n_epochs_trained=state.n_epochs_trained,
+        snapshot_epoch=state.snapshot_epoch,
+        snapshot_train_accuracy=state.snapshot_train,
+        snapshot_test_accuracy=state.snapshot_test,
+        final=[
+            (state.final[i], state.final[i + 1]) for i in range(0, len(state.final), 2)
+        ],
     )
 
 
-def _store(final, leaves, shapes, networks, rows):
-    """Copy the unpadded weights of ``rows`` of the stacks to ``final[networks]``."""
-    pairs = [
-        (leaves[i].detach()[rows], leaves[i + 1].detach()[rows])
-        for i in range(0, len(leaves), 2)
+@dataclasses.dataclass(frozen=True)
+class _Setup:
+    """What stays fixed while stacked networks train."""
+
+    X: torch.Tensor
+    y: torch.Tensor
+    activation: torch.nn.Module
+    thresholds: np.ndarray
+    batch_size: int
+    # The true (n_out, n_in) of every layer, inside the padded stacks.
+    shapes: list
+    # (leaf index, n_in): the padded input columns whose gradient is zeroed.
+    masked_columns: list
+
+
+def _masked_columns(activation, X, shapes, padded):
+    """``(leaf index, n_in)`` of the padded input columns to keep at zero."""
+    # Padded units output activation(0); where that is not 0 (sigmoid) the
+    # padded input columns of the next layer would get a gradient, so zero it.
+    with torch.no_grad():
+        leaks = bool(activation(X.new_zeros(1)).item() != 0)
+    return [
+        (2 * index, n_in)
+        for index, (_, n_in) in enumerate(shapes)
+        if leaks and padded[index][0].shape[2] > n_in
     ]
-    for index, (weight, bias) in enumerate(_unpad(pairs, shapes)):
-        final[2 * index][networks] = weight.cpu()
-        final[2 * index + 1][networks] = bias.cpu()
+
+
+def _run_epoch(state, setup, epoch, order):
+    """Train every network on its minibatches of one epoch, in ``order``.
+
+    Returns the training accuracy of each network still training, measured
+    after the epoch on its whole training set (and stored in ``state``).
+    """
+    X, y, batch_size = setup.X, setup.y, setup.batch_size
+    epoch_rows = state.train_rows.gather(1, order)
+    for start in range(0, state.train_rows.shape[1], batch_size):
+        rows = epoch_rows[:, start : start + batch_size]
+        logits = _forward(state.weights, state.biases, X[rows], setup.activation)
+        # Sum over networks of each network's mean loss: network k's
+        # gradient is exactly that of its own mean cross-entropy.
+        loss = (
+            F.cross_entropy(logits.flatten(0, 1), y[rows].flatten(), reduction="sum")
+            / rows.shape[1]
+        )
+        state.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        for leaf, n_in in setup.masked_columns:
+            state.leaves[leaf].grad[..., n_in:] = 0
+        state.optimizer.step()
+    accuracy = _accuracy(
+        state.weights, state.biases, X, y, state.train_rows, setup.activation
+    )
+    state.train_accuracy[state.training, epoch - 1] = accuracy
+    state.epoch = epoch
+    return accuracy
+
+
+def _record_crossings(state, setup, accuracy, on_snapshot):
+    """Snapshot every network at each threshold its ``accuracy`` passed."""
+    reached = np.searchsorted(setup.thresholds, accuracy, side="right")
+    crossing = np.flatnonzero(reached > state.n_reached[state.training])
+    if not crossing.size:
+        return
+    test_accuracy = _test_accuracy(state, setup, crossing)
+    for position, test_acc in zip(crossing, test_accuracy):
+        network = state.training[position]
+        layers = state.layers(setup.shapes, position)
+        for j in range(state.n_reached[network], reached[position]):
+            state.snapshot_epoch[network, j] = state.epoch
+            state.snapshot_train[network, j] = accuracy[position]
+            state.snapshot_test[network, j] = test_acc
+            if on_snapshot is not None:
+                on_snapshot(
+                    network, j, state.epoch, accuracy[position], test_acc, layers
+                )
+        state.n_reached[network] = reached[position]
+
+
+def _test_accuracy(state, setup, positions):
+    """Test accuracy of the networks at ``positions``; NaN without test rows."""
+    if state.test_rows is None or not state.test_rows.shape[1]:
+        return np.full(positions.size, np.nan)
+    select = torch.as_tensor(positions, device=setup.X.device)
+    return _accuracy(
+        [weight.detach()[select] for weight in state.weights],
+        [bias.detach()[select] for bias in state.biases],
+        setup.X,
+        setup.y,
+        state.test_rows[select],
+        setup.activation,
+    )
 
 
 def _state_dict(layers):
@@ -827,11 +783,11 @@ def train_networks(
         keeps the count the user chose, with ``OMP_NUM_THREADS`` or
         ``MKL_NUM_THREADS`` or a ``torch.set_num_threads`` call after
         ``sklandscapes.nets`` was imported, and otherwise uses **1 thread**:
-        these networks are too small for threads to help (a demo-sized run
-        takes as long with one thread as with all cores on an idle machine),
-        and on a machine whose cores other work keeps busy torch's threads
-        wait on each other and training gets 10 times slower or more. One
-        thread also makes the result independent of the machine's core count.
+        these networks are too small for threads to help, and on a machine
+        whose cores other work keeps busy torch's threads wait on each other
+        and training gets many times slower (``benchmarks/bench_threads.py``
+        measures it). One thread also makes the result independent of the
+        machine's core count.
     monitor : TopologicalComplexity, dict or None, default=None
         Watch topology during training: after every ``monitor.every``-th
         epoch, every network still training is run on ``monitor.inputs``
@@ -986,119 +942,242 @@ def _train_networks(
     checkpoint_every,
     monitor,
 ):
-    seeds = check_random_state(random_state).randint(
-        np.iinfo(np.int32).max, size=n_networks
+    draws = _Draws.draw(
+        random_state, n_networks=n_networks, y=y, test_size=test_size, widths=widths
     )
-    splits = [_split(y, test_size, int(seed)) for seed in seeds]
-    train_indices = np.stack([train for train, _ in splits])
-    test_indices = np.stack([test for _, test in splits])
-    generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
-    stacks = [
-        (weight.to(device), bias.to(device))
-        for weight, bias in _initial_stacks(widths, generators)
-    ]
-    n_train = train_indices.shape[1]
-
-    def epoch_orders(epoch, networks):
-        return torch.stack(
-            [torch.randperm(n_train, generator=generators[k]) for k in networks]
-        )
-
-    snapshots = [[None] * n_networks for _ in thresholds]
-    paths = [[None] * n_networks for _ in thresholds]
-    records = []
+    snapshots = _Snapshots(
+        n_networks=n_networks,
+        widths=widths,
+        activation=activation,
+        thresholds=thresholds,
+        directory=directory,
+    )
     if directory is not None:
         os.makedirs(directory, exist_ok=True)
-
-    def on_snapshot(network, j, epoch, train_acc, test_acc, layers):
-        module = mlp_from_state_dict(widths, activation, _state_dict(layers))
-        snapshots[j][network] = module
-        if directory is None:
-            return
-        name = _snapshot_name(network, j)
-        path = os.path.join(os.fspath(directory), name)
-        save_snapshot(
-            module, path, threshold=thresholds[j], accuracy=train_acc, epoch=epoch
-        )
-        paths[j][network] = path
-        records.append(
-            dict(
-                network=int(network),
-                threshold_index=j,
-                threshold=thresholds[j],
-                accuracy=float(train_acc),
-                test_accuracy=_json_float(test_acc),
-                epoch=int(epoch),
-                file=name,
-            )
-        )
-        write_log(directory, records)
-
     watcher = None
     if monitor is not None:
-        watcher = StackedMonitor(
-            monitor,
-            n_networks,
-            lambda layers: mlp_from_state_dict(widths, activation, _state_dict(layers)),
-        )
-
-    resume = None
-    on_checkpoint = None
+        watcher = StackedMonitor(monitor, n_networks, snapshots.build)
+    saved = resume = None
     if checkpoint is not None:
-        fingerprint = _fingerprint(
-            X,
-            y,
-            widths,
-            thresholds,
-            activation,
-            lr,
-            batch_size,
-            max_epochs,
-            test_size,
-            seeds,
+        run_fingerprint = fingerprint(
+            X=X,
+            y=y,
+            widths=widths,
+            thresholds=thresholds,
+            activation=activation,
+            lr=lr,
+            batch_size=batch_size,
+            max_epochs=max_epochs,
+            test_size=test_size,
+            seeds=draws.seeds,
         )
         if monitor is not None:
-            fingerprint["monitor"] = monitor_fingerprint(monitor)
-        stored = _read_checkpoint(checkpoint, fingerprint)
-        if stored is not None:
-            resume = stored["state"]
-            for generator, state in zip(generators, stored["generators"]):
-                generator.set_state(state)
-            for j, row in enumerate(stored["snapshots"]):
-                for k, state_dict in enumerate(row):
-                    if state_dict is not None:
-                        snapshots[j][k] = mlp_from_state_dict(
-                            widths, activation, state_dict
-                        )
-                        if directory is not None:
-                            paths[j][k] = os.path.join(
-                                os.fspath(directory), _snapshot_name(k, j)
-                            )
-            records.extend(stored["records"])
-            if watcher is not None:
-                watcher.restore(stored["monitor"])
+            run_fingerprint["monitor"] = monitor_fingerprint(monitor)
+        saved = _Checkpoint(checkpoint, run_fingerprint, draws, snapshots, watcher)
+        resume = saved.resume()
 
-        def on_checkpoint(state):
-            payload = dict(
-                format=CHECKPOINT_FORMAT,
-                version=CHECKPOINT_VERSION,
-                fingerprint=fingerprint,
-                state=_to_tensors(state),
-                generators=[generator.get_state() for generator in generators],
-                snapshots=[
-                    [
-                        None
-                        if module is None
-                        else {k: v.clone() for k, v in module.state_dict().items()}
-                        for module in row
-                    ]
-                    for row in snapshots
-                ],
-                records=[dict(record) for record in records],
-                monitor=None if watcher is None else watcher.state(),
+    with _progress_bar(max_epochs, resume, verbose) as on_epoch:
+        run = _train_stacked(
+            [(weight.to(device), bias.to(device)) for weight, bias in draws.stacks],
+            torch.as_tensor(X, device=device),
+            torch.as_tensor(y, device=device),
+            torch.as_tensor(draws.train_indices, device=device),
+            draws.epoch_orders,
+            thresholds,
+            activation=activation_module,
+            lr=lr,
+            batch_size=batch_size,
+            max_epochs=max_epochs,
+            test_indices=torch.as_tensor(draws.test_indices, device=device),
+            on_snapshot=snapshots.take,
+            on_epoch=on_epoch,
+            resume=resume,
+            on_checkpoint=None if saved is None else saved.write,
+            checkpoint_every=checkpoint_every,
+            on_monitor=watcher,
+            monitor_every=None if monitor is None else monitor.every,
+        )
+
+    result = _training_result(
+        run,
+        draws=draws,
+        snapshots=snapshots,
+        watcher=watcher,
+        widths=widths,
+        thresholds=thresholds,
+        activation=activation,
+    )
+    if directory is not None:
+        write_training_log(directory, result)
+    missed = np.flatnonzero(~result.reached.all(axis=1))
+    if len(missed):
+        warn_thresholds_not_reached(
+            missed,
+            n_networks=n_networks,
+            max_epochs=max_epochs,
+            consequence="their missing snapshots are None and TrainingResult.log "
+            "lists them",
+            stacklevel=2,
+        )
+    return result
+
+
+def _training_result(run, *, draws, snapshots, watcher, widths, thresholds, activation):
+    """The :class:`TrainingResult` of a ``_train_stacked`` run."""
+    return TrainingResult(
+        thresholds=thresholds,
+        widths=widths,
+        activation=activation,
+        snapshots=snapshots.modules,
+        snapshot_epoch=run.snapshot_epoch,
+        snapshot_train_accuracy=run.snapshot_train_accuracy,
+        snapshot_test_accuracy=run.snapshot_test_accuracy,
+        train_accuracy=run.train_accuracy,
+        n_epochs_trained=run.n_epochs_trained,
+        train_indices=draws.train_indices,
+        test_indices=draws.test_indices,
+        seeds=draws.seeds,
+        paths=snapshots.paths,
+        topology=None if watcher is None else watcher.record(),
+    )
+
+
+@dataclasses.dataclass
+class _Draws:
+    """Everything random about the networks of a run, drawn from its seed.
+
+    Network ``k`` depends only on ``seeds[k]``: its split, its initial weights
+    and then, from the same generator, its minibatch orders.
+    """
+
+    seeds: np.ndarray
+    train_indices: np.ndarray
+    test_indices: np.ndarray
+    generators: list
+    stacks: list
+
+    @classmethod
+    def draw(cls, random_state, *, n_networks, y, test_size, widths):
+        seeds = check_random_state(random_state).randint(
+            np.iinfo(np.int32).max, size=n_networks
+        )
+        splits = [_split(y, test_size, int(seed)) for seed in seeds]
+        generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
+        return cls(
+            seeds=seeds,
+            train_indices=np.stack([train for train, _ in splits]),
+            test_indices=np.stack([test for _, test in splits]),
+            generators=generators,
+            stacks=_initial_stacks(widths, generators),
+        )
+
+    def epoch_orders(self, epoch, networks):
+        """Each listed network's order of its training rows in ``epoch``."""
+        n_train = self.train_indices.shape[1]
+        return torch.stack(
+            [torch.randperm(n_train, generator=self.generators[k]) for k in networks]
+        )
+
+
+class _Snapshots:
+    """The snapshots of a run as they are taken, and their files in ``directory``."""
+
+    def __init__(self, *, n_networks, widths, activation, thresholds, directory):
+        self.widths = widths
+        self.activation = activation
+        self.thresholds = thresholds
+        self.directory = directory
+        self.modules = [[None] * n_networks for _ in thresholds]
+        self.paths = [[None] * n_networks for _ in thresholds]
+        # The records of snapshots.jsonl, in the order the files are written.
+        self.records = []
+
+    def build(self, layers):
+        """The MLP of one network's ``(weight, bias)`` layers."""
+        return mlp_from_state_dict(self.widths, self.activation, _state_dict(layers))
+
+    def take(self, network, j, epoch, train_acc, test_acc, layers):
+        """``_train_stacked``'s ``on_snapshot``: keep it, and write its file."""
+        module = self.build(layers)
+        self.modules[j][network] = module
+        if self.directory is None:
+            return
+        path = self._path(network, j)
+        save_snapshot(
+            module, path, threshold=self.thresholds[j], accuracy=train_acc, epoch=epoch
+        )
+        self.paths[j][network] = path
+        self.records.append(
+            snapshot_record(
+                network=network,
+                threshold_index=j,
+                threshold=self.thresholds[j],
+                accuracy=train_acc,
+                test_accuracy=test_acc,
+                epoch=epoch,
             )
-            atomic_write(checkpoint, lambda file: torch.save(payload, file))
+        )
+        write_log(self.directory, self.records)
 
+    def restore(self, state_dicts, records):
+        """The snapshots a checkpoint holds, whose files were written before it."""
+        for j, row in enumerate(state_dicts):
+            for k, state_dict in enumerate(row):
+                if state_dict is not None:
+                    self.modules[j][k] = mlp_from_state_dict(
+                        self.widths, self.activation, state_dict
+                    )
+                    if self.directory is not None:
+                        self.paths[j][k] = self._path(k, j)
+        self.records.extend(records)
+
+    def _path(self, network, j):
+        return os.path.join(os.fspath(self.directory), snapshot_name(network, j))
+
+
+@dataclasses.dataclass
+class _Checkpoint:
+    """A run's checkpoint file: what resumes from it, and what writes it."""
+
+    path: object
+    fingerprint: dict
+    draws: _Draws
+    snapshots: _Snapshots
+    watcher: object
+
+    def resume(self):
+        """The stored ``TrainingState.to_checkpoint()``, or ``None``.
+
+        The rest of the run (minibatch orders, snapshots, monitor) continues
+        from the checkpoint too.
+        """
+        # stacklevel 3: a warning about the file points at train_networks.
+        stored = read_checkpoint(self.path, self.fingerprint, stacklevel=3)
+        if stored is None:
+            return None
+        for generator, state in zip(self.draws.generators, stored["generators"]):
+            generator.set_state(state)
+        self.snapshots.restore(stored["snapshots"], stored["records"])
+        if self.watcher is not None:
+            self.watcher.restore(stored["monitor"])
+        return stored["state"]
+
+    def write(self, state):
+        """``_train_stacked``'s ``on_checkpoint``: the whole run, to the file."""
+        write_checkpoint(
+            self.path,
+            fingerprint=self.fingerprint,
+            state=state,
+            generators=self.draws.generators,
+            snapshots=self.snapshots.modules,
+            records=self.snapshots.records,
+            monitor=None if self.watcher is None else self.watcher.state(),
+        )
+
+
+@contextlib.contextmanager
+def _progress_bar(max_epochs, resume, verbose):
+    """A tqdm bar over epochs, and the ``on_epoch`` that advances it."""
     start = 0 if resume is None else int(resume["epoch"])
     with tqdm(
         total=max_epochs, initial=start, disable=not verbose, unit="epoch"
@@ -1108,188 +1187,4 @@ def _train_networks(
             bar.set_postfix(training=n_training)
             bar.update()
 
-        run = _train_stacked(
-            stacks,
-            torch.as_tensor(X, device=device),
-            torch.as_tensor(y, device=device),
-            torch.as_tensor(train_indices, device=device),
-            epoch_orders,
-            thresholds,
-            activation=activation_module,
-            lr=lr,
-            batch_size=batch_size,
-            max_epochs=max_epochs,
-            test_indices=torch.as_tensor(test_indices, device=device),
-            on_snapshot=on_snapshot,
-            on_epoch=on_epoch,
-            resume=resume,
-            on_checkpoint=on_checkpoint,
-            checkpoint_every=checkpoint_every,
-            on_monitor=watcher,
-            monitor_every=None if monitor is None else monitor.every,
-        )
-
-    result = TrainingResult(
-        thresholds=thresholds,
-        widths=widths,
-        activation=activation,
-        snapshots=snapshots,
-        snapshot_epoch=run.snapshot_epoch,
-        snapshot_train_accuracy=run.snapshot_train_accuracy,
-        snapshot_test_accuracy=run.snapshot_test_accuracy,
-        train_accuracy=run.train_accuracy,
-        n_epochs_trained=run.n_epochs_trained,
-        train_indices=train_indices,
-        test_indices=test_indices,
-        seeds=seeds,
-        paths=paths,
-        topology=None if watcher is None else watcher.record(),
-    )
-    if directory is not None:
-        write_training_log(directory, result)
-    missed = ~result.reached.all(axis=1)
-    if missed.any():
-        warnings.warn(
-            f"{int(missed.sum())} of {n_networks} networks did not reach every "
-            f"threshold within max_epochs={max_epochs} (networks "
-            f"{np.flatnonzero(missed).tolist()[:10]}"
-            f"{', ...' if missed.sum() > 10 else ''}); their missing snapshots "
-            "are None and TrainingResult.log lists them. Raise max_epochs to "
-            "silence this warning.",
-            ThresholdNotReachedWarning,
-            stacklevel=2,
-        )
-    return result
-
-
-def _snapshot_name(network, threshold_index):
-    return f"network{network:04d}_threshold{threshold_index:02d}.pt"
-
-
-def write_training_log(directory, result):
-    """Write ``training_log.json`` and ``snapshots.jsonl`` of ``result`` anew."""
-    for name, text in training_log_texts(result).items():
-        atomic_write(
-            os.path.join(directory, name), lambda f, text=text: f.write(text.encode())
-        )
-
-
-def training_log_texts(result):
-    """The text of ``training_log.json`` and ``snapshots.jsonl`` of ``result``.
-
-    Paths in them are relative to the snapshot folder, so that it can be
-    moved; the records are in the order the snapshots were taken.
-    """
-    local = dataclasses.replace(
-        result,
-        paths=[
-            [None if path is None else os.path.basename(path) for path in row]
-            for row in result.paths
-        ],
-    )
-    taken = sorted(
-        (int(result.snapshot_epoch[k, j]), int(k), int(j))
-        for k, j in zip(*np.nonzero(result.reached))
-    )
-    records = [
-        dict(
-            network=k,
-            threshold_index=j,
-            threshold=result.thresholds[j],
-            accuracy=float(result.snapshot_train_accuracy[k, j]),
-            test_accuracy=_json_float(result.snapshot_test_accuracy[k, j]),
-            epoch=epoch,
-            file=_snapshot_name(k, j),
-        )
-        for epoch, k, j in taken
-    ]
-    return {
-        "training_log.json": json.dumps(local.log, indent=1),
-        LOG_NAME: "".join(json.dumps(record) + "\n" for record in records),
-    }
-
-
-def _fingerprint(
-    X, y, widths, thresholds, activation, lr, batch_size, max_epochs, test_size, seeds
-):
-    """What a checkpoint must have been written for, as plain values."""
-    digest = hashlib.sha256()
-    for array in (X, y):
-        digest.update(str((array.dtype, array.shape)).encode())
-        digest.update(np.ascontiguousarray(array).tobytes())
-    return dict(
-        data=digest.hexdigest(),
-        widths=list(widths),
-        thresholds=list(thresholds),
-        activation=activation,
-        lr=float(lr),
-        batch_size=int(batch_size),
-        max_epochs=int(max_epochs),
-        test_size=float(test_size),
-        seeds=[int(seed) for seed in seeds],
-    )
-
-
-def _to_tensors(state):
-    """NumPy arrays as tensors, so that ``torch.load(weights_only=True)`` reads them."""
-    return {
-        key: torch.from_numpy(value.copy()) if isinstance(value, np.ndarray) else value
-        for key, value in state.items()
-    }
-
-
-def _read_checkpoint(path, fingerprint):
-    """The stored checkpoint, or ``None`` (after a warning) when it is unusable."""
-    if not os.path.exists(path):
-        return None
-    try:
-        stored = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(stored, dict) or stored.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"not a file of format {CHECKPOINT_FORMAT!r}")
-        if stored.get("version") != CHECKPOINT_VERSION:
-            raise ValueError(f"version {stored.get('version')!r}")
-        state = {
-            key: value.numpy() if key in _ARRAY_KEYS else value
-            for key, value in stored["state"].items()
-        }
-        stored["state"] = state
-        for key in ("generators", "snapshots", "records"):
-            stored[key]  # noqa: B018 - a missing key means a damaged file
-    except Exception as exc:  # noqa: BLE001 - any failure to read means damaged
-        lines = str(exc).strip().splitlines()
-        reason = type(exc).__name__ + (f": {lines[0]}" if lines else "")
-        _discard_checkpoint(path, f"is damaged ({reason})")
-        return None
-    if stored.get("fingerprint") != fingerprint:
-        changed = sorted(
-            key
-            for key in {*fingerprint, *stored.get("fingerprint", {})}
-            if stored.get("fingerprint", {}).get(key) != fingerprint.get(key)
-        )
-        _discard_checkpoint(
-            path, f"was written for other arguments (differs in {', '.join(changed)})"
-        )
-        return None
-    return stored
-
-
-_ARRAY_KEYS = (
-    "training",
-    "train_accuracy",
-    "n_epochs_trained",
-    "snapshot_epoch",
-    "snapshot_train",
-    "snapshot_test",
-    "n_reached",
-)
-
-
-def _discard_checkpoint(path, problem):
-    warnings.warn(
-        f"training checkpoint {os.fspath(path)!r} {problem}; deleted, training "
-        "starts over",
-        DamagedFileWarning,
-        stacklevel=4,
-    )
-    with contextlib.suppress(OSError):
-        os.unlink(path)
+        yield on_epoch
