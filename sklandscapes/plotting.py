@@ -379,24 +379,15 @@ def plot_landscapes(
     for row, g in enumerate(group_rows):
         for column, layer in enumerate(layers):
             ax = axes[row, column]
-            for k, curve in enumerate(cube[g, layer, homology_dimension], start=1):
-                listed = not ramp or k in (1, n_levels)
-                (line,) = ax.plot(
-                    x,
-                    curve,
-                    lw=1,
-                    color=colors[k - 1],
-                    label=f"$\\lambda_{{{k}}}$" if listed else "_nolegend_",
-                )
-                if band is not None:
-                    ax.fill_between(
-                        x,
-                        lower[g, layer, homology_dimension, k - 1],
-                        upper[g, layer, homology_dimension, k - 1],
-                        color=line.get_color(),
-                        alpha=0.25,
-                        lw=0,
-                    )
+            cell = (g, layer, homology_dimension)
+            _draw_levels(
+                ax,
+                x,
+                cube[cell],
+                None if band is None else (lower[cell], upper[cell]),
+                colors,
+                ramp,
+            )
             if row == 0:
                 ax.set_title(f"layer {layer}")
             if column == 0:
@@ -420,6 +411,30 @@ def plot_landscapes(
         title += f"\nshaded: {band.description} of the average"
     fig.suptitle(title)
     return fig
+
+
+def _draw_levels(ax, x, curves, bands, colors, ramp):
+    """One line per landscape level, shaded by its band; with a colour
+    ramp, only the first and last levels are named in the legend."""
+    n_levels = len(curves)
+    for k, curve in enumerate(curves, start=1):
+        listed = not ramp or k in (1, n_levels)
+        (line,) = ax.plot(
+            x,
+            curve,
+            lw=1,
+            color=colors[k - 1],
+            label=f"$\\lambda_{{{k}}}$" if listed else "_nolegend_",
+        )
+        if bands is not None:
+            ax.fill_between(
+                x,
+                bands[0][k - 1],
+                bands[1][k - 1],
+                color=line.get_color(),
+                alpha=0.25,
+                lw=0,
+            )
 
 
 def _positions(all_groups, groups, name, source="a label of y"):
@@ -1037,6 +1052,32 @@ def plot_training_complexity(
     >>> len(fig.axes[1].lines)  # one line per layer
     3
     """
+    values, epochs, layer_names = _check_training_complexity(
+        complexity, epochs, layer_names, band
+    )
+    n_networks, _, n_layers = values.shape
+    mean, spread = _mean_over_networks(values)
+    if fig is None:
+        fig = _figure(figsize=(11, 4), layout="constrained")
+    heat_ax, line_ax = fig.subplots(1, 2, width_ratios=(1.1, 1))
+    how = f"mean of {n_networks} networks" if n_networks > 1 else "one network"
+    image = heat_ax.pcolormesh(
+        _edges(epochs), np.arange(n_layers + 1) - 0.5, mean.T, cmap="viridis"
+    )
+    heat_ax.set_yticks(np.arange(n_layers), layer_names, fontsize="small")
+    heat_ax.set_xlabel(x_name)
+    heat_ax.set_ylabel("layer")
+    heat_ax.set_title(f"Complexity per layer ({how})")
+    bar = fig.colorbar(image, ax=heat_ax)
+    bar.set_label("mean complexity (landscape norm)")
+    _complexity_lines(
+        line_ax, values, epochs, (mean, spread), layer_names, band, x_name
+    )
+    return fig
+
+
+def _check_training_complexity(complexity, epochs, layer_names, band):
+    """The records as (n_networks, n_records, n_layers), their epochs, names."""
     values = np.asarray(complexity, dtype=np.float64)
     if values.ndim == 2:
         values = values[None]
@@ -1045,7 +1086,7 @@ def plot_training_complexity(
             "complexity must have shape (n_networks, n_records, n_layers) or "
             f"(n_records, n_layers), got {np.shape(complexity)}."
         )
-    n_networks, n_records, n_layers = values.shape
+    _, n_records, n_layers = values.shape
     epochs = (
         np.arange(1, n_records + 1) if epochs is None else np.asarray(epochs, float)
     )
@@ -1068,59 +1109,56 @@ def plot_training_complexity(
             "every record needs at least one network with finite values; "
             "drop the records where no network was measured."
         )
+    return values, epochs, layer_names
+
+
+def _mean_over_networks(values):
+    """Mean and standard deviation over the networks measured (finite) at each
+    record: a stopped network (NaN) counts in none of them."""
+    measured = np.isfinite(values).any(axis=2)
     count = measured.sum(axis=0)
-    nonnegative = bool(np.nanmin(values) >= 0)
     filled = np.where(np.isfinite(values), values, 0.0)
     mean = filled.sum(axis=0) / count[:, None]
     spread = np.sqrt(
         (np.where(np.isfinite(values), values - mean, 0.0) ** 2).sum(axis=0)
         / count[:, None]
     )
-    if fig is None:
-        fig = _figure(figsize=(11, 4), layout="constrained")
-    heat_ax, line_ax = fig.subplots(1, 2, width_ratios=(1.1, 1))
-    how = f"mean of {n_networks} networks" if n_networks > 1 else "one network"
-    image = heat_ax.pcolormesh(
-        _edges(epochs), np.arange(n_layers + 1) - 0.5, mean.T, cmap="viridis"
-    )
-    heat_ax.set_yticks(np.arange(n_layers), layer_names, fontsize="small")
-    heat_ax.set_xlabel(x_name)
-    heat_ax.set_ylabel("layer")
-    heat_ax.set_title(f"Complexity per layer ({how})")
-    bar = fig.colorbar(image, ax=heat_ax)
-    bar.set_label("mean complexity (landscape norm)")
+    return mean, spread
 
+
+def _complexity_lines(ax, values, epochs, moments, layer_names, band, x_name):
+    """One line per layer against the epochs, with its band across networks."""
+    mean, spread = moments
+    n_networks, _, n_layers = values.shape
+    nonnegative = bool(np.nanmin(values) >= 0)
     colours = _layer_colours(n_layers)
     for layer in range(n_layers):
-        (line,) = line_ax.plot(
-            epochs, mean[:, layer], color=colours[layer], label=layer_names[layer]
-        )
+        ax.plot(epochs, mean[:, layer], color=colours[layer], label=layer_names[layer])
         if band is not None and n_networks > 1:
             if band == "std":
                 low, high = _std_band(mean[:, layer], spread[:, layer], nonnegative)
             else:
                 low = np.nanmin(values[:, :, layer], axis=0)
                 high = np.nanmax(values[:, :, layer], axis=0)
-            line_ax.fill_between(epochs, low, high, color=colours[layer], alpha=0.15)
+            ax.fill_between(epochs, low, high, color=colours[layer], alpha=0.15)
     band_text = {
         "std": "bands: ± 1 std. across networks" + (", cut at 0" * nonnegative),
         "range": "bands: min to max across networks",
     }
-    title = "Complexity against " + x_name
+    title = f"Complexity against {x_name}"
     if band is not None and n_networks > 1:
         title += f"\n({band_text[band]})"
-    line_ax.set_title(title, fontsize="medium")
-    line_ax.set_xlabel(x_name)
-    line_ax.set_ylabel("topological complexity (landscape norm)")
+    ax.set_title(title, fontsize="medium")
+    ax.set_xlabel(x_name)
+    ax.set_ylabel("topological complexity (landscape norm)")
     # Outside the axes: the lines of all layers span the whole height.
-    line_ax.legend(
+    ax.legend(
         title="layer",
         fontsize="x-small",
         ncols=2 if n_layers > 12 else 1,
         loc="upper left",
         bbox_to_anchor=(1.01, 1.0),
     )
-    return fig
 
 
 def _std_band(mean, std, nonnegative):
