@@ -5,6 +5,9 @@ import sys
 import warnings
 from pathlib import Path
 
+from sklandscapes import __version__, experiments
+from sklandscapes.experiments._config import EXPERIMENTS, PRESETS, preset_values
+
 __all__ = ["main"]
 
 _DESCRIPTION = """\
@@ -32,11 +35,8 @@ def _parser():
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    from sklandscapes import __version__
-
     parser.add_argument("--version", action="version", version=__version__)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
     demo = commands.add_parser(
         "demo",
         help="the fast synthetic experiment, written to ./sklandscapes-out",
@@ -45,20 +45,31 @@ def _parser():
         "--out and recomputes nothing stored there.",
     )
     _add_runtime_options(demo, default_out="sklandscapes-out")
-
     run = commands.add_parser(
         "run",
         help="run one experiment with chosen settings",
         description="Run the synthetic (nine disks) or digits experiment.",
     )
-    run.add_argument("experiment", choices=("synthetic", "digits"))
+    _add_run_options(run)
+    _add_runtime_options(run, default_out=None)
+    return parser
+
+
+def _add_run_options(run):
+    """The experiment and its settings; the defaults are the presets'."""
+    run.add_argument("experiment", choices=EXPERIMENTS)
     run.add_argument(
         "--preset",
-        choices=("fast", "paper"),
+        choices=PRESETS,
         default="fast",
         help="fast: minutes on 2 CPU cores; paper: the paper's scale (default: fast)",
     )
-    run.add_argument("--networks", type=int, metavar="N", help="number of networks")
+    run.add_argument(
+        "--networks",
+        type=int,
+        metavar="N",
+        help=f"number of networks (default: {_preset_values('n_networks')})",
+    )
     run.add_argument(
         "--thresholds",
         type=float,
@@ -79,23 +90,30 @@ def _parser():
         metavar="N",
         help="most training epochs per network; a network that has not reached a "
         "threshold by then has no snapshot there (default: the preset's, "
-        "synthetic 200 fast / 1000 paper, digits 100 / 500)",
+        f"{_preset_values('max_epochs')})",
     )
     run.add_argument(
         "--permutations",
         type=int,
         metavar="N",
         help="random relabelings per pair of thresholds in the permutation test; "
-        "the smallest p-value is 1/(N+1) (default: 2000 fast, 10000 paper)",
+        "the smallest p-value is 1/(N+1) "
+        f"(default: {_preset_values('n_permutations')})",
     )
-    run.add_argument("--seed", type=int, metavar="N", help="random seed (default: 0)")
+    run.add_argument(
+        "--seed",
+        type=int,
+        metavar="N",
+        help=f"random seed (default: {_preset_values('seed')})",
+    )
     run.add_argument(
         "--monitor-every",
         type=int,
         metavar="N",
         help="watch topology during training: every N epochs, the topological "
-        "complexity of every layer of every network on 200 points of the batch; "
-        "the report draws it (dynamics.png) and keeps the curves (dynamics.npz) "
+        "complexity of every layer of every network on "
+        f"{_preset_values('monitor_points')} points of the batch; the report "
+        "draws it (dynamics.png) and keeps the curves (dynamics.npz) "
         "(default: off)",
     )
     run.add_argument(
@@ -104,8 +122,29 @@ def _parser():
         metavar="PATH",
         help="digits: folder or file with local MNIST data (IDX or .npz)",
     )
-    _add_runtime_options(run, default_out=None)
-    return parser
+
+
+def _preset_values(name):
+    """A configuration field's value in every preset, for the help.
+
+    One value where all presets agree; ``"2000 fast, 10000 paper"`` where
+    the experiments agree; else ``"synthetic 200 fast / 400 paper, digits
+    100 fast / 500 paper"``.
+    """
+    values = preset_values(name)
+    if len(set(values.values())) == 1:
+        return f"{next(iter(values.values()))}"
+    per_preset = [{values[e, preset] for e in EXPERIMENTS} for preset in PRESETS]
+    if all(len(agreed) == 1 for agreed in per_preset):
+        return ", ".join(
+            f"{next(iter(agreed))} {preset}"
+            for agreed, preset in zip(per_preset, PRESETS)
+        )
+    return ", ".join(
+        f"{experiment} "
+        + " / ".join(f"{values[experiment, preset]} {preset}" for preset in PRESETS)
+        for experiment in EXPERIMENTS
+    )
 
 
 def _add_runtime_options(parser, default_out):
@@ -172,37 +211,13 @@ def main(argv=None):
     2
     """
     args = _parser().parse_args(argv)
-    # Imported here so that --help answers at once.
-    from sklandscapes.experiments import ExperimentError, make_config, run_experiment
-
     try:
-        if args.resume and args.force:
-            raise ExperimentError(
-                "--resume and --force exclude each other: --resume continues the "
-                "run in --out, --force deletes it; pass one of them"
-            )
-        if args.command == "demo":
-            config = make_config("synthetic", "fast")
-        else:
-            config = make_config(
-                args.experiment,
-                args.preset,
-                n_networks=args.networks,
-                thresholds=args.thresholds,
-                widths=args.widths,
-                max_epochs=args.max_epochs,
-                n_permutations=args.permutations,
-                seed=args.seed,
-                monitor_every=args.monitor_every,
-                mnist_path=None if args.mnist is None else str(args.mnist),
-            )
-        if args.scheduler and args.backend != "dask":
-            raise ExperimentError("--scheduler needs --backend dask")
+        config = _config(args)
         out = args.out or Path(f"sklandscapes-{config.experiment}-{config.preset}")
         with warnings.catch_warnings():
             # A shell user gets warnings as one line, without our source line.
             warnings.showwarning = _show_warning
-            result = run_experiment(
+            result = experiments.run_experiment(
                 config,
                 out,
                 # The demo continues its run unless told to start over.
@@ -214,7 +229,7 @@ def main(argv=None):
                 scheduler=args.scheduler,
                 verbose=0 if args.quiet else 1,
             )
-    except ExperimentError as exc:
+    except experiments.ExperimentError as exc:
         print(f"sklandscapes: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -227,6 +242,33 @@ def main(argv=None):
     print(f"Report: {result.out / 'report.md'}")
     print(f"Results: {result.out / 'results.npz'}")
     return 0
+
+
+def _config(args):
+    """The configuration the arguments ask for, with the options checked."""
+    if args.resume and args.force:
+        raise experiments.ExperimentError(
+            "--resume and --force exclude each other: --resume continues the "
+            "run in --out, --force deletes it; pass one of them"
+        )
+    if args.command == "demo":
+        config = experiments.make_config("synthetic", "fast")
+    else:
+        config = experiments.make_config(
+            args.experiment,
+            args.preset,
+            n_networks=args.networks,
+            thresholds=args.thresholds,
+            widths=args.widths,
+            max_epochs=args.max_epochs,
+            n_permutations=args.permutations,
+            seed=args.seed,
+            monitor_every=args.monitor_every,
+            mnist_path=None if args.mnist is None else str(args.mnist),
+        )
+    if args.scheduler and args.backend != "dask":
+        raise experiments.ExperimentError("--scheduler needs --backend dask")
+    return config
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):

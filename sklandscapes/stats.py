@@ -43,6 +43,7 @@ __all__ = [
     "CurveProjection",
     "PermutationTest",
     "confidence_band",
+    "holm_adjust",
     "landscape_curve_projection",
     "landscape_norms",
     "mean_landscapes",
@@ -614,6 +615,50 @@ def landscape_curve_projection(X, y, shape, n_components=2, grid=None):
     pca = PCA(n_components=n_components, svd_solver="full").fit(points)
     coordinates = pca.transform(points).reshape(len(groups), shape[0], n_components)
     return CurveProjection(groups, coordinates, pca.explained_variance_ratio_)
+
+
+def holm_adjust(pvalues):
+    """Holm's step-down adjustment of a family of p-values.
+
+    The ``i``-th smallest of ``m`` p-values is multiplied by ``m - i``
+    (``i`` from 0), a running maximum keeps the adjusted values in the same
+    order as the raw ones, and values above 1 are cut to 1. Rejecting where
+    the adjusted value is at most ``alpha`` keeps the family-wise error rate
+    at most ``alpha`` under any dependence between the tests.
+
+    Parameters
+    ----------
+    pvalues : array-like of shape (n_tests,)
+        The raw p-values of the family.
+
+    Returns
+    -------
+    adjusted : ndarray of shape (n_tests,)
+        Holm-adjusted p-values, in the order of ``pvalues``.
+
+    See Also
+    --------
+    PermutationTest : its ``pvalues_`` above the diagonal form such a family;
+        the per-layer p-values are adjusted by Westfall and Young's maxT instead.
+
+    References
+    ----------
+    S. Holm, "A simple sequentially rejective multiple test procedure",
+    Scandinavian Journal of Statistics 6(2), 65-70, 1979.
+
+    Examples
+    --------
+    >>> from sklandscapes.stats import holm_adjust
+    >>> holm_adjust([0.01, 0.04, 0.03, 0.005]).tolist()
+    [0.03, 0.06, 0.06, 0.02]
+    """
+    pvalues = np.asarray(pvalues, dtype=float)
+    order = np.argsort(pvalues)
+    m = len(pvalues)
+    steps = np.maximum.accumulate(pvalues[order] * (m - np.arange(m)))
+    adjusted = np.empty(m)
+    adjusted[order] = np.minimum(steps, 1.0)
+    return adjusted
 
 
 class PermutationTest(BaseEstimator):

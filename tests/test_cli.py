@@ -226,7 +226,7 @@ def test_bad_options_are_refused_before_any_work(case, tmp_path, capsys, monkeyp
         raise AssertionError("work started")
 
     pytest.importorskip("torch")
-    monkeypatch.setattr("sklandscapes.experiments._compute.load_data", no_work)
+    monkeypatch.setattr("sklandscapes.experiments._data.load_data", no_work)
     monkeypatch.setattr("sklandscapes.nets.train_networks", no_work)
     code = main(["run", "synthetic", "--quiet", *extra])
     err = capsys.readouterr().err

@@ -22,8 +22,11 @@ from sklandscapes import experiments  # noqa: E402
 from sklandscapes.exceptions import DamagedFileWarning  # noqa: E402
 from sklandscapes.experiments import (  # noqa: E402
     ExperimentError,
-    _compute,
+    _background,
+    _data,
+    _diagrams,
     _folder,
+    _training,
     make_config,
     run_experiment,
 )
@@ -165,12 +168,12 @@ def test_complexity_is_exact_and_report_numbers_come_from_tables(baseline):
 
 
 def test_holm_adjustment_matches_the_definition():
+    from sklandscapes.stats import holm_adjust
+
     p = np.array([0.01, 0.04, 0.03, 0.005])
     # Sorted: 0.005*4, 0.01*3, 0.03*2, 0.04*1 -> running max 0.02, 0.03, 0.06, 0.06
-    np.testing.assert_allclose(
-        _compute.holm_adjust(p), [0.03, 0.06, 0.06, 0.02], rtol=1e-12
-    )
-    assert _compute.holm_adjust([0.9, 0.8]).max() == 1.0
+    np.testing.assert_allclose(holm_adjust(p), [0.03, 0.06, 0.06, 0.02], rtol=1e-12)
+    assert holm_adjust([0.9, 0.8]).max() == 1.0
 
 
 def small_digits_config(**overrides):
@@ -200,7 +203,9 @@ def test_two_jobs_with_several_subsamples_give_the_one_job_results(
     config = small_digits_config(n_networks=2, n_subsamples=3)
     # Without the diagrams during training, the threads compute every sample.
     monkeypatch.setattr(
-        _compute, "diagrams_during_training", lambda *a: contextlib.nullcontext()
+        _background,
+        "diagrams_during_training",
+        lambda *args, **kwargs: contextlib.nullcontext(),
     )
     two = run_experiment(config, tmp_path / "two", n_jobs=2, verbose=0)
     one = run_experiment(config, tmp_path / "one", n_jobs=1, verbose=0)
@@ -220,7 +225,7 @@ def test_digits_input_layer_is_centered_by_the_paper_rule(tmp_path):
     config = small_digits_config()
     result = run_experiment(config, tmp_path, verbose=0)
     stored = _folder.load_diagrams(_folder.diagram_path(tmp_path, (0, 0, 0)))
-    batch = _compute.load_data(config).batches[0].astype(np.float64)
+    batch = _data.load_data(config).batches[0].astype(np.float64)
     rips = RipsPersistence(local=True)
     for center, same in ((True, True), ("auto", False)):
         normalized = ActivationNormalizer(method="local", center=center)
@@ -414,9 +419,9 @@ def test_missing_mnist_is_a_clear_error(tmp_path):
 
 def test_unreachable_scheduler(tmp_path, monkeypatch):
     pytest.importorskip("dask.distributed")
-    monkeypatch.setattr(_compute, "_SCHEDULER_TIMEOUT", "1s")
+    monkeypatch.setattr(_diagrams, "_SCHEDULER_TIMEOUT", "1s")
     with pytest.raises(ExperimentError, match="cannot reach the Dask scheduler"):
-        with _compute.backend("dask", "tcp://127.0.0.1:9", None):
+        with _diagrams.backend("dask", "tcp://127.0.0.1:9", None):
             pass
 
 
@@ -432,7 +437,7 @@ def test_synthetic_presets_keep_the_input_layers_nine_holes(preset):
     from sklandscapes.normalization import ActivationNormalizer
 
     config = make_config("synthetic", preset)
-    batch = _compute.load_data(config).batches[0].astype(np.float64)
+    batch = _data.load_data(config).batches[0].astype(np.float64)
     diagrams = RipsPersistence().fit_transform(
         ActivationNormalizer().fit_transform([batch])
     )
@@ -482,13 +487,12 @@ def flip_a_data_byte(path):
 
 def stages(config, out):
     """The training and diagram stages of a resumed run, without the report."""
-    data = _compute.load_data(config)
-    training = _compute.train(config, data.X, data.y, out, "cpu", 0)
-    timings = {"extraction": 0.0, "persistence": 0.0}
-    keys, diagrams = _compute.compute_diagrams(
-        config, training, data.batches, out, None, "cpu", 0, timings
+    data = _data.load_data(config)
+    training = _training.train(config, data.X, data.y, out, "cpu", 0)
+    computed = _diagrams.compute_diagrams(
+        config, training, batches=data.batches, out=out, n_jobs=None, device="cpu"
     )
-    return training, diagrams
+    return training, computed.diagrams
 
 
 def assert_same_diagrams(first, second):
@@ -522,12 +526,12 @@ def test_damaged_diagram_file_is_reported_and_recomputed(
 @pytest.mark.parametrize("damage", [cut_in_half, empty], ids=["cut-in-half", "empty"])
 def test_damaged_training_group_is_reported_and_retrained(baseline, tmp_path, damage):
     out = copy_run(baseline, tmp_path)
-    expected = _compute._load_group(out / GROUP)
+    expected = _training._load_group(out / GROUP)
     damage(out / GROUP)
     with pytest.warns(DamagedFileWarning, match=rf"{GROUP}.*is damaged"):
         training, _ = stages(tiny_config(), out)
     assert_same_training(training, expected)
-    assert_same_training(_compute._load_group(out / GROUP), expected)
+    assert_same_training(_training._load_group(out / GROUP), expected)
 
 
 @pytest.mark.parametrize(
@@ -596,7 +600,7 @@ def test_moved_and_damaged_folder_resumes_to_the_same_results(
     for path in out.rglob("*"):
         if path.suffix in (".json", ".jsonl", ".md"):
             assert str(baseline.out) not in path.read_text(), path
-    stored = _compute._load_group(out / GROUP)
+    stored = _training._load_group(out / GROUP)
     assert (
         stored.paths[0][0] == "training/snapshots/group0000/network0000_threshold00.pt"
     )
@@ -628,10 +632,10 @@ def test_training_interrupted_mid_group_resumes_bit_for_bit(
 ):
     import sklandscapes.nets._batched as batched
 
-    expected = _compute._load_group(baseline.out / GROUP)
+    expected = _training._load_group(baseline.out / GROUP)
     n_epochs = int(expected.n_epochs_trained.max())
     assert n_epochs >= 4  # else there is no middle to interrupt in
-    monkeypatch.setattr(_compute, "_CHECKPOINT_EVERY", 2)
+    monkeypatch.setattr(_training, "_CHECKPOINT_EVERY", 2)
     real = batched._accuracy
     seen = []
 
@@ -668,7 +672,7 @@ def test_training_interrupted_mid_group_resumes_bit_for_bit(
         first.read_bytes() == (baseline.out / first.relative_to(tmp_path)).read_bytes()
     )
     assert not checkpoint.exists()
-    assert_same_training(_compute._load_group(tmp_path / GROUP), expected)
+    assert_same_training(_training._load_group(tmp_path / GROUP), expected)
     np.testing.assert_array_equal(result.landscapes, baseline.landscapes)
     np.testing.assert_array_equal(result.norms, baseline.norms)
     np.testing.assert_array_equal(result.test.pvalues_, baseline.test.pvalues_)
@@ -682,7 +686,7 @@ def test_group_with_absolute_paths_of_another_machine_maps_to_the_folder(
     import torch
 
     out = copy_run(baseline, tmp_path)
-    group = _compute._load_group(out / GROUP)
+    group = _training._load_group(out / GROUP)
     elsewhere = tmp_path / "other-machine"
     old = dataclasses.replace(
         group,
@@ -707,9 +711,9 @@ def test_missed_thresholds_are_numbered_across_groups(tmp_path):
     config = tiny_config(
         n_networks=3, networks_per_group=2, thresholds=(0.6, 0.999), max_epochs=2
     )
-    data = _compute.load_data(config)
+    data = _data.load_data(config)
     with pytest.warns(ThresholdNotReachedWarning) as caught:
-        _compute.train(config, data.X, data.y, tmp_path, "cpu", 0)
+        _training.train(config, data.X, data.y, tmp_path, "cpu", 0)
     missed = [w for w in caught if w.category is ThresholdNotReachedWarning]
     assert len(missed) == 1
     assert "3 of 3 networks" in str(missed[0].message)
@@ -726,8 +730,8 @@ def test_diagrams_computed_once_equal_the_pipeline_on_every_sample(baseline, tmp
     from sklandscapes.activations import ActivationExtractor
 
     config = tiny_config()
-    data = _compute.load_data(config)
-    training = _compute.train(config, data.X, data.y, baseline.out, "cpu", 0)
+    data = _data.load_data(config)
+    training = _training.train(config, data.X, data.y, baseline.out, "cpu", 0)
     # Network 0 crosses both thresholds in one epoch: its two snapshots are one.
     epochs = training.snapshot_epoch.copy()
     epochs[0, 1] = epochs[0, 0]
@@ -735,15 +739,14 @@ def test_diagrams_computed_once_equal_the_pipeline_on_every_sample(baseline, tmp
     snapshots[1][0] = snapshots[0][0]
     training = dataclasses.replace(training, snapshot_epoch=epochs, snapshots=snapshots)
     (tmp_path / "diagrams").mkdir()
-    timings = {"extraction": 0.0, "persistence": 0.0}
-    work = {}
-    keys, diagrams = _compute.compute_diagrams(
-        config, training, data.batches, tmp_path, None, "cpu", 0, timings, work
+    computed = _diagrams.compute_diagrams(
+        config, training, batches=data.batches, out=tmp_path, n_jobs=None, device="cpu"
     )
+    keys, diagrams, work = computed.keys, computed.diagrams, computed.work.counts
     n_layers = diagrams[0].shape[0]
-    owners = {_compute.shared_snapshot(training, key) for key in keys}
+    owners = {_diagrams.shared_snapshot(training, key) for key in keys}
     subsamples = {s for _, _, s in keys}
-    assert _compute.shared_snapshot(training, (1, 0, 0)) == (0, 0, 0)
+    assert _diagrams.shared_snapshot(training, (1, 0, 0)) == (0, 0, 0)
     assert work == {
         "samples": len(keys),
         "clouds": len(subsamples) + len(owners) * (n_layers - 1),
@@ -753,7 +756,7 @@ def test_diagrams_computed_once_equal_the_pipeline_on_every_sample(baseline, tmp
     # The reference: every sample through the whole pipeline on its own.
     normalizer = ActivationNormalizer(
         method=config.method,
-        center=_compute.layer_centering(config, training, data.batches),
+        center=_diagrams.layer_centering(config, training, data.batches),
     )
     rips = RipsPersistence(homology_dimensions=config.homology_dimensions)
     for (j, k, s), sample in zip(keys, diagrams):
@@ -767,23 +770,18 @@ def test_diagrams_computed_once_equal_the_pipeline_on_every_sample(baseline, tmp
 def test_progress_counts_samples_stored_by_earlier_work_once(
     baseline, tmp_path, capsys
 ):
-    # As after the process that computes diagrams during training: the work
-    # dict already counts the samples it stored, and they are not in todo.
+    # As after the process that computes diagrams during training: samples
+    # stored by earlier work are not in todo, and not counted again.
     config = tiny_config()
-    data = _compute.load_data(config)
-    training = _compute.train(config, data.X, data.y, baseline.out, "cpu", 0)
+    data = _data.load_data(config)
+    training = _training.train(config, data.X, data.y, baseline.out, "cpu", 0)
     (tmp_path / "diagrams").mkdir()
-    timings = {"extraction": 0.0, "persistence": 0.0}
-    work = {}
-    keys, _ = _compute.compute_diagrams(
-        config, training, data.batches, tmp_path, None, "cpu", 0, timings, work
-    )
+    settings = dict(batches=data.batches, out=tmp_path, n_jobs=None, device="cpu")
+    keys = _diagrams.compute_diagrams(config, training, **settings).keys
     for key in keys[: len(keys) // 2]:
         _folder.diagram_path(tmp_path, key).unlink()
     capsys.readouterr()
-    _compute.compute_diagrams(
-        config, training, data.batches, tmp_path, None, "cpu", 1, timings, work
-    )
+    _diagrams.compute_diagrams(config, training, verbose=1, **settings)
     bar = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
     assert f" {len(keys)}/{len(keys)} " in bar
 
@@ -791,7 +789,7 @@ def test_progress_counts_samples_stored_by_earlier_work_once(
 def test_monitored_run_records_what_the_run_measures(baseline):
     """--monitor-every: the curves at each snapshot equal the run's own norms."""
     result, tmp_path, config = baseline, baseline.out, baseline.config
-    batch = _compute.load_data(config).batches[0]
+    batch = _data.load_data(config).batches[0]
     # The whole batch is the monitor's batch here, in the same order.
     assert len(batch) <= config.monitor_points
     stored = np.load(tmp_path / "dynamics.npz")
@@ -834,7 +832,7 @@ def test_samples_in_threads_record_every_result_stop_and_raise():
         return item, 0, 1, (0.5, 1.0)
 
     recorded, timings = [], {"extraction": 0.0, "persistence": 0.0}
-    stopped = _compute._run_in_threads(
+    stopped = _diagrams._run_in_threads(
         range(20), 2, None, task, lambda done: recorded.append(done[0]), timings
     )
     assert not stopped and sorted(recorded) == list(range(20))
@@ -846,12 +844,12 @@ def test_samples_in_threads_record_every_result_stop_and_raise():
         if len(recorded) == 3:
             stop.set()
 
-    stopped = _compute._run_in_threads(
+    stopped = _diagrams._run_in_threads(
         range(100), 2, stop, task, stop_after_three, timings
     )
     assert stopped and 3 <= len(recorded) <= 3 + 2 * 2
     with pytest.raises(ValueError, match="sample 3: broken"):
-        _compute._run_in_threads(
+        _diagrams._run_in_threads(
             [1, 2, "bad", 4], 2, None, task, lambda done: None, timings
         )
 
@@ -890,12 +888,14 @@ def test_background_diagrams_report_what_stopped_them(tmp_path, capsys, monkeypa
     report = json.loads((job / _background.RESULT_FILE).read_text())
     assert report["error"].startswith("AttributeError")
     timings, work = {"persistence": 1.0}, {"samples": 2}
-    _compute._collect_background(job, timings, work, verbose=1)
+    timings, work = _diagrams.add_work(
+        timings, work, _background._collect_background(job, verbose=1)
+    )
     assert timings == {"persistence": 1.0, "extraction": 0.0}
     assert work["samples"] == 2 and work["during_training"] == 0
     assert "diagrams during training stopped (AttributeError" in capsys.readouterr().err
     (job / _background.RESULT_FILE).unlink()
-    _compute._collect_background(job, timings, work, verbose=1)
+    _background._collect_background(job, verbose=1)
     assert "ended without a report" in capsys.readouterr().err
 
 
@@ -913,10 +913,10 @@ def test_background_process_ends_when_its_parent_is_killed(tmp_path):
             sys.executable,
             "-c",
             "import pathlib, sys, time; "
-            "from sklandscapes.experiments import _compute, make_config; "
+            "from sklandscapes.experiments import _background, make_config; "
             "settings = dict(config=make_config('synthetic'), batches=[], "
             "out=pathlib.Path(sys.argv[1]), device='cpu', poll=0.05); "
-            "job, child = _compute._start_background(settings); "
+            "job, child = _background._start_background(settings); "
             "print(child.pid, job, flush=True); time.sleep(600)",
             str(tmp_path),
         ],
@@ -953,8 +953,8 @@ def test_diagrams_computed_during_training_are_the_same(
 ):
     """With a spare core, snapshots' diagrams are computed while training runs,
     in a process of their own."""
-    monkeypatch.setattr(_compute, "_POLL_SECONDS", 0.05)
-    original = _compute.train
+    monkeypatch.setattr(_background, "_POLL_SECONDS", 0.05)
+    original = _training.train
     waited = []
 
     def train_until_a_diagram_is_stored(config, X, y, out, *args, **kwargs):
@@ -967,7 +967,7 @@ def test_diagrams_computed_during_training_are_the_same(
         waited.append(any((out / "diagrams").glob("*.npz")))
         return training
 
-    monkeypatch.setattr(_compute, "train", train_until_a_diagram_is_stored)
+    monkeypatch.setattr(_training, "train", train_until_a_diagram_is_stored)
     result = run_experiment(tiny_config(), tmp_path, n_jobs=2, verbose=0)
     assert waited == [True], "nothing was computed during training"
     work = result.timing_history[-1]["work"]

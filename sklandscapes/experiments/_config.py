@@ -153,8 +153,8 @@ class ExperimentConfig:
 
 _PRESETS = {
     ("synthetic", "fast"): dict(
-        # The paper's network; a larger step size and smaller minibatches get
-        # every network past 0.93 within 200 epochs (about a minute on 2 cores).
+        # The paper's network, with a larger step size and smaller minibatches
+        # than the defaults, so that a short run reaches the highest threshold.
         n_networks=16,
         widths=(2,) + (15,) * 10 + (2,),
         thresholds=(0.75, 0.85, 0.93),
@@ -172,17 +172,15 @@ _PRESETS = {
         # Every threshold is one that all networks reach. Above the majority
         # class's share (0.639), so that the first snapshot is not a network
         # that answers "majority class"; below 0.98, which these ten-layer
-        # networks of width 15 reach only in part on the full lattice (23 of
-        # 25 within 300 epochs at this step size, and 0.99 one of 25; with
-        # Adam at 1e-3 and batches of 128, 0.99 was reached by 65 of 100
-        # within 1,000 epochs, 0.999 by none). See docs/results.rst.
+        # networks of width 15 reach only in part on the full lattice (the
+        # counts are in docs/results.rst).
         thresholds=(0.7, 0.8, 0.9, 0.95, 0.97),
         lr=3e-3,
         batch_size=64,
         max_epochs=400,
-        # One batched run of all 100: an epoch of 100 networks costs about
-        # what an epoch of 25 does (the step is overhead, not arithmetic), and
-        # groups of 25 each ran to max_epochs for their slowest network.
+        # One batched run of all 100: a batched step costs about the same for
+        # 25 networks or 100 (it is overhead, not arithmetic), and each group
+        # trains until its slowest network is done (docs/results.rst).
         networks_per_group=100,
         batch_class=1,
         sublattice_step=3,
@@ -216,6 +214,24 @@ _PRESETS = {
         n_permutations=10_000,
     ),
 }
+
+
+def preset_values(name):
+    """The value of configuration field ``name`` in every preset.
+
+    Returns a dict keyed by ``(experiment, preset)``, for text that states
+    the presets' defaults (the command's help).
+    """
+    default = next(
+        field.default
+        for field in dataclasses.fields(ExperimentConfig)
+        if field.name == name
+    )
+    return {
+        (experiment, preset): _PRESETS[experiment, preset].get(name, default)
+        for experiment in EXPERIMENTS
+        for preset in PRESETS
+    }
 
 
 def make_config(experiment, preset="fast", **overrides):
@@ -293,6 +309,24 @@ def _check_config(config):
             f"unknown experiment {config.experiment!r}; choose one of "
             f"{', '.join(EXPERIMENTS)}"
         )
+    _check_counts(config)
+    _check_training(config)
+    _check_thresholds(config)
+    _check_widths(config)
+    if config.n_networks < 1:
+        raise ExperimentError(f"n_networks must be at least 1, got {config.n_networks}")
+    if config.networks_per_group < 1:
+        raise ExperimentError(
+            f"networks_per_group must be at least 1, got {config.networks_per_group}"
+        )
+    if config.method not in ("global", "local"):
+        raise ExperimentError(
+            f"method must be 'global' or 'local', got {config.method!r}"
+        )
+
+
+def _check_counts(config):
+    """The integer fields, each with its smallest value."""
     for name, minimum in (
         ("max_epochs", 1),
         ("batch_size", 1),
@@ -309,6 +343,10 @@ def _check_config(config):
         _check_int(config, "monitor_every", 1)
     if config.n_landscapes != "auto":
         _check_int(config, "n_landscapes", 1)
+
+
+def _check_training(config):
+    """Step size and test share."""
     if not (
         isinstance(config.lr, numbers.Real)
         and not isinstance(config.lr, bool)
@@ -324,6 +362,10 @@ def _check_config(config):
         raise ExperimentError(
             f"test_size must be a fraction in [0, 1), got {config.test_size!r}"
         )
+
+
+def _check_thresholds(config):
+    """Increasing training accuracies in (0, 1]."""
     thresholds = np.asarray(config.thresholds, dtype=float)
     if (
         thresholds.size == 0
@@ -335,6 +377,10 @@ def _check_config(config):
             "thresholds must be increasing training accuracies in (0, 1], got "
             f"{config.thresholds!r}"
         )
+
+
+def _check_widths(config):
+    """Widths, and their ends against the data's features and classes."""
     if (
         len(config.widths) < 2
         or not all(
@@ -359,14 +405,4 @@ def _check_config(config):
         raise ExperimentError(
             f"widths={config.widths!r} ends with {config.widths[-1]} outputs, but "
             f"{name} have {n_classes} classes; set the last width to {n_classes}"
-        )
-    if config.n_networks < 1:
-        raise ExperimentError(f"n_networks must be at least 1, got {config.n_networks}")
-    if config.networks_per_group < 1:
-        raise ExperimentError(
-            f"networks_per_group must be at least 1, got {config.networks_per_group}"
-        )
-    if config.method not in ("global", "local"):
-        raise ExperimentError(
-            f"method must be 'global' or 'local', got {config.method!r}"
         )

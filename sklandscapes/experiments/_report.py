@@ -5,8 +5,7 @@ import json
 import numpy as np
 
 from sklandscapes._io import atomic_write
-from sklandscapes.experiments._compute import holm_adjust
-from sklandscapes.stats import landscape_curve_projection, unit_means
+from sklandscapes.stats import holm_adjust, landscape_curve_projection, unit_means
 
 
 def save_results(result):
@@ -105,17 +104,36 @@ def _pvalue(value, floor):
 
 
 def _report_text(result, figures, projection, training):
-    config, obs, test = result.config, result.observations, result.test
-    n = config.n_networks
-    reached = training.reached.sum(axis=0)
-    well = obs["well_reached_thresholds"]
+    config, test = result.config, result.test
+    label = _labeler(result.observations["well_reached_thresholds"])
     thresholds = [float(t) for t in np.unique(result.thresholds)]
+    floor = 1 / (config.n_permutations + 1)
+    lines = _header_lines(result)
+    lines += _training_lines(config, training, label)
+    lines += ["", "## The paper's observations, checked", ""]
+    lines += _observation_lines(config, result.observations, thresholds, label)
+    lines += _complexity_lines(result, thresholds, label)
+    lines += _grid_lines(result)
+    lines += _test_lines(result, label, floor)
+    lines += _layer_lines(result, [float(t) for t in test.groups_], label, floor)
+    lines += _timing_lines(result)
+    lines += _figure_lines(result, figures, projection)
+    return "\n".join(lines)
+
+
+def _labeler(well):
+    """A threshold's label; those that fewer than 90% of the networks reached
+    are marked."""
 
     def label(t):
-        # Thresholds that fewer than 90% of the networks reached are marked.
         return f"{t:g}" if t in well else f"{t:g}†"
 
-    grid = obs["grid"]
+    return label
+
+
+def _header_lines(result):
+    """The title and the run's settings in one sentence."""
+    config, grid = result.config, result.observations["grid"]
     levels = (
         f"{grid['n_landscapes']} landscape levels (chosen from the data: in every "
         "layer, 99% of the squared norm, or until one more level adds less than "
@@ -123,17 +141,25 @@ def _report_text(result, figures, projection, training):
         if config.n_landscapes == "auto"
         else f"{grid['n_landscapes']} landscape levels"
     )
-    lines = [
+    return [
         f"# Activation landscapes: {config.experiment} ({config.preset} preset)",
         "",
-        f"{n} networks of widths {list(config.widths)}, trained with Adam (step "
-        f"{config.lr:g}, batches of {config.batch_size}, at most {config.max_epochs} "
-        f"epochs) and snapshotted at training accuracies {list(config.thresholds)}; "
-        f"{config.method} normalization, homology in degree(s) "
-        f"{list(config.homology_dimensions)}"
+        f"{config.n_networks} networks of widths {list(config.widths)}, trained "
+        f"with Adam (step {config.lr:g}, batches of {config.batch_size}, at most "
+        f"{config.max_epochs} epochs) and snapshotted at training accuracies "
+        f"{list(config.thresholds)}; {config.method} normalization, homology in "
+        f"degree(s) {list(config.homology_dimensions)}"
         + (" (local homology)" if config.method == "local" else "")
         + f"; {levels} on {config.resolution} grid points of "
         f"{list(config.sample_range)}.",
+    ]
+
+
+def _training_lines(config, training, label):
+    """Table: the networks that reached each threshold, and when."""
+    n = config.n_networks
+    reached = training.reached.sum(axis=0)
+    lines = [
         "",
         "## Training",
         "",
@@ -147,36 +173,39 @@ def _report_text(result, figures, projection, training):
         median = f"{np.median(epochs[hit, j]):g}" if hit.any() else "—"
         same = int((hit & (epochs[:, j] == epochs[:, j - 1])).sum()) if j > 0 else 0
         lines.append(f"| {label(float(t))} | {reached[j]}/{n} | {median} | {same} |")
-    lines += [
+    return lines + [
         "",
         "† reached by fewer than 90% of the networks: observations drawn from it "
         "rest on fewer networks. A snapshot equal to the previous threshold's is "
         "a network that crossed both thresholds in the same epoch.",
-        "",
-        "## The paper's observations, checked",
-        "",
     ]
-    lines += _observation_lines(config, obs, thresholds, label)
-    lines += [
+
+
+def _complexity_lines(result, thresholds, label):
+    """Table: mean exact complexity per threshold and layer."""
+    complexity = result.observations["mean_complexity"]
+    n_layers = result.norms.shape[1]
+    lines = [
         "",
         "## Topological complexity per layer",
         "",
         "Mean over the networks of the exact norm of all landscape levels "
         "(closed form from the pairs, no grid).",
         "",
+        "| threshold | " + " | ".join(f"layer {i}" for i in range(n_layers)) + " |",
+        "|---" * (n_layers + 1) + "|",
     ]
-    n_layers = result.norms.shape[1]
-    lines.append(
-        "| threshold | " + " | ".join(f"layer {i}" for i in range(n_layers)) + " |"
-    )
-    lines.append("|---" * (n_layers + 1) + "|")
     for t in thresholds:
         lines.append(
-            f"| {label(t)} | "
-            + " | ".join(_num(v) for v in obs["mean_complexity"][str(t)])
-            + " |"
+            f"| {label(t)} | " + " | ".join(_num(v) for v in complexity[str(t)]) + " |"
         )
-    lines += [
+    return lines
+
+
+def _grid_lines(result):
+    """Table: per layer, the kept levels' share and the grid's resolution."""
+    grid = result.observations["grid"]
+    lines = [
         "",
         "## Landscape levels and grid",
         "",
@@ -188,18 +217,19 @@ def _report_text(result, figures, projection, training):
         "| layer | kept levels' share | grid / exact | grid resolves the bars |",
         "|---|---|---|---|",
     ]
-    for i in range(n_layers):
+    for i in range(result.norms.shape[1]):
         ok = "no" if i in grid["unresolved_layers"] else "yes"
         lines.append(
             f"| {i} | {grid['kept_share'][i]:.1%} | "
             f"{_num(grid['grid_over_exact'][i])} | {ok} |"
         )
-    floor = 1 / (config.n_permutations + 1)
-    lines += _test_lines(result, label, floor)
-    lines += _layer_lines(result, [float(t) for t in test.groups_], label, floor)
-    lines += _timing_lines(result)
-    lines += ["", "## Figures", ""]
-    top = obs.get("activations_threshold")
+    return lines
+
+
+def _figure_lines(result, figures, projection):
+    """Every figure drawn, with its caption."""
+    config = result.config
+    top = result.observations.get("activations_threshold")
     captions = {
         "activations": "Activations of some layers of one network at training "
         f"accuracy {top} (the highest threshold reached), first two principal "
@@ -226,9 +256,10 @@ def _report_text(result, figures, projection, training):
         "of the batch (at most), mean of the networks still training (curves "
         "in dynamics.npz).",
     }
+    lines = ["", "## Figures", ""]
     for name in figures:
         lines += [f"![{captions[name]}]({name}.png)", "", captions[name], ""]
-    return "\n".join(lines)
+    return lines
 
 
 def _test_lines(result, label, floor):
@@ -372,36 +403,51 @@ def _verdict(holds):
 
 
 def _observation_lines(config, obs, thresholds, label):
-    lines = []
-    if "holes" in obs:
-        holes = obs["holes"]
-        counts = ", ".join(
-            f"layer {i}: {_num(m)} ({s:.0%} exactly 9)"
-            for i, (m, s) in enumerate(zip(holes["mean"], holes["share_exactly_nine"]))
-        )
-        first = holes["share_exactly_nine"][1] if len(holes["mean"]) > 1 else 0
-        lines.append(
-            "1. **The first layers see the input's nine holes**: "
-            f"{_verdict(first >= 0.5)} at threshold {label(holes['threshold'])} "
-            f"({holes['n_networks']} networks). Mean number of H1 bars longer "
-            f"than 0.05 per network (share of networks with exactly nine): "
-            f"{counts}."
-        )
+    """The paper's observations, one numbered line each, with the numbers."""
+    lines = [_holes_line(obs["holes"], label)] if "holes" in obs else []
+    lines += [
+        _layers_line(obs, thresholds, label),
+        _growth_line(obs, thresholds, label),
+        _tables_line(obs),
+    ]
+    if "rays" in obs:
+        lines.append(_rays_line(obs["rays"], label))
+    return lines
+
+
+def _holes_line(holes, label):
+    """Observation 1 (synthetic): the first layers see the nine holes."""
+    counts = ", ".join(
+        f"layer {i}: {_num(m)} ({s:.0%} exactly 9)"
+        for i, (m, s) in enumerate(zip(holes["mean"], holes["share_exactly_nine"]))
+    )
+    first = holes["share_exactly_nine"][1] if len(holes["mean"]) > 1 else 0
+    return (
+        "1. **The first layers see the input's nine holes**: "
+        f"{_verdict(first >= 0.5)} at threshold {label(holes['threshold'])} "
+        f"({holes['n_networks']} networks). Mean number of H1 bars longer "
+        f"than 0.05 per network (share of networks with exactly nine): "
+        f"{counts}."
+    )
+
+
+def _layers_line(obs, thresholds, label):
+    """Observation 2: complexity is not monotone across layers."""
     not_monotone = obs["thresholds_not_monotone"]
+    increases = obs["layers_where_complexity_increases"]
     rises = obs["total_rise"]
     rise_text = ", ".join(f"{label(t)}: {_num(rises[str(t)])}" for t in thresholds)
     first_rise, last_rise = rises[str(thresholds[0])], rises[str(thresholds[-1])]
     per_threshold = "; ".join(
         f"{label(t)}: "
         + (
-            "layers "
-            + ", ".join(map(str, obs["layers_where_complexity_increases"][str(t)]))
-            if obs["layers_where_complexity_increases"][str(t)]
+            "layers " + ", ".join(map(str, increases[str(t)]))
+            if increases[str(t)]
             else "none"
         )
         for t in thresholds
     )
-    lines.append(
+    return (
         "2. **Complexity is not monotonically decreasing across layers**: "
         f"{_verdict(thresholds[-1] in not_monotone)} at the highest threshold; "
         "the mean complexity "
@@ -410,23 +456,30 @@ def _observation_lines(config, obs, thresholds, label):
         f"with training**: {_verdict(last_rise > first_rise)}: the sum of these "
         f"increases is {rise_text}."
     )
+
+
+def _growth_line(obs, thresholds, label):
+    """Observation 3: complexity grows with training."""
     totals = obs["mean_total_complexity"]
     total_text = ", ".join(f"{label(t)}: {_num(totals[str(t)])}" for t in thresholds)
-    if obs["grows_first_last"]:
-        a, b = obs["grows_first_last"]
-        share = obs["share_of_networks_growing"]
-        holds = share > 0.5 and totals[str(b)] > totals[str(a)]
-        lines.append(
-            f"3. **Complexity grows with training**: {_verdict(holds)}: the mean "
-            f"total complexity (sum over layers) is {total_text}; from threshold "
-            f"{a:g} to {b:g} it grows in {share:.0%} of the networks."
-        )
-    else:
-        lines.append(
+    if not obs["grows_first_last"]:
+        return (
             "3. **Complexity grows with training**: not checked, fewer than two "
             f"thresholds were reached by 90% of the networks (totals: {total_text})."
         )
-    lines.append(
+    a, b = obs["grows_first_last"]
+    share = obs["share_of_networks_growing"]
+    holds = share > 0.5 and totals[str(b)] > totals[str(a)]
+    return (
+        f"3. **Complexity grows with training**: {_verdict(holds)}: the mean "
+        f"total complexity (sum over layers) is {total_text}; from threshold "
+        f"{a:g} to {b:g} it grows in {share:.0%} of the networks."
+    )
+
+
+def _tables_line(obs):
+    """Observation 4: the thresholds' landscapes differ (Table I)."""
+    return (
         "4. **The thresholds' landscapes differ (Table I)**: "
         f"{_verdict(obs['share_of_significant_pairs_holm'] == 1)}: "
         f"{obs['share_of_significant_pairs']:.0%} of the pairs of thresholds differ "
@@ -437,39 +490,41 @@ def _observation_lines(config, obs, thresholds, label):
         f"{obs['paper_share_of_significant_pairs']:.0%} "
         f"({obs['paper_share_of_significant_pairs_holm']:.0%} after Holm)."
     )
-    if "rays" in obs:
-        rays = obs["rays"]
-        scores, shuffled = rays["alignment"], rays["shuffled"]
-        n_layers = len(scores)
-        hidden = range(1, n_layers - 1)
-        ending = max(scores[-2:])
-        best_hidden = max(scores[i] for i in hidden) if n_layers > 2 else 0.0
-        table = ", ".join(
-            f"layer {i}: {_num(a)} (shuffled {_num(b)})"
-            for i, (a, b) in enumerate(zip(scores, shuffled))
-        )
-        lines.append(
-            "5. **Classes lie on rays from the origin in the ending layers**: "
-            f"mean cosine between a point and its class's mean direction, at "
-            f"threshold {label(rays['threshold'])} ({rays['n_networks']} networks): "
-            f"{table}. "
-            + (
-                "Every layer scores above its shuffled-label baseline; "
-                if all(a > b for a, b in zip(scores, shuffled))
-                else "Layers at or below their shuffled-label baseline: "
-                + ", ".join(
-                    str(i) for i, (a, b) in enumerate(zip(scores, shuffled)) if a <= b
-                )
-                + "; "
+
+
+def _rays_line(rays, label):
+    """Observation 5 (digits): classes lie on rays in the ending layers."""
+    scores, shuffled = rays["alignment"], rays["shuffled"]
+    n_layers = len(scores)
+    hidden = range(1, n_layers - 1)
+    ending = max(scores[-2:])
+    best_hidden = max(scores[i] for i in hidden) if n_layers > 2 else 0.0
+    table = ", ".join(
+        f"layer {i}: {_num(a)} (shuffled {_num(b)})"
+        for i, (a, b) in enumerate(zip(scores, shuffled))
+    )
+    return (
+        "5. **Classes lie on rays from the origin in the ending layers**: "
+        f"mean cosine between a point and its class's mean direction, at "
+        f"threshold {label(rays['threshold'])} ({rays['n_networks']} networks): "
+        f"{table}. "
+        + (
+            "Every layer scores above its shuffled-label baseline; "
+            if all(a > b for a, b in zip(scores, shuffled))
+            else "Layers at or below their shuffled-label baseline: "
+            + ", ".join(
+                str(i) for i, (a, b) in enumerate(zip(scores, shuffled)) if a <= b
             )
-            + "specific to the ending layers "
-            f"{_verdict(ending > best_hidden)} (ending {_num(ending)}, best hidden "
-            f"layer {_num(best_hidden)})."
+            + "; "
         )
-    return lines
+        + "specific to the ending layers "
+        f"{_verdict(ending > best_hidden)} (ending {_num(ending)}, best hidden "
+        f"layer {_num(best_hidden)})."
+    )
 
 
 def _timing_lines(result):
+    """Where the time went: seconds per stage, then the work not done twice."""
     history = result.timing_history or [
         {"timings": result.timings, "diagrams_computed": 0}
     ]
@@ -492,10 +547,15 @@ def _timing_lines(result):
         f"| {stage} | {result.timings[stage]:.1f} | {total[stage]:.1f} |"
         for stage in stages
     ]
-    per_sample = result.shape[0] * result.shape[1]
+    lines.append(_per_cloud_row(result, history, total["persistence"]))
+    return lines + ["", _reuse_text(result, history)]
+
+
+def _per_cloud_row(result, history, total_persistence):
+    """Table row: persistence seconds per cloud, in this call and in all."""
 
     def clouds(call):
-        # Folders from before the work counts: every stored sample's clouds.
+        # A call recorded without work counts: every stored sample's clouds.
         work = call.get("work") or {}
         return work.get("clouds", call["diagrams_computed"] * result.shape[0])
 
@@ -503,31 +563,35 @@ def _timing_lines(result):
         return _num(seconds / n) if n else "—"
 
     now, every = clouds(history[-1]), sum(clouds(c) for c in history)
-    lines.append(
+    return (
         f"| persistence per cloud computed ({now} in this call, {every} in all; "
         f"each gives {result.shape[1]} diagram(s)) | "
         f"{per(result.timings['persistence'], now)} "
-        f"| {per(total['persistence'], every)} |"
+        f"| {per(total_persistence, every)} |"
     )
+
+
+def _reuse_text(result, history):
+    """The samples stored, and the work that sharing spared."""
+    per_sample = result.shape[0] * result.shape[1]
     stored = sum(c["diagrams_computed"] for c in history)
     reused = {
         name: sum((c.get("work") or {}).get(name, 0) for c in history)
         for name in ("input_reused", "snapshot_reused", "during_training")
     }
-    lines += [
-        "",
+    text = (
         f"{stored} samples stored ({stored * per_sample} diagrams). Not computed "
         f"again: {reused['input_reused']} input-layer clouds (the input layer "
         "is the same subsample for every network and threshold) and "
         f"{reused['snapshot_reused']} whole samples of snapshots taken in the "
-        "same epoch as an earlier threshold's (the same weights).",
-    ]
+        "same epoch as an earlier threshold's (the same weights)."
+    )
     if reused["during_training"]:
-        lines[-1] += (
+        text += (
             f" {reused['during_training']} samples' diagrams were computed while "
             "the networks trained, in a second process."
         )
-    return lines
+    return text
 
 
 def _dynamics(out, topology):

@@ -9,7 +9,15 @@ from pathlib import Path
 import numpy as np
 from joblib import effective_n_jobs
 
-from sklandscapes.experiments import _compute, _folder, _report
+from sklandscapes.experiments import (
+    _background,
+    _data,
+    _diagrams,
+    _folder,
+    _observations,
+    _report,
+    _training,
+)
 from sklandscapes.experiments._config import (
     ExperimentConfig,
     ExperimentError,
@@ -172,103 +180,182 @@ def run_experiment(
     _check_options(config, resume, force, n_jobs, device, backend, scheduler)
     _folder.check_out(out)
     out = _folder.prepare_out(out, config, resume, force)
-    timings = dict.fromkeys(
-        ("data", "training", "extraction", "persistence", "landscapes", "tests"), 0.0
-    )
-    stored = _folder.count_diagrams(out)
-    work = {}
+    costs = _Costs(out)
     try:
-        clock = time.perf_counter()
-        data = _compute.load_data(config)
-        timings["data"] = time.perf_counter() - clock
-        clock = time.perf_counter()
-        # Training takes one core: a second one computes the diagrams of the
-        # snapshots taken so far (local runs only; the results are the same).
-        spare = backend == "loky" and effective_n_jobs(n_jobs) >= 2
-        with (
-            _compute.diagrams_during_training(
-                config, data.batches, out, device, timings, work, verbose
-            )
-            if spare
-            else contextlib.nullcontext()
-        ):
-            training = _compute.train(
-                config, data.X, data.y, out, device, verbose, data.batches[0]
-            )
-        timings["training"] = time.perf_counter() - clock
-        if not training.reached.any():
-            raise ExperimentError(
-                "no network reached the first threshold "
-                f"{config.thresholds[0]} within {config.max_epochs} epochs; raise "
-                "max_epochs or lower the thresholds"
-            )
-        with _compute.backend(backend, scheduler, n_jobs):
-            keys, diagrams = _compute.compute_diagrams(
+        with costs.stage("data"):
+            data = _data.load_data(config)
+        training = _train(config, data, out, costs, n_jobs, device, backend, verbose)
+        with _diagrams.backend(backend, scheduler, n_jobs):
+            computed = _diagrams.compute_diagrams(
                 config,
                 training,
-                data.batches,
-                out,
-                n_jobs,
-                device,
-                verbose,
-                timings,
-                work,
+                batches=data.batches,
+                out=out,
+                n_jobs=n_jobs,
+                device=device,
+                verbose=verbose,
                 per_sample=backend == "loky",
             )
-        clock = time.perf_counter()
-        layered = np.empty((len(diagrams),) + diagrams[0].shape, dtype=object)
-        for i, sample in enumerate(diagrams):
-            layered[i] = sample
-        vectorizer = LandscapeVectorizer(
-            n_landscapes=config.n_landscapes,
-            sample_range=config.sample_range,
-            resolution=config.resolution,
+        costs.add(computed.work)
+        features, test, paper_test, observations = _analyse(
+            config, computed, training, data, costs, n_jobs, verbose
         )
-        landscapes = vectorizer.fit_transform(layered)
-        shape = vectorizer.shape_
-        groups_of = np.asarray([config.thresholds[j] for j, _, _ in keys])
-        networks = np.asarray([k for _, k, _ in keys])
-        # Complexity from the closed form: deep layers have bars narrower than
-        # the grid step, where the grid's norms are quadrature noise.
-        norms = topological_complexity(layered, config.sample_range)
-        grid = _grid_diagnostics(layered, landscapes, vectorizer, norms)
-        timings["landscapes"] = time.perf_counter() - clock
-        clock = time.perf_counter()
-        test, paper_test = _tests(
-            config, landscapes, groups_of, networks, vectorizer, n_jobs, verbose
-        )
-        timings["tests"] = time.perf_counter() - clock
-        observations = _compute.observations(
-            config, diagrams, keys, training, norms, test, paper_test
-        )
-        observations["grid"] = grid
-        if config.experiment == "digits":
-            observations["rays"] = _rays(config, training, data, observations)
-    except BaseException:
+    except BaseException as exc:
         # An interrupted call's costs stay in the history of the folder.
-        _folder.record_timings(out, timings, _folder.count_diagrams(out) - stored, work)
+        costs.add(_diagrams.work_before(exc))
+        costs.record()
         raise
-    calls = _folder.record_timings(
-        out, timings, _folder.count_diagrams(out) - stored, work
-    )
+    calls = costs.record()
     result = ExperimentResult(
         config=config,
-        landscapes=landscapes,
-        thresholds=groups_of,
-        networks=networks,
-        shape=shape,
-        grid=vectorizer.grid_,
-        norms=norms,
+        landscapes=features.landscapes,
+        thresholds=features.thresholds,
+        networks=features.networks,
+        shape=features.vectorizer.shape_,
+        grid=features.vectorizer.grid_,
+        norms=features.norms,
         test=test,
         observations=observations,
         out=out,
-        timings=timings,
+        timings=costs.timings,
         timing_history=calls,
         paper_test=paper_test,
     )
     _report.save_results(result)
     _report.write_report(result, training, data)
     return result
+
+
+def _analyse(config, computed, training, data, costs, n_jobs, verbose):
+    """Landscapes, the tests between thresholds and the paper's observations."""
+    with costs.stage("landscapes"):
+        features = _landscapes(config, computed.keys, computed.diagrams)
+    with costs.stage("tests"):
+        test, paper_test = _tests(
+            config,
+            features.landscapes,
+            features.thresholds,
+            features.networks,
+            features.vectorizer,
+            n_jobs,
+            verbose,
+        )
+    observations = _observations.observations(
+        config,
+        computed.diagrams,
+        computed.keys,
+        training,
+        features.norms,
+        test,
+        paper_test,
+    )
+    observations["grid"] = features.grid
+    if config.experiment == "digits":
+        observations["rays"] = _rays(config, training, data, observations)
+    return features, test, paper_test, observations
+
+
+# The stages timed in timings.json, in the report's order.
+_STAGES = ("data", "training", "extraction", "persistence", "landscapes", "tests")
+
+
+class _Costs:
+    """What this call spends: seconds per stage and the diagram work.
+
+    ``timings.json`` keeps them (:meth:`record`), with the number of diagrams
+    stored in this call, also for a call that is interrupted.
+    """
+
+    def __init__(self, out):
+        self.out = out
+        self.timings = dict.fromkeys(_STAGES, 0.0)
+        self.work = {}
+        self.stored_before = _folder.count_diagrams(out)
+
+    @contextlib.contextmanager
+    def stage(self, name):
+        """Time the block as stage ``name`` (left at 0 if the block fails)."""
+        clock = time.perf_counter()
+        yield
+        self.timings[name] = time.perf_counter() - clock
+
+    def add(self, work):
+        """Add a :class:`~sklandscapes.experiments._diagrams.DiagramWork`."""
+        self.timings, self.work = _diagrams.add_work(self.timings, self.work, work)
+
+    def record(self):
+        """Append this call to ``timings.json``; return every call's costs."""
+        computed = _folder.count_diagrams(self.out) - self.stored_before
+        return _folder.record_timings(self.out, self.timings, computed, self.work)
+
+
+def _train(config, data, out, costs, n_jobs, device, backend, verbose):
+    """Train the networks; with a spare core, compute diagrams meanwhile.
+
+    Training takes one core: a second one computes the diagrams of the
+    snapshots taken so far (local runs only; the results are the same).
+    """
+    spare = backend == "loky" and effective_n_jobs(n_jobs) >= 2
+    during = (
+        _background.diagrams_during_training(
+            config, data.batches, out, device=device, verbose=verbose
+        )
+        if spare
+        else contextlib.nullcontext()
+    )
+    with costs.stage("training"):
+        background = None
+        try:
+            with during as background:
+                training = _training.train(
+                    config, data.X, data.y, out, device, verbose, data.batches[0]
+                )
+        finally:
+            if background is not None:
+                costs.add(background)
+    if not training.reached.any():
+        raise ExperimentError(
+            "no network reached the first threshold "
+            f"{config.thresholds[0]} within {config.max_epochs} epochs; raise "
+            "max_epochs or lower the thresholds"
+        )
+    return training
+
+
+@dataclasses.dataclass
+class _Features:
+    """The landscape vectors of the samples and what is measured on them."""
+
+    landscapes: np.ndarray
+    vectorizer: LandscapeVectorizer
+    thresholds: np.ndarray
+    networks: np.ndarray
+    norms: np.ndarray
+    grid: dict
+
+
+def _landscapes(config, keys, diagrams):
+    """Landscape vectors, exact complexities and grid diagnostics."""
+    layered = np.empty((len(diagrams),) + diagrams[0].shape, dtype=object)
+    for i, sample in enumerate(diagrams):
+        layered[i] = sample
+    vectorizer = LandscapeVectorizer(
+        n_landscapes=config.n_landscapes,
+        sample_range=config.sample_range,
+        resolution=config.resolution,
+    )
+    landscapes = vectorizer.fit_transform(layered)
+    # Complexity from the closed form: deep layers have bars narrower than
+    # the grid step, where the grid's norms are quadrature noise.
+    norms = topological_complexity(layered, config.sample_range)
+    return _Features(
+        landscapes=landscapes,
+        vectorizer=vectorizer,
+        thresholds=np.asarray([config.thresholds[j] for j, _, _ in keys]),
+        networks=np.asarray([k for _, k, _ in keys]),
+        norms=norms,
+        grid=_grid_diagnostics(layered, landscapes, vectorizer, norms),
+    )
 
 
 def _tests(config, landscapes, thresholds, networks, vectorizer, n_jobs, verbose):
@@ -350,7 +437,7 @@ def _rays(config, training, data, observations):
     clouds = ActivationExtractor(inputs=data.batches[0], device="cpu").transform(nets)
     scores, baselines = zip(
         *(
-            _compute.ray_alignment(row, data.batch_labels[0], config.seed)
+            _observations.ray_alignment(row, data.batch_labels[0], config.seed)
             for row in clouds
         )
     )
