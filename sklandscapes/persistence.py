@@ -66,23 +66,17 @@ _APPROXIMATION_METRICS = ("euclidean", "precomputed")
 # are then measured with pdist's arithmetic and kept when <= max_edge_length.
 _THRESHOLD_SLACK = 1e-9
 
-# Peak memory of exact Rips, measured by benchmarks/bench_memory.py (RSS
-# high-water mark of a fresh process, standard normal clouds in R^10 of 1,000
-# to 12,000 points, homology dimensions (0, 1) and (1,), which cost the same):
-# the least-squares fit is 53.5 n^2 + 48 MiB, growing as n^1.97 between 8,000
-# and 12,000 points, so no faster than n^2. The memory is our distance matrices,
-# Ripser's compressed copy, its sorted edges and its columns to reduce.
+# Peak memory of exact Rips, fitted to benchmarks/bench_memory.py's runs
+# (benchmarks/results/bench_memory.txt). The dense path grows as n^2: our
+# distance matrices, Ripser's compressed copy, its sorted edges and its
+# columns to reduce.
 _DENSE_BYTES_PER_SQUARED_POINT = 56
 _DENSE_BYTES_OVERHEAD = 64 * 2**20
-# The sparse path (finite max_edge_length) peaks per edge kept. Measured when
-# GUDHI computed the lengths, gathering both end points of every edge (16 d +
-# 8 d bytes for the difference, 16 for the pair: 256 bytes in R^10). They are
-# now computed one feature at a time: 117-138 bytes per edge on standard normal
-# clouds in R^2, R^3 and R^10 (bench_memory.py --sparse), mostly Ripser's own
-# sparse matrix and columns. That part depends on the data: uniform clouds in
-# R^10 took 239 bytes per edge, binary ones in R^40 about 1,000 (the dense path
-# too exceeds its guard there). The per-feature term stays as a margin that
-# grows with the width of the layers, where such clouds come from.
+# The sparse path (finite max_edge_length) peaks per edge kept, mostly in
+# Ripser's sparse matrix and columns, which depend on the data: clouds with
+# many tied distances (binary activations) take several times more than the
+# standard normal clouds the guard is fitted to. The per-feature term is a
+# margin that grows with the width of the layers, where such clouds come from.
 _SPARSE_BYTES_PER_EDGE_PER_FEATURE = 24
 _SPARSE_BYTES_PER_EDGE = 140
 # The k-d tree, the points' copies and Ripser's per-vertex arrays.

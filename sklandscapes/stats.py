@@ -308,12 +308,11 @@ def confidence_band(
     known, so the critical value ``c`` they give is mapped through Student's
     t with ``n - 1`` degrees of freedom, ``t_{n-1}^{-1}(Phi(c))``: a single
     feature's band is then the t-interval, and the band allows for the
-    noise of the estimated standard errors. In the test suite, over 400
-    repetitions at level 0.9, both simultaneous bands cover smooth Gaussian
-    curves (40 samples) at the nominal rate; on landscapes of random bars
-    (60 samples), whose values near the ends of the bars are skewed (mostly
-    0), the bootstrap band covers about 0.87: bands are asymptotic, and
-    cover a little less than ``confidence`` for small, skewed groups.
+    noise of the estimated standard errors. The bands are asymptotic: on
+    smooth Gaussian curves they cover at the nominal rate, and on small
+    groups of skewed values (landscapes near the ends of their bars are
+    mostly 0) a little less than ``confidence`` (the tests of
+    ``tests/test_stats.py`` simulate both).
 
     References
     ----------
@@ -457,8 +456,8 @@ def landscape_norms(X, shape, grid=None):
     """
     X, shape = check_landscape_vectors(X, shape)
     weights = feature_weights(X.shape[1], grid)
-    # A few rows at a time: the products of a (490, 276276) matrix at once
-    # are two GiB-sized temporaries, ten times slower than these (same sums).
+    # A few rows at a time: the products of the whole matrix at once are
+    # temporaries as large as X, slower to allocate than these are to sum.
     squares = np.empty((len(X), shape[0]))
     step = max(1, _ROWS_BUDGET // max(X.shape[1], 1))
     for start in range(0, len(X), step):

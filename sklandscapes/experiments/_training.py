@@ -98,8 +98,10 @@ def _train_group(config, X, y, out, g, device, verbose, monitor_batch):
             f"training networks {start}-{start + size - 1} of {config.n_networks}",
             file=sys.stderr,
         )
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with warnings.catch_warnings():
+        # Networks that missed a threshold are numbered within their group
+        # here; one warning after the merge numbers them as log.json does.
+        warnings.simplefilter("ignore", ThresholdNotReachedWarning)
         result = train_networks(
             X,
             y,
@@ -120,16 +122,6 @@ def _train_group(config, X, y, out, g, device, verbose, monitor_batch):
             checkpoint_every=_CHECKPOINT_EVERY,
             monitor=monitor_settings(config, monitor_batch),
         )
-    for caught_warning in caught:
-        # Networks that missed a threshold are numbered within their group
-        # there; one warning after the merge numbers them as log.json does.
-        if not issubclass(caught_warning.category, ThresholdNotReachedWarning):
-            warnings.warn_explicit(
-                caught_warning.message,
-                caught_warning.category,
-                caught_warning.filename,
-                caught_warning.lineno,
-            )
     stored = dataclasses.replace(
         result,
         paths=[[_folder.relative_path(out, p) for p in row] for row in result.paths],
@@ -144,18 +136,17 @@ def _train_group(config, X, y, out, g, device, verbose, monitor_batch):
 def _warn_missed_thresholds(config, merged):
     """One warning for every network that missed a threshold, numbered as in
     ``training/log.json``."""
-    from sklandscapes.nets import ThresholdNotReachedWarning
+    from sklandscapes.nets import warn_thresholds_not_reached
 
     missed = np.flatnonzero(~merged.reached.all(axis=1))
     if len(missed):
-        warnings.warn(
-            f"{len(missed)} of {config.n_networks} networks did not reach every "
-            f"threshold within max_epochs={config.max_epochs} (networks "
-            f"{missed.tolist()[:10]}{', ...' if len(missed) > 10 else ''}, "
-            "numbered as in training/log.json); the report marks the thresholds "
-            "that fewer than 90% of them reached. Raise max_epochs to silence "
-            "this warning.",
-            ThresholdNotReachedWarning,
+        warn_thresholds_not_reached(
+            missed,
+            n_networks=config.n_networks,
+            max_epochs=config.max_epochs,
+            numbering="numbered as in training/log.json",
+            consequence="the report marks the thresholds that fewer than 90% of "
+            "them reached",
             stacklevel=3,
         )
 

@@ -15,6 +15,7 @@ from sklandscapes.nets._batched import (
     ThresholdNotReachedWarning,
     TrainingResult,
     train_networks,
+    warn_thresholds_not_reached,
 )
 from sklandscapes.nets._mlp import MLP
 from sklandscapes.nets._monitor import (
@@ -46,4 +47,5 @@ __all__ = [
     "save_snapshot",
     "train_accuracy_scoring",
     "train_networks",
+    "warn_thresholds_not_reached",
 ]

@@ -121,6 +121,17 @@ def warn_thresholds_not_reached(
         How ``missed`` numbers the networks, when that needs saying.
     stacklevel : int, default=1
         As for ``warnings.warn``, counted from the caller of this function.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from sklandscapes.nets import warn_thresholds_not_reached
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn_thresholds_not_reached([2], n_networks=4, max_epochs=50,
+    ...                                 consequence="they have no snapshot there")
+    >>> caught[0].category.__name__
+    'ThresholdNotReachedWarning'
     """
     warnings.warn(
         _thresholds_not_reached_message(
