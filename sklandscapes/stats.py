@@ -674,14 +674,11 @@ class PermutationTest(BaseEstimator):
     With more than two groups every pair is tested on its own samples, as in
     the paper's Table I.
 
-    **The unit of the test.** Pass ``fit(X, y, groups=network_ids)`` when
-    samples come from networks snapshotted at several labels (thresholds),
-    or several samples (input subsamples) come from one snapshot: the
-    network is then the unit, as it is the independent draw. Without
-    ``groups`` every sample is exchangeable with every other, which is the
-    paper's test; it finds differences that are not there when a network
-    gives several subsamples, and loses power when networks are paired
-    across labels (see the user guide, "What is the unit of a test?").
+    Samples from networks (snapshots at several thresholds, input
+    subsamples of a snapshot) are not independent: pass
+    ``fit(X, y, groups=network_ids)`` to take the network as the unit
+    (Notes; the user guide's "What is the unit of a test?"). Without
+    ``groups`` every sample is its own unit, the paper's test.
 
     Parameters
     ----------
@@ -790,10 +787,10 @@ class PermutationTest(BaseEstimator):
     hypothesis a unit's two snapshots are exchangeable, so a relabeling
     swaps them or not: ``||sum_u eps_u d_u|| / m`` with random signs
     ``eps_u``, computed from the ``m x m`` Gram matrix of the differences.
-    Such a test keeps its level whatever the units' own effects (a network
-    that is more complex at every threshold) and however many replicates a
-    snapshot has, where relabeling single samples does not (see the user
-    guide). Every pair needs at least 2 units. Flipping every sign gives
+    It keeps its level whatever the units' own effects and however many
+    replicates a snapshot has, where relabeling single samples finds
+    differences that are not there (replicates) or misses those that are
+    (paired units). Every pair needs at least 2 units. Flipping every sign gives
     the observed statistic back, so the exact p-value of ``m`` units is at
     least ``2 / 2**m``: 5 units or fewer can never reach 0.05.
 
