@@ -36,9 +36,12 @@ def check_device(device, name="device"):
                 f"device {device!r}: torch sees only {torch.cuda.device_count()} "
                 "GPU(s), numbered from 0."
             )
-    elif parsed.type == "mps" and not torch.backends.mps.is_available():
+    elif parsed.type != "cpu" and not (
+        parsed.type == "mps" and torch.backends.mps.is_available()
+    ):
         raise ValueError(
-            f"device {device!r} is not available here; use `{name}`='auto' or 'cpu'."
+            f"device {device!r} is not available here; use `{name}`='auto', 'cpu' "
+            "or 'cuda'."
         )
 
 

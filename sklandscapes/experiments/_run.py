@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from joblib import effective_n_jobs
 
+from sklandscapes._devices import check_device
 from sklandscapes.experiments import (
     _background,
     _data,
@@ -473,33 +474,7 @@ def _check_options(config, resume, force, n_jobs, device, backend, scheduler):
 
 
 def _check_device(device):
-    import torch
-
-    if isinstance(device, str) and device == "auto":
-        return
     try:
-        parsed = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise ExperimentError(
-            f"unknown device {device!r}; choose auto, cpu or cuda (cuda:N for the "
-            "N-th GPU)"
-        ) from None
-    if parsed.type == "cpu":
-        return
-    if parsed.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ExperimentError(
-                f"device {device!r} needs CUDA, which torch {torch.__version__} does "
-                "not see on this machine; use --device cpu (or auto)"
-            )
-        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
-            raise ExperimentError(
-                f"device {device!r}: torch sees only {torch.cuda.device_count()} "
-                "GPU(s), numbered from 0"
-            )
-        return
-    if parsed.type == "mps" and torch.backends.mps.is_available():
-        return
-    raise ExperimentError(
-        f"device {device!r} is not available here; choose auto, cpu or cuda"
-    )
+        check_device(device, name="--device")
+    except ValueError as error:
+        raise ExperimentError(str(error).rstrip(".")) from None
