@@ -96,8 +96,9 @@ def _add_run_options(run):
         "--permutations",
         type=int,
         metavar="N",
-        help="random relabelings per pair of thresholds in the permutation test; "
-        "the smallest p-value is 1/(N+1) "
+        help="random relabelings per pair of thresholds in the permutation test, "
+        "or all of them where there are fewer (2**networks); the smallest "
+        "p-value of random ones is 1/(N+1) "
         f"(default: {_preset_values('n_permutations')})",
     )
     run.add_argument(

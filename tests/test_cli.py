@@ -295,3 +295,34 @@ def test_monitor_every_is_validated_like_the_other_options(tmp_path, capsys):
         "sklandscapes: error: monitor_every must be an int >= 1, got 0"
     )
     assert not any(tmp_path.iterdir())  # refused before anything was written
+
+
+def test_run_help_states_the_presets_defaults(capsys):
+    # The help is generated from the presets: each experiment's fast and
+    # paper values of max_epochs, n_networks and n_permutations appear under
+    # their option, as make_config gives them.
+    from sklandscapes.experiments import EXPERIMENTS, PRESETS, make_config
+
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split()).replace(",", "")
+    for option, field in (
+        ("--max-epochs", "max_epochs"),
+        ("--networks", "n_networks"),
+        ("--permutations", "n_permutations"),
+    ):
+        described = text.split(f"{option} N ", 1)[1].split(" --", 1)[0]
+        stated = {
+            experiment: " / ".join(
+                f"{getattr(make_config(experiment, preset), field)} {preset}"
+                for preset in PRESETS
+            )
+            for experiment in EXPERIMENTS
+        }
+        if len(set(stated.values())) == 1:  # the same for every experiment
+            for preset in PRESETS:
+                value = getattr(make_config(EXPERIMENTS[0], preset), field)
+                assert f"{value} {preset}" in described, (option, described)
+        for experiment, values in stated.items():
+            if len(set(stated.values())) > 1:
+                assert f"{experiment} {values}" in described, (option, described)
