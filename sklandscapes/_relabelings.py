@@ -17,7 +17,7 @@ are enumerated and the p-value is exact.
 import math
 from dataclasses import dataclass
 from functools import partial
-from itertools import combinations
+from itertools import combinations, islice
 
 import numpy as np
 
@@ -39,12 +39,14 @@ def random_splits(n, n_a, size, seed):
     return contrasts
 
 
-def all_splits(n, n_a):
-    """The contrasts of every choice of ``n_a`` rows out of ``n``."""
-    contrasts = np.full((math.comb(n, n_a), n), -1.0 / (n - n_a))
-    for row, chosen in enumerate(combinations(range(n), n_a)):
-        contrasts[row, list(chosen)] = 1.0 / n_a
-    return contrasts
+def split_blocks(n, n_a):
+    """The contrasts of every choice of ``n_a`` rows out of ``n``, a block of
+    at most ``BLOCK`` rows at a time; the first row is the observed split."""
+    chosen = combinations(range(n), n_a)
+    while block := list(islice(chosen, BLOCK)):
+        contrasts = np.full((len(block), n), -1.0 / (n - n_a))
+        np.put_along_axis(contrasts, np.array(block), 1.0 / n_a, axis=1)
+        yield contrasts
 
 
 def random_signs(m, size, seed):
@@ -53,9 +55,10 @@ def random_signs(m, size, seed):
     return (2.0 * rng.integers(0, 2, size=(size, m)) - 1.0) / m
 
 
-def all_signs(m):
-    """Every sign vector of length ``m``, divided by ``m``."""
-    bits = (np.arange(2**m)[:, None] >> np.arange(m)) & 1
+def sign_range(m, start, stop):
+    """Sign vectors number ``start`` to ``stop - 1`` of length ``m`` (the bits
+    of their number), divided by ``m``; the last, all +1, is the observed."""
+    bits = (np.arange(start, stop)[:, None] >> np.arange(m)) & 1
     return (2.0 * bits - 1.0) / m
 
 
@@ -155,6 +158,15 @@ class PairDesign:
         """Relabelings in the null distribution."""
         return self.n_relabelings if self.exhaustive else self.n_permutations
 
+    @property
+    def n_blocks(self):
+        return -(-self.n_null // BLOCK)
+
+    @property
+    def observed_index(self):
+        """Where the observed labels stand in an enumerated null distribution."""
+        return self.n_relabelings - 1 if self.paired else 0
+
     def pvalue(self, exceed):
         """``exceed / N`` over all relabelings (the observed one among them),
         or ``(1 + exceed) / (1 + n_permutations)`` over random ones."""
@@ -193,12 +205,17 @@ class PairDesign:
         caller, so that a design's random relabelings do not depend on
         whether another pair is enumerated.
         """
+        if self.exhaustive and self.paired:
+            m = len(self.rows_a)
+            return (
+                partial(sign_range, m, start, min(start + BLOCK, 2**m))
+                for start in range(0, 2**m, BLOCK)
+            )
         if self.exhaustive:
-            every = self._every()
-            return [
-                partial(_rows, every, start, start + BLOCK)
-                for start in range(0, len(every), BLOCK)
-            ]
+            # Made as the blocks are dispatched: memory holds a few blocks,
+            # not every relabeling.
+            blocks = split_blocks(len(self.rows), len(self.rows_a))
+            return (partial(_given, block) for block in blocks)
         make = (
             partial(random_signs, len(self.rows_a))
             if self.paired
@@ -209,14 +226,9 @@ class PairDesign:
             for b, seed in enumerate(seeds)
         ]
 
-    def _every(self):
-        if self.paired:
-            return all_signs(len(self.rows_a))
-        return all_splits(len(self.rows), len(self.rows_a))
 
-
-def _rows(array, start, stop):
-    return array[start:stop]
+def _given(array):
+    return array
 
 
 def null_statistics(make_contrasts, work, stacked=None):

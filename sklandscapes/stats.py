@@ -993,28 +993,32 @@ class PermutationTest(BaseEstimator):
         n_blocks = -(-self.n_permutations // _PERMUTATIONS_PER_BLOCK)
         # All randomness is decided here, before dispatch.
         seeds = rng.randint(np.iinfo(np.int32).max, size=(len(designs), n_blocks))
-        tasks = []
-        for p, (design, _) in enumerate(designs):
-            _, work, stacked = _pair_matrices(design, gram, layer_grams)
-            tasks += [(p, make, work, stacked) for make in design.blocks(seeds[p])]
+
+        def calls():
+            # A generator: blocks are made as joblib dispatches them.
+            for p, (design, _) in enumerate(designs):
+                _, work, stacked = _pair_matrices(design, gram, layer_grams)
+                for make in design.blocks(seeds[p]):
+                    yield delayed(null_statistics)(make, work, stacked)
+
+        owners = [
+            p for p, (design, _) in enumerate(designs) for _ in range(design.n_blocks)
+        ]
         blocks = Parallel(
             n_jobs=effective_n_jobs(self.n_jobs),
             prefer="threads",
             return_as="generator",
-        )(
-            delayed(null_statistics)(make, work, stacked)
-            for _, make, work, stacked in tasks
-        )
+        )(calls())
         whole = [[] for _ in designs]
         layers = [[] for _ in designs]
         progress = tqdm(
             blocks,
-            total=len(tasks),
+            total=len(owners),
             disable=not self.verbose,
             desc="Permutation tests",
             unit="block",
         )
-        for null, (p, *_) in zip(progress, tasks):
+        for null, p in zip(progress, owners):
             if layer_grams is not None:
                 null, layer_null = null
                 layers[p].append(layer_null)
@@ -1041,8 +1045,7 @@ class PermutationTest(BaseEstimator):
             self.layer_table_ = []
         for (a, b), (design, counts), (null, layer_null) in zip(pairs, designs, nulls):
             sub, work, _ = _pair_matrices(design, gram, None)
-            contrast = design.observed_contrast()
-            observed = float(np.sqrt(max(contrast @ work @ contrast, 0.0)))
+            observed = _observed(design, work, null)
             observed, null = _zero_below_rounding(observed, null, _rounding_floor(sub))
             exceed = int((null >= observed * (1 - _TIE_RTOL)).sum())
             pvalue = design.pvalue(exceed)
@@ -1074,7 +1077,6 @@ class PermutationTest(BaseEstimator):
         """Per-layer statistics, raw and Westfall-Young p-values of one pair."""
         groups = self.groups_
         rows = design.rows
-        contrast = design.observed_contrast()
         observed = np.empty(len(layer_grams))
         standardized = np.zeros_like(null)
         observed_standardized = np.zeros(len(layer_grams))
@@ -1082,7 +1084,7 @@ class PermutationTest(BaseEstimator):
             sub = full[np.ix_(rows, rows)]
             work = design.work_gram(sub)
             floor = _rounding_floor(sub)
-            value = float(np.sqrt(max(contrast @ work @ contrast, 0.0)))
+            value = _observed(design, work, null[layer])
             value, null[layer] = _zero_below_rounding(value, null[layer], floor)
             observed[layer] = value
             # Each layer on the scale of its mean square over all
@@ -1371,6 +1373,19 @@ def _require_two_per_label(values, counts, message, unit="samples"):
                 for v, c in small
             )
         )
+
+
+def _observed(design, work, null):
+    """The statistic of the observed labels.
+
+    Where every relabeling is enumerated, the observed labels are one of
+    them: their statistic is taken from the null distribution, so that it
+    ties with itself exactly and the p-value is at least ``1 / N``.
+    """
+    if design.exhaustive:
+        return float(null[design.observed_index])
+    contrast = design.observed_contrast()
+    return float(np.sqrt(max(contrast @ work @ contrast, 0.0)))
 
 
 def _pair_matrices(design, gram, layer_grams):

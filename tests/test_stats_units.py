@@ -309,3 +309,37 @@ def test_groups_without_replicates_copy_no_more_than_the_unrestricted_test(rng):
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
     assert peaks[1] <= 1.05 * peaks[0]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_enumerated_pvalue_counts_the_observed_labels(seed):
+    # A difference far below the vectors' norms: the statistic's rounding is
+    # larger than 1e-10 of it, and the observed labels must still tie with
+    # themselves among the enumerated relabelings.
+    rng = np.random.default_rng(seed)
+    X = 1000 + 0.01 * rng.random((12, 300))
+    X[:6] += 0.05
+    test = PermutationTest(n_layers=2).fit(X, np.repeat([0, 1], 6))
+    assert test.table_[0]["exhaustive"]
+    assert test.pvalue_ >= 1 / 924
+    assert (test.layer_pvalues_[0, 1] >= 1 / 924).all()
+    assert (test.layer_pvalues_adjusted_[0, 1] >= test.layer_pvalues_[0, 1]).all()
+    networks = np.tile(np.arange(6), 2)
+    paired = PermutationTest(n_layers=2).fit(X, np.repeat([0, 1], 6), groups=networks)
+    # A sign vector and its opposite give the same statistic: at least 2 / 2**6.
+    assert paired.pvalue_ >= 2 / 64 and (paired.layer_pvalues_[0, 1] >= 2 / 64).all()
+
+
+def test_enumeration_memory_does_not_grow_with_the_relabelings(rng):
+    # C(400, 2) = 79,800 splits, 255 MB as one array of contrasts: they are
+    # made a block at a time instead.
+    import tracemalloc
+
+    X = rng.normal(size=(400, 3))
+    y = np.r_[[0, 0], np.ones(398)]
+    tracemalloc.start()
+    test = PermutationTest(n_permutations=80_000).fit(X, y)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert test.table_[0]["exhaustive"] and len(test.null_distribution_) == 79_800
+    assert peak < 40 * 2**20
