@@ -1,6 +1,11 @@
 """Warnings and errors raised by sklandscapes."""
 
-__all__ = ["SklandscapesWarning", "DamagedFileWarning", "GridWarning"]
+__all__ = [
+    "SklandscapesWarning",
+    "DamagedFileWarning",
+    "GridWarning",
+    "UnbalancedReplicatesWarning",
+]
 
 
 class SklandscapesWarning(UserWarning):
@@ -53,5 +58,25 @@ class DamagedFileWarning(SklandscapesWarning):
     --------
     >>> from sklandscapes.exceptions import DamagedFileWarning, SklandscapesWarning
     >>> issubclass(DamagedFileWarning, SklandscapesWarning)
+    True
+    """
+
+
+class UnbalancedReplicatesWarning(SklandscapesWarning):
+    """Units of a paired permutation test have unequal replicates per label.
+
+    With ``PermutationTest.fit(..., groups=...)``, the replicates of a unit at
+    one label are averaged and a relabeling swaps the unit's two means. When
+    a unit has more samples at one label than at the other, its two means
+    are not exchangeable if the samples' noise is skewed (landscape values
+    are), and the test can reject more or less often than its level. Give
+    every unit the same number of samples at each label, or filter this class
+    once you have checked that the noise is symmetric.
+
+    Examples
+    --------
+    >>> from sklandscapes.exceptions import (
+    ...     SklandscapesWarning, UnbalancedReplicatesWarning)
+    >>> issubclass(UnbalancedReplicatesWarning, SklandscapesWarning)
     True
     """

@@ -1,6 +1,7 @@
 """Statistics of landscape vectors: permutation test, means, complexity (II-C, II-E)."""
 
 import numbers
+import warnings
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -35,6 +36,7 @@ from sklandscapes._validation import (
     check_layered_diagrams,
     validate_float_data,
 )
+from sklandscapes.exceptions import UnbalancedReplicatesWarning
 from sklandscapes.kernels import feature_weights
 from sklandscapes.landscapes import tent_squared_integrals
 
@@ -788,9 +790,14 @@ class PermutationTest(BaseEstimator):
     swaps them or not: ``||sum_u eps_u d_u|| / m`` with random signs
     ``eps_u``, computed from the ``m x m`` Gram matrix of the differences.
     It keeps its level whatever the units' own effects and however many
-    replicates a snapshot has, where relabeling single samples finds
-    differences that are not there (replicates) or misses those that are
-    (paired units). Every pair needs at least 2 units. Flipping every sign gives
+    replicates a snapshot has, as long as a unit has as many at both labels
+    (else its two means are not exchangeable when the noise is skewed: an
+    :class:`~sklandscapes.exceptions.UnbalancedReplicatesWarning` says so),
+    where relabeling single samples finds differences that are not there
+    (replicates) or misses those that are (paired units). With units missing
+    a label, ``statistics_`` averages the units tested, which
+    :func:`mean_landscapes` (every unit of a label) does not. Every pair needs
+    at least 2 units. Flipping every sign gives
     the observed statistic back, so the exact p-value of ``m`` units is at
     least ``2 / 2**m``: 5 units or fewer can never reach 0.05.
 
@@ -954,6 +961,8 @@ class PermutationTest(BaseEstimator):
         self.unit_ = "sample" if cells is None else "group"
         pairs = list(combinations(range(len(self.groups_)), 2))
         designs = [self._design(labels, cells, a, b) for a, b in pairs]
+        if cells is not None:
+            _warn_if_unbalanced(designs, cells)
         nulls = self._null_distributions(gram, layer_grams, designs)
         self._record(pairs, designs, gram, layer_grams, nulls, exponent)
         return self
@@ -1275,7 +1284,8 @@ def _check_label_values(y, name="y"):
             if label != label:
                 raise ValueError(
                     f"{name} contains NaN (at position {i}); every sample needs a "
-                    "label: drop those samples or give them a label."
+                    f"{'unit' if name == 'groups' else 'label'}: drop those samples "
+                    "or give them one."
                 )
             kind = "number"
         else:
@@ -1373,6 +1383,34 @@ def _require_two_per_label(values, counts, message, unit="samples"):
                 for v, c in small
             )
         )
+
+
+def _warn_if_unbalanced(designs, cells):
+    """Warn once when a tested unit has unequal replicates at two labels."""
+    for design, _ in designs:
+        counts_a = cells.counts[design.rows_a]
+        counts_b = cells.counts[design.rows_b]
+        unequal = np.flatnonzero(counts_a != counts_b)
+        if len(unequal):
+            u = unequal[0]
+            warnings.warn(
+                f"groups: {len(unequal)} unit(s) have unequal numbers of samples "
+                f"at labels {_plain(cells.labels[design.rows_a[u]])!r} and "
+                f"{_plain(cells.labels[design.rows_b[u]])!r} (unit "
+                f"{_plain(cells.units[design.rows_a[u]])!r}: {counts_a[u]} and "
+                f"{counts_b[u]}); their two means are not exchangeable when the "
+                "samples' noise is skewed, and the test can miss its level. Give "
+                "every unit the same number of samples at each label.",
+                UnbalancedReplicatesWarning,
+                # Past fit and scikit-learn's wrapper of it: the user's call.
+                stacklevel=4,
+            )
+            return
+
+
+def _plain(value):
+    """A NumPy scalar as the Python value it holds, for messages."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _observed(design, work, null):

@@ -983,3 +983,15 @@ def test_diagrams_computed_during_training_are_the_same(
         )
     np.testing.assert_array_equal(result.landscapes, baseline.landscapes)
     np.testing.assert_array_equal(result.test.pvalues_, baseline.test.pvalues_)
+
+
+def test_share_of_networks_growing_averages_each_networks_subsamples():
+    from sklandscapes.experiments._observations import _share_growing
+
+    # Network 0: subsample totals 1 and 3 at 0.5 (mean 2), 2.5 and 2 at 0.9
+    # (mean 2.25): it grows, though its last subsample alone shrinks (3 > 2).
+    # Network 1 shrinks on average (4 and 4 against 1 and 1).
+    total = np.array([1.0, 3.0, 4.0, 4.0, 2.5, 2.0, 1.0, 1.0])
+    thresholds = np.repeat([0.5, 0.9], 4)
+    networks = np.tile([0, 0, 1, 1], 2)
+    assert _share_growing(total, thresholds, networks, 0.5, 0.9) == 0.5

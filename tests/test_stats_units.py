@@ -5,6 +5,7 @@ network effect plus a snapshot effect plus subsample noise, and the null
 hypothesis (no difference between the labels) is true.
 """
 
+import warnings
 from itertools import combinations, product
 
 import numpy as np
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from scipy import stats as scipy_stats
 
 from sklandscapes import LandscapeKernel, PermutationTest
+from sklandscapes.exceptions import UnbalancedReplicatesWarning
 from sklandscapes.kernels import feature_weights
 from sklandscapes.stats import confidence_band, mean_landscapes
 
@@ -133,7 +135,12 @@ def test_groups_equal_an_exact_enumeration_of_sign_flips(rng):
     y = np.r_[y, ["a", "a"]]
     networks = np.r_[networks, [7, 7]]
     grid = np.linspace(0, 1, 3)
-    test = PermutationTest(n_permutations=1000, grid=grid).fit(X, y, groups=networks)
+    test = PermutationTest(n_permutations=1000, grid=grid)
+    with pytest.warns(
+        UnbalancedReplicatesWarning,
+        match=r"1 unit\(s\) have unequal .* labels 'a' and 'b' \(unit 6: 3 and 2\)",
+    ):
+        test.fit(X, y, groups=networks)
     weights = feature_weights(X.shape[1], grid)
     observed, null, pvalue = brute_force_sign_flips(X, y, networks, "a", "b", weights)
     assert test.unit_ == "group"
@@ -214,7 +221,11 @@ def test_groups_fuzzed_designs_match_the_brute_force(
         with pytest.raises(ValueError, match="groups: labels|single group"):
             test.fit(X, labels, groups=units)
         return
-    test.fit(X, labels, groups=units)
+    with warnings.catch_warnings():
+        # Unequal replicates are the point here: the brute force averages
+        # them the same way.
+        warnings.simplefilter("ignore", UnbalancedReplicatesWarning)
+        test.fit(X, labels, groups=units)
     assert len(complete) >= 1
     for record in test.table_:
         a, b = record["group_a"], record["group_b"]
@@ -343,3 +354,10 @@ def test_enumeration_memory_does_not_grow_with_the_relabelings(rng):
     tracemalloc.stop()
     assert test.table_[0]["exhaustive"] and len(test.null_distribution_) == 79_800
     assert peak < 40 * 2**20
+
+
+def test_balanced_replicates_do_not_warn(rng):
+    X, y, networks = simulate(rng, 10, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        PermutationTest(n_permutations=99).fit(X, y, groups=networks)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from sklandscapes.stats import holm_adjust
+from sklandscapes.stats import holm_adjust, unit_means
 
 # A threshold counts as reached when at least this share of the networks
 # reached it; observations drawn from others are marked.
@@ -40,13 +40,7 @@ def observations(config, diagrams, keys, training, norms, test, paper_test):
     first, last = (well[0], well[-1]) if len(well) >= 2 else (None, None)
     grows = None
     if first is not None:
-        total = norms.sum(axis=1)
-        by_net = {
-            t: dict(zip(networks[groups_of == t], total[groups_of == t]))
-            for t in (first, last)
-        }
-        common = sorted(set(by_net[first]) & set(by_net[last]))
-        grows = float(np.mean([by_net[last][k] > by_net[first][k] for k in common]))
+        grows = _share_growing(norms.sum(axis=1), groups_of, networks, first, last)
     result = {
         "well_reached_thresholds": [float(t) for t in well],
         "reached_share": dict(zip(map(str, config.thresholds), map(float, reached))),
@@ -66,6 +60,17 @@ def observations(config, diagrams, keys, training, norms, test, paper_test):
     if config.experiment == "synthetic":
         result["holes"] = hole_counts(config, diagrams, groups_of, well)
     return result
+
+
+def _share_growing(total, groups_of, networks, first, last):
+    """Share of the networks whose total complexity, averaged over their input
+    subsamples, is larger at ``last`` than at ``first``."""
+    means, labels, units = unit_means(total[:, None], groups_of, networks)
+    at = {
+        t: dict(zip(units[labels == t], means[labels == t, 0])) for t in (first, last)
+    }
+    common = sorted(set(at[first]) & set(at[last]))
+    return float(np.mean([at[last][k] > at[first][k] for k in common]))
 
 
 def _significance(test):

@@ -308,8 +308,8 @@ def _test_lines(result, label, floor):
             "and misses differences that are there (user guide, *What is the unit "
             "of a test?*)."
         )
-        + " Same samples and number of relabelings; raw above the diagonal, "
-        "Holm-corrected below.",
+        + " Same samples; raw above the diagonal, Holm-corrected below. "
+        + _relabeling_sentence(paper, floor),
         "",
     ]
     return lines + _pvalue_table(paper, thresholds, label, floor)
@@ -324,11 +324,14 @@ def _relabeling_sentence(test, floor):
     )
     if not exhaustive:
         return random[0].upper() + random[1:] + "."
-    smallest = min(r["n_relabelings"] for r in exhaustive)
+    smallest = min(exhaustive, key=lambda r: r["n_relabelings"])
+    # A relabeling and its mirror image (every sign flipped, or the two
+    # groups swapped when they are as large) give the same statistic.
+    mirrored = test.unit_ == "group" or smallest["n_a"] == smallest["n_b"]
+    n = smallest["n_relabelings"]
     enumerated = (
         "every relabeling was enumerated, so the p-values are exact; with "
-        f"{smallest} relabelings the smallest possible is {2 / smallest:.2g} (a "
-        "relabeling and its mirror image give the same statistic)"
+        f"{n} relabelings the smallest possible is {(1 + mirrored) / n:.2g}"
     )
     if len(exhaustive) == len(test.table_):
         return enumerated[0].upper() + enumerated[1:] + "."
