@@ -777,67 +777,42 @@ class PermutationTest(BaseEstimator):
 
     Notes
     -----
-    **Units** (``groups``). Samples that share a unit and a label are
-    replicates of one snapshot: their landscapes are averaged into one
-    snapshot mean (from the Gram matrix, so ``kernel="precomputed"`` works
-    too). A pair of labels is tested on the units that have a snapshot at
-    both (complete pairs); a unit with a snapshot at only one of the two
-    labels is left out of that pair, and ``table_`` counts such units
-    (``n_a_only``, ``n_b_only``). The statistic is the distance between the
-    averages, over the tested units, of their snapshot means, that is the
-    norm of the mean of the units' differences ``d_u``. Under the null
-    hypothesis a unit's two snapshots are exchangeable, so a relabeling
-    swaps them or not: ``||sum_u eps_u d_u|| / m`` with random signs
-    ``eps_u``, computed from the ``m x m`` Gram matrix of the differences.
-    It keeps its level whatever the units' own effects and however many
-    replicates a snapshot has, as long as a unit has as many at both labels
-    (else its two means are not exchangeable when the noise is skewed: an
-    :class:`~sklandscapes.exceptions.UnbalancedReplicatesWarning` says so),
-    where relabeling single samples finds differences that are not there
-    (replicates) or misses those that are (paired units). With units missing
-    a label, ``statistics_`` averages the units tested, which
-    :func:`mean_landscapes` (every unit of a label) does not. Every pair needs
-    at least 2 units. Flipping every sign gives
-    the observed statistic back, so the exact p-value of ``m`` units is at
-    least ``2 / 2**m``: 5 units or fewer can never reach 0.05.
+    **Units** (``groups``). The samples of a unit at one label are
+    replicates: they are averaged into one snapshot mean (also from a
+    precomputed Gram matrix). A pair of labels is tested on the ``m`` units
+    with a snapshot at both; units at one label only are left out of the
+    pair and counted in ``table_``. The statistic is the norm of the mean of
+    the units' differences ``d_u``; under the null a unit's two snapshots
+    are exchangeable, so a relabeling flips the sign of ``d_u`` or not,
+    computed from the ``m x m`` Gram matrix of the differences. This keeps
+    the level whatever the units' own effects and however many replicates a
+    snapshot has, as long as a unit has as many at both labels (else an
+    :class:`~sklandscapes.exceptions.UnbalancedReplicatesWarning`).
+    ``statistics_`` then averages the tested units, where
+    :func:`~sklandscapes.stats.mean_landscapes` averages every unit of a
+    label. A sign vector and its opposite give the same statistic, so an
+    exact p-value of ``m`` units is at least ``2 / 2**m``: 5 units or fewer
+    never reach 0.05.
 
-    Permutations are drawn from seeds that ``random_state`` gives in the
-    parent process, one per block of permutations, so a block's relabelings do
-    not depend on which worker computes it, nor on whether another pair's
-    relabelings are enumerated.
-
-    The Gram matrix is computed on vectors (and weights) rescaled by powers of
-    two, which is exact, so vectors of any magnitude give the same p-values
-    and statistics scaled back; a statistic beyond the float range raises
+    **Randomness and scale.** ``random_state`` draws one seed per block of
+    relabelings in the parent process, so the results depend neither on
+    ``n_jobs`` nor on whether another pair is enumerated. The Gram matrix is
+    computed on vectors rescaled by powers of two (exact): any magnitude
+    gives the same p-values, and a statistic beyond the float range raises
     ``ValueError``. Statistics at the rounding level of the quadratic form
-    (about 1e-8 of the norms of the vectors) count as exactly 0.
+    (about 1e-8 of the vectors' norms) count as 0.
 
-    **Per-layer tests** (``n_layers``). The Gram matrix is the sum of one
-    Gram block per layer, ``K = sum_l K_l`` (each with its quadrature and
-    layer weight), so every relabeling ``w`` gives each layer's statistic
-    ``sqrt(w^T K_l w)`` at the cost of one more matrix product; the layers
-    are tested on exactly the relabelings of the whole-vector test. Each
-    layer's raw p-value is ``(1 + #{null_l >= observed_l}) /
-    (1 + n_permutations)``, or ``#{null_l >= observed_l} / n_relabelings``
-    when the pair's relabelings are enumerated. The adjusted p-values are
-    the step-down maxT of Westfall and Young [3]_ (Algorithm 4.1): the
-    layers are ordered by their
-    observed statistic, each compared with the maximum, relabeling by
-    relabeling, over itself and the layers less significant than it, and the
-    p-values made monotone. Layers are put on one scale first: each
-    statistic is divided by the square root of its mean over all
-    relabelings of the pair, ``(1/n_a + 1/n_b) trace(H K_l H) / (n - 1)``
-    (``H`` centres the pair's ``n`` samples), or ``trace(G_l) / m**2`` for
-    sign flips of ``m`` units with differences' Gram matrix ``G_l``, which
-    depends only on the pooled samples, so the scaling is the same under
-    every relabeling. They
-    control the **family-wise error rate** over the layers of one pair: the
-    probability that any layer whose distributions do not differ between
-    the two groups is declared different is at most ``alpha``, whatever the
-    dependence between layers (strong control, under the usual subset
-    pivotality of a permutation test). The family is the layers of one
-    pair; to claim layers of several pairs at once, correct across pairs
-    as well (e.g. Bonferroni or Holm over the pairs). Memory: one
+    **Per-layer tests** (``n_layers``). ``K = sum_l K_l``, one Gram block
+    per layer, so every relabeling ``w`` gives each layer's statistic
+    ``sqrt(w^T K_l w)``: the layers are tested on exactly the relabelings of
+    the whole-vector test, with raw p-values as above. The adjusted p-values
+    are the step-down maxT of Westfall and Young [3]_ (Algorithm 4.1), on
+    statistics divided by the square root of their mean over all
+    relabelings of the pair (the same under every relabeling). They control
+    the **family-wise error rate** over the layers of one pair, whatever the
+    dependence between layers (strong control, under subset pivotality);
+    to claim layers of several pairs at once, correct across pairs too (e.g.
+    Holm, :func:`~sklandscapes.stats.holm_adjust`). Memory: one
     ``(n_layers, n, n)`` stack of Gram blocks per pair of ``n`` samples.
 
     References
