@@ -53,7 +53,6 @@ __all__ = [
     "unit_means",
 ]
 
-_PERMUTATIONS_PER_BLOCK = BLOCK
 
 # Two labelings that give the same partition give the same statistic up to the
 # rounding of the quadratic form; a null value within this relative distance of
@@ -974,7 +973,7 @@ class PermutationTest(BaseEstimator):
     def _null_distributions(self, gram, layer_grams, designs):
         """Every pair's null statistics (and per-layer ones), in pair order."""
         rng = check_random_state(self.random_state)
-        n_blocks = -(-self.n_permutations // _PERMUTATIONS_PER_BLOCK)
+        n_blocks = -(-self.n_permutations // BLOCK)
         # All randomness is decided here, before dispatch.
         seeds = rng.randint(np.iinfo(np.int32).max, size=(len(designs), n_blocks))
 
