@@ -658,7 +658,8 @@ def plot_landscape_curves(
     ax : matplotlib Axes, default=None
         Axes to draw on; ``None`` makes a new figure.
     y_name : str, default="threshold"
-        What the groups are: the title of the legend.
+        What the groups are (the paper's are training thresholds): the title
+        of the legend.
     order : array-like, default=None
         Order of the groups in the legend: their first appearance in
         ``order`` (so the ``y`` of the projection can be passed as is);
@@ -755,6 +756,7 @@ def plot_complexity(
     *,
     groups=None,
     y_name="threshold",
+    layer_names=None,
     confidence=0.95,
     simultaneous=True,
     n_bootstrap=1000,
@@ -786,7 +788,11 @@ def plot_complexity(
         means over units and the bands resample units (or show their
         spread), not the samples of one network.
     y_name : str, default="threshold"
-        What ``y`` is: the title of the legend.
+        What ``y`` is (the paper's groups are training thresholds): the title
+        of the legend, and named in the title.
+    layer_names : sequence of str, default=None
+        A name per layer, for the ticks of the x-axis; ``None`` numbers them
+        from 0 (the input).
     confidence : float, default=0.95
         Level of the confidence band.
     simultaneous : bool, default=True
@@ -831,6 +837,7 @@ def plot_complexity(
         raise ValueError(
             f"band must be 'confidence', 'std', 'quartiles' or None, got {band!r}."
         )
+    tick_names = _check_layer_names(layer_names, norms.shape[1])
     if groups is not None:
         norms, y, _ = unit_means(norms, y, groups)
     groups, means = mean_landscapes(norms, y)
@@ -877,9 +884,12 @@ def plot_complexity(
             low, high = np.percentile(members, [25, 75], axis=0)
         if band is not None:
             ax.fill_between(layers, low, high, color=line.get_color(), alpha=0.2)
-    ax.set_xlabel("layer (0: input)")
+    ax.set_xlabel("layer (0: input)" if layer_names is None else "layer")
     ax.set_ylabel("topological complexity $\\|\\lambda\\|$")
-    ax.set_xticks(layers)
+    if layer_names is None:
+        ax.set_xticks(layers, tick_names)
+    else:
+        ax.set_xticks(layers, tick_names, rotation=30, ha="right")
     handles, labels = ax.get_legend_handles_labels()
     if band is not None:
         handles.append(Patch(color="0.5", alpha=0.3))
@@ -933,7 +943,8 @@ def plot_pvalues(test, ax=None, alpha=0.05, *, y_name="threshold", order=None):
     alpha : float, default=0.05
         Cells with p-value at most ``alpha`` are annotated in bold.
     y_name : str, default="threshold"
-        What the groups are: the label of both axes.
+        What the groups are (the paper's are training thresholds): the label
+        of both axes.
     order : array-like, default=None
         Order of the rows and columns: the groups in order of first
         appearance in ``order``, so the ``y`` given to the test can be passed
@@ -1009,7 +1020,9 @@ def plot_pvalues(test, ax=None, alpha=0.05, *, y_name="threshold", order=None):
     return fig
 
 
-def plot_layer_pvalues(test, ax=None, alpha=0.05, *, y_name="threshold", order=None):
+def plot_layer_pvalues(
+    test, ax=None, alpha=0.05, *, y_name="threshold", order=None, layer_names=None
+):
     """Which layers differ: adjusted per-layer p-values, layers by pairs of groups.
 
     One column per pair of groups and one row per layer; each cell is the
@@ -1029,10 +1042,14 @@ def plot_layer_pvalues(test, ax=None, alpha=0.05, *, y_name="threshold", order=N
     alpha : float, default=0.05
         Cells with adjusted p-value at most ``alpha`` are marked.
     y_name : str, default="threshold"
-        What the groups are, for the axis label.
+        What the groups are (the paper's are training thresholds), for the
+        label of the x-axis: "pair of groups ({y_name})".
     order : array-like, default=None
         Order of the groups in the pairs: their first appearance in
         ``order``; ``None`` keeps ``test.groups_`` (sorted).
+    layer_names : sequence of str, default=None
+        A name per layer (``test.n_layers`` names), for the rows; ``None``
+        numbers them from 0 (the input).
 
     Returns
     -------
@@ -1075,6 +1092,7 @@ def plot_layer_pvalues(test, ax=None, alpha=0.05, *, y_name="threshold", order=N
         for a, b in pairs
     ]
     n_layers = values.shape[0]
+    row_names = _check_layer_names(layer_names, n_layers)
     floor = 1 / (test.n_permutations + 1)
     if ax is None:
         fig = _figure(
@@ -1105,9 +1123,10 @@ def plot_layer_pvalues(test, ax=None, alpha=0.05, *, y_name="threshold", order=N
                 )
             )
     ax.set_xticks(range(len(pairs)), names, rotation=30, ha="right")
-    ax.set_yticks(range(n_layers), [str(i) for i in range(n_layers)])
-    ax.set_xlabel(f"pair of {y_name}s")
-    ax.set_ylabel("layer (0: input)")
+    ax.set_yticks(range(n_layers), row_names)
+    # "pair of {y_name}s" pluralises "learning rate" and "batch" alike badly.
+    ax.set_xlabel(f"pair of groups ({y_name})")
+    ax.set_ylabel("layer (0: input)" if layer_names is None else "layer")
     ax.set_title(
         f"Which layers differ (framed, *: adjusted p ≤ {alpha:g})\n"
         f"{_relabelings_text(test)}"
@@ -1143,7 +1162,7 @@ def plot_training_complexity(
     epochs : array-like of shape (n_records,), default=None
         The x value of each record: the epochs, or a training accuracy (then
         set ``x_name``). ``None``: 1, 2, ...
-    layer_names : list of str, default=None
+    layer_names : sequence of str, default=None
         A name per layer; ``None`` numbers them from 0.
     band : {"std", "range", None}, default="std"
         Band of the lines across networks: mean ± one standard deviation
@@ -1212,12 +1231,7 @@ def _check_training_complexity(complexity, epochs, layer_names, band):
             f"epochs must have one value per record ({n_records}), got shape "
             f"{epochs.shape}."
         )
-    if layer_names is None:
-        layer_names = [str(layer) for layer in range(n_layers)]
-    if len(layer_names) != n_layers:
-        raise ValueError(
-            f"layer_names has {len(layer_names)} names for {n_layers} layers."
-        )
+    layer_names = _check_layer_names(layer_names, n_layers)
     if band not in ("std", "range", None):
         raise ValueError(f"band must be 'std', 'range' or None, got {band!r}.")
     measured = np.isfinite(values).any(axis=2)

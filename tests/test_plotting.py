@@ -21,6 +21,7 @@ from sklandscapes.plotting import (  # noqa: E402
     plot_landscapes,
     plot_layer_pvalues,
     plot_pvalues,
+    plot_training_complexity,
 )
 from sklandscapes.stats import (  # noqa: E402
     confidence_band,
@@ -540,6 +541,69 @@ def test_floor_text_is_a_true_upper_bound(n_permutations, text):
     floor = 1 / (n_permutations + 1)
     assert _floor_text(floor) == text
     assert floor <= float(text)
+
+
+def all_texts(fig):
+    """Every text a reader sees: titles, labels, ticks, legends, annotations."""
+    drawn(fig)
+    return [t.get_text() for t in fig.findobj(Text) if t.get_visible()]
+
+
+def plots_of_learning_rates(rng):
+    """Each plotting function on groups that are learning rates, not thresholds."""
+    rates = np.repeat([0.001, 0.01, 0.1], 6)
+    shape = (3, 1, 2, 6)
+    X = rng.random((18, int(np.prod(shape))))
+    X[12:, :12] += 3.0  # layer 0 of the largest rate moves
+    test = PermutationTest(n_permutations=99, n_layers=3, random_state=0)
+    test.fit(X, rates)
+    projection = landscape_curve_projection(X, rates, shape)
+    name = "learning rate"
+    return {
+        "plot_landscapes": plot_landscapes(X, rates, shape, y_name=name),
+        "plot_landscape_curves": plot_landscape_curves(projection, y_name=name),
+        "plot_complexity": plot_complexity(
+            rng.random((18, 3)), rates, y_name=name, random_state=0
+        ),
+        "plot_pvalues": plot_pvalues(test, y_name=name),
+        "plot_layer_pvalues": plot_layer_pvalues(test, y_name=name),
+        "plot_training_complexity": plot_training_complexity(
+            rng.random((2, 4, 3)), [0.001, 0.003, 0.01, 0.03], x_name=name
+        ),
+    }
+
+
+def test_texts_name_what_is_plotted_not_thresholds(rng):
+    for function, fig in plots_of_learning_rates(rng).items():
+        texts = all_texts(fig)
+        assert any("learning rate" in text for text in texts), function
+        wrong = [t for t in texts if "threshold" in t or "training" in t]
+        assert wrong == [], function
+    xlabel = plots_of_learning_rates(rng)["plot_layer_pvalues"].axes[0].get_xlabel()
+    assert xlabel == "pair of groups (learning rate)"
+
+
+def test_complexity_and_layer_pvalues_take_layer_names(rng):
+    names = ["input", "conv", "logits"]
+    fig = plot_complexity(rng.random((6, 3)), [0, 0, 0, 1, 1, 1], layer_names=names)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == names
+    assert ax.get_xlabel() == "layer"
+    ax = plot_complexity(rng.random((6, 3)), [0, 0, 0, 1, 1, 1]).axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1", "2"]
+    assert ax.get_xlabel() == "layer (0: input)"
+    X = rng.normal(size=(12, 6))
+    test = PermutationTest(n_permutations=9, n_layers=3, random_state=0)
+    test.fit(X, [0, 1] * 6)
+    ax = plot_layer_pvalues(test, layer_names=names).axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == names
+    assert ax.get_ylabel() == "layer"
+    with pytest.raises(ValueError, match="layer_names has 2 names for 3 layers"):
+        plot_complexity(rng.random((6, 3)), [0, 1] * 3, layer_names=names[:2])
+    with pytest.raises(ValueError, match="layer_names has 4 names for 3 layers"):
+        plot_layer_pvalues(test, layer_names=names + ["extra"])
+    with pytest.raises(ValueError, match="layer_names must be a sequence"):
+        plot_layer_pvalues(test, layer_names=3)
 
 
 def test_figures_save_headless(tmp_path, rng):
