@@ -157,6 +157,7 @@ def run(args):
         vectorizer.shape_,
         grid=vectorizer.grid_,
         y_name="network",
+        layer_names=names,
         title="Activation landscapes (H1, local) of a CNN's layers",
     )
     fig.savefig(args.out / "cnn_landscapes.png", dpi=110)

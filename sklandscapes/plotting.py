@@ -9,6 +9,7 @@ import numpy as np
 
 from sklandscapes._distances import LayerDistances
 from sklandscapes._validation import check_landscape_vectors
+from sklandscapes.landscapes import quadrature_weights
 from sklandscapes.stats import (
     CurveProjection,
     confidence_band,
@@ -261,6 +262,9 @@ def plot_landscapes(
     y_name="threshold",
     row_label=None,
     title=None,
+    layer_names=None,
+    weighting=None,
+    xlim="data",
     confidence=None,
     simultaneous=True,
     n_bootstrap=1000,
@@ -271,7 +275,8 @@ def plot_landscapes(
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features)
-        Landscape vectors.
+        Landscape vectors, as :class:`~sklandscapes.LandscapeVectorizer` made
+        them (with the ``weighting`` given below).
     y : array-like of shape (n_samples,)
         Group of each sample, e.g. the training threshold.
     shape : tuple of 4 ints
@@ -292,7 +297,8 @@ def plot_landscapes(
         ``"all"`` (or ``True``) puts every axes on one scale; ``"none"`` (or
         ``False``) scales each axes on its own.
     y_name : str, default="threshold"
-        What ``y`` is; names the rows when ``row_label`` is ``None``.
+        What ``y`` is (the paper's groups are training thresholds); names the
+        rows when ``row_label`` is ``None``, and the title.
     row_label : str or callable, default=None
         Text of each row from its group: a format string with one field, such
         as ``"training accuracy ≥ {:.0%}"``, or a function of the group.
@@ -300,6 +306,22 @@ def plot_landscapes(
         group as given otherwise.
     title : str, default=None
         The figure's title; ``None`` writes what the grid shows.
+    layer_names : sequence of str, default=None
+        A name per layer of ``X`` (``shape[0]`` names, whatever ``layers``
+        shows), for the column titles; ``None`` titles them "layer 0",
+        "layer 1", ...
+    weighting : {None, "l2"}, default=None
+        The ``weighting`` of the :class:`~sklandscapes.LandscapeVectorizer`
+        that made ``X``: pass ``vectorizer.weighting``. ``"l2"`` vectors carry
+        the square roots of the trapezoid weights (a factor of about
+        ``sqrt(grid step)``, 1/14 on the default grid); they are divided out,
+        so that the lines are the landscape values. Needs ``grid``. Vectors
+        that rise faster than slope 1 once divided (no landscape does) are
+        refused: they were not weighted.
+    xlim : {"data", "grid"}, default="data"
+        The x range: ``"data"`` fits where the drawn landscapes (and bands)
+        are non-zero, with a margin of 5% of that range on each side, within
+        the grid; ``"grid"`` shows the whole grid.
     confidence : float, default=None
         Shade a confidence band of this level around every average landscape
         (:func:`~sklandscapes.stats.confidence_band`, bootstrap over the
@@ -331,18 +353,125 @@ def plot_landscapes(
     (6, 2)
     >>> fig.axes[0].get_ylabel(), fig.axes[3].get_ylabel()
     ('training accuracy ≥ 90%', 'training accuracy ≥ 50%')
-    >>> fig = plot_landscapes(X, [0.9, 0.9, 0.5, 0.5], shape=(3, 1, 2, 10),
+    >>> fig = plot_landscapes(X, ["lr 0.1", "lr 0.1", "lr 1", "lr 1"],
+    ...                       shape=(3, 1, 2, 10), y_name="learning rate",
+    ...                       layer_names=["input", "hidden", "output"],
     ...                       confidence=0.9, random_state=0)
     >>> len(fig.axes[0].collections)  # one band per level
     2
+    >>> fig.axes[1].get_title(), fig.get_suptitle().splitlines()[0][-24:]
+    ('hidden', 'and learning rate (rows)')
     """
-    from matplotlib import colormaps
-
     X, shape = check_landscape_vectors(X, shape)
     sharey = _check_sharey(sharey)
+    layer_names = _check_layer_names(layer_names, shape[0], "layer {}")
+    X = _unweighted(X, shape, grid, weighting)
+    all_groups, curves, band_text = _group_curves(
+        X, y, shape, confidence, simultaneous, n_bootstrap, random_state
+    )
+    if groups is None:
+        groups = _distinct_in_order(y)
+    group_rows = _positions(all_groups, groups, "groups")
+    label_of = _row_label_function(row_label, y_name, _is_numeric(all_groups))
+    layers = _check_layers(layers, shape[0])
+    x = np.arange(shape[3]) if grid is None else np.asarray(grid, dtype=np.float64)
+    fig = _figure(
+        figsize=(2.2 * len(layers) + 0.6, 1.8 * len(group_rows) + 0.8),
+        layout="constrained",
+    )
+    axes = fig.subplots(
+        len(group_rows), len(layers), sharex=True, sharey=sharey, squeeze=False
+    )
+    colors, ramp = _level_colours(shape[2])
+    for row, g in enumerate(group_rows):
+        for column, layer in enumerate(layers):
+            ax = axes[row, column]
+            _draw_levels(ax, x, curves[:, g, layer, homology_dimension], colors, ramp)
+            if row == 0:
+                ax.set_title(layer_names[layer])
+            if column == 0:
+                ax.set_ylabel(label_of(all_groups[g]), fontweight="bold")
+    shown = curves[:, group_rows][:, :, layers, homology_dimension]
+    axes[0, 0].set_xlim(_x_range(x, shown, xlim))  # the axes share x
+    _level_legend(fig, axes, shape[2], ramp)
+    fig.supxlabel("filtration value t" if grid is not None else "grid index of t")
+    fig.supylabel("$\\lambda_k(t)$")
+    if title is None:
+        title = f"Average persistence landscapes by layer (columns) and {y_name} (rows)"
+    if band_text is not None:
+        title += f"\nshaded: {band_text} of the average"
+    fig.suptitle(title)
+    return fig
+
+
+def _check_layer_names(layer_names, n_layers, numbered="{}"):
+    """The text of each layer: its name, or ``numbered`` with its number from 0."""
+    if layer_names is None:
+        return [numbered.format(layer) for layer in range(n_layers)]
+    if isinstance(layer_names, str) or not hasattr(layer_names, "__len__"):
+        raise ValueError(
+            "layer_names must be a sequence of one name per layer, got "
+            f"{layer_names!r}."
+        )
+    if len(layer_names) != n_layers:
+        raise ValueError(
+            f"layer_names has {len(layer_names)} names for {n_layers} layers; "
+            "pass one name per layer, or None to number them from 0."
+        )
+    return [str(name) for name in layer_names]
+
+
+def _check_layers(layers, n_layers):
+    layers = range(n_layers) if layers is None else list(layers)
+    for layer in layers:
+        if not 0 <= layer < n_layers:
+            raise ValueError(
+                f"layers: {layer!r} does not exist; there are {n_layers} layers."
+            )
+    return layers
+
+
+def _unweighted(X, shape, grid, weighting):
+    """The landscape values of vectors made with ``weighting``."""
+    if weighting is None:
+        return X
+    if weighting != "l2":
+        raise ValueError(
+            "weighting must be None or 'l2', the weighting of the "
+            f"LandscapeVectorizer that made X, got {weighting!r}."
+        )
+    if grid is None:
+        raise ValueError(
+            "weighting='l2' needs the grid its weights come from: pass "
+            "grid=vectorizer.grid_."
+        )
+    grid = np.asarray(grid, dtype=np.float64)
+    if grid.shape != (shape[3],):
+        raise ValueError(
+            f"grid must have one value per grid point ({shape[3]}), got shape "
+            f"{grid.shape}."
+        )
+    curves = X.reshape(-1, shape[3]) / np.sqrt(quadrature_weights(grid))
+    # A landscape is 1-Lipschitz; the values are exact at the grid points, so
+    # a rise beyond the step by more than rounding (1e-9 of the grid's
+    # extent) means the vectors were not weighted and are now ~14x too large.
+    rise = np.abs(np.diff(curves, axis=1)) - np.diff(grid)
+    if (rise > 1e-9 * (grid[-1] - grid[0])).any():
+        raise ValueError(
+            "X rises faster than slope 1 between grid points once the l2 weights "
+            "are divided out, which no landscape does: X is not "
+            "LandscapeVectorizer(weighting='l2') output on this grid. Pass "
+            "weighting=None for unweighted vectors."
+        )
+    return curves.reshape(X.shape)
+
+
+def _group_curves(X, y, shape, confidence, simultaneous, n_bootstrap, random_state):
+    """The mean of each group, then the band's lower and upper ends if any,
+    as (1 or 3, n_groups) + shape, and the band's description."""
     all_groups, means = mean_landscapes(X, y)
-    cube = means.reshape((len(all_groups),) + shape)
-    band = None
+    curves = [means]
+    description = None
     if confidence is not None:
         band = confidence_band(
             X,
@@ -352,46 +481,41 @@ def plot_landscapes(
             n_bootstrap=n_bootstrap,
             random_state=random_state,
         )
-        lower = band.lower.reshape(cube.shape)
-        upper = band.upper.reshape(cube.shape)
-    if groups is None:
-        groups = _distinct_in_order(y)
-    group_rows = _positions(all_groups, groups, "groups")
-    label_of = _row_label_function(row_label, y_name, _is_numeric(all_groups))
-    layers = range(shape[0]) if layers is None else list(layers)
-    x = np.arange(shape[3]) if grid is None else np.asarray(grid)
-    fig = _figure(
-        figsize=(2.2 * len(layers) + 0.6, 1.8 * len(group_rows) + 0.8),
-        layout="constrained",
-    )
-    axes = fig.subplots(
-        len(group_rows), len(layers), sharex=True, sharey=sharey, squeeze=False
-    )
-    n_levels = shape[2]
+        curves += [band.lower, band.upper]
+        description = band.description
+    curves = np.stack(curves).reshape((len(curves), len(all_groups)) + shape)
+    return all_groups, curves, description
+
+
+def _x_range(x, curves, xlim):
+    """The x limits: the grid's ends, or where ``curves`` (last axis on ``x``)
+    are non-zero, with a margin."""
+    if xlim not in ("data", "grid"):
+        raise ValueError(f"xlim must be 'data' or 'grid', got {xlim!r}.")
+    nonzero = np.flatnonzero((curves != 0).reshape(-1, len(x)).any(axis=0))
+    if xlim == "grid" or not len(nonzero):
+        return x[0], x[-1]
+    # A landscape leaves 0 after the grid point before its first non-zero
+    # value and comes back to 0 before the point after its last.
+    first = x[max(nonzero[0] - 1, 0)]
+    last = x[min(nonzero[-1] + 1, len(x) - 1)]
+    margin = 0.05 * (last - first)
+    return max(first - margin, x[0]), min(last + margin, x[-1])
+
+
+def _level_colours(n_levels):
+    """A colour per level (``None``: the default cycle) and whether they ramp."""
+    from matplotlib import colormaps
+
     # Many levels: one colour ramp and a legend of its two ends, so that the
     # legend stays small whatever n_landscapes="auto" chose.
-    ramp = n_levels > _MAX_LISTED_LEVELS
-    colors = (
-        [colormaps["viridis"](0.9 * k / (n_levels - 1)) for k in range(n_levels)]
-        if ramp
-        else [None] * n_levels
-    )
-    for row, g in enumerate(group_rows):
-        for column, layer in enumerate(layers):
-            ax = axes[row, column]
-            cell = (g, layer, homology_dimension)
-            _draw_levels(
-                ax,
-                x,
-                cube[cell],
-                None if band is None else (lower[cell], upper[cell]),
-                colors,
-                ramp,
-            )
-            if row == 0:
-                ax.set_title(f"layer {layer}")
-            if column == 0:
-                ax.set_ylabel(label_of(all_groups[g]), fontweight="bold")
+    if n_levels <= _MAX_LISTED_LEVELS:
+        return [None] * n_levels, False
+    ramp = colormaps["viridis"]
+    return [ramp(0.9 * k / (n_levels - 1)) for k in range(n_levels)], True
+
+
+def _level_legend(fig, axes, n_levels, ramp):
     if ramp:
         handles, labels = axes[0, 0].get_legend_handles_labels()
         fig.legend(
@@ -403,21 +527,14 @@ def plot_landscapes(
         )
     else:
         axes[0, -1].legend(fontsize="small", title="level")
-    fig.supxlabel("filtration value t" if grid is not None else "grid index of t")
-    fig.supylabel("$\\lambda_k(t)$")
-    if title is None:
-        title = f"Average persistence landscapes by layer (columns) and {y_name} (rows)"
-    if band is not None:
-        title += f"\nshaded: {band.description} of the average"
-    fig.suptitle(title)
-    return fig
 
 
-def _draw_levels(ax, x, curves, bands, colors, ramp):
-    """One line per landscape level, shaded by its band; with a colour
-    ramp, only the first and last levels are named in the legend."""
-    n_levels = len(curves)
-    for k, curve in enumerate(curves, start=1):
+def _draw_levels(ax, x, curves, colors, ramp):
+    """One line per landscape level (``curves[0]``), shaded by its band
+    (``curves[1]`` to ``curves[2]``, if given); with a colour ramp, only the
+    first and last levels are named in the legend."""
+    n_levels = curves.shape[1]
+    for k, curve in enumerate(curves[0], start=1):
         listed = not ramp or k in (1, n_levels)
         (line,) = ax.plot(
             x,
@@ -426,11 +543,11 @@ def _draw_levels(ax, x, curves, bands, colors, ramp):
             color=colors[k - 1],
             label=f"$\\lambda_{{{k}}}$" if listed else "_nolegend_",
         )
-        if bands is not None:
+        if len(curves) == 3:
             ax.fill_between(
                 x,
-                bands[0][k - 1],
-                bands[1][k - 1],
+                curves[1, k - 1],
+                curves[2, k - 1],
                 color=line.get_color(),
                 alpha=0.25,
                 lw=0,
@@ -541,7 +658,8 @@ def plot_landscape_curves(
     ax : matplotlib Axes, default=None
         Axes to draw on; ``None`` makes a new figure.
     y_name : str, default="threshold"
-        What the groups are: the title of the legend.
+        What the groups are (the paper's are training thresholds): the title
+        of the legend.
     order : array-like, default=None
         Order of the groups in the legend: their first appearance in
         ``order`` (so the ``y`` of the projection can be passed as is);
@@ -638,6 +756,7 @@ def plot_complexity(
     *,
     groups=None,
     y_name="threshold",
+    layer_names=None,
     confidence=0.95,
     simultaneous=True,
     n_bootstrap=1000,
@@ -669,7 +788,11 @@ def plot_complexity(
         means over units and the bands resample units (or show their
         spread), not the samples of one network.
     y_name : str, default="threshold"
-        What ``y`` is: the title of the legend.
+        What ``y`` is (the paper's groups are training thresholds): the title
+        of the legend, and named in the title.
+    layer_names : sequence of str, default=None
+        A name per layer, for the ticks of the x-axis; ``None`` numbers them
+        from 0 (the input).
     confidence : float, default=0.95
         Level of the confidence band.
     simultaneous : bool, default=True
@@ -714,6 +837,7 @@ def plot_complexity(
         raise ValueError(
             f"band must be 'confidence', 'std', 'quartiles' or None, got {band!r}."
         )
+    tick_names = _check_layer_names(layer_names, norms.shape[1])
     if groups is not None:
         norms, y, _ = unit_means(norms, y, groups)
     groups, means = mean_landscapes(norms, y)
@@ -760,9 +884,12 @@ def plot_complexity(
             low, high = np.percentile(members, [25, 75], axis=0)
         if band is not None:
             ax.fill_between(layers, low, high, color=line.get_color(), alpha=0.2)
-    ax.set_xlabel("layer (0: input)")
+    ax.set_xlabel("layer (0: input)" if layer_names is None else "layer")
     ax.set_ylabel("topological complexity $\\|\\lambda\\|$")
-    ax.set_xticks(layers)
+    if layer_names is None:
+        ax.set_xticks(layers, tick_names)
+    else:
+        ax.set_xticks(layers, tick_names, rotation=30, ha="right")
     handles, labels = ax.get_legend_handles_labels()
     if band is not None:
         handles.append(Patch(color="0.5", alpha=0.3))
@@ -816,7 +943,8 @@ def plot_pvalues(test, ax=None, alpha=0.05, *, y_name="threshold", order=None):
     alpha : float, default=0.05
         Cells with p-value at most ``alpha`` are annotated in bold.
     y_name : str, default="threshold"
-        What the groups are: the label of both axes.
+        What the groups are (the paper's are training thresholds): the label
+        of both axes.
     order : array-like, default=None
         Order of the rows and columns: the groups in order of first
         appearance in ``order``, so the ``y`` given to the test can be passed
@@ -892,7 +1020,9 @@ def plot_pvalues(test, ax=None, alpha=0.05, *, y_name="threshold", order=None):
     return fig
 
 
-def plot_layer_pvalues(test, ax=None, alpha=0.05, *, y_name="threshold", order=None):
+def plot_layer_pvalues(
+    test, ax=None, alpha=0.05, *, y_name="threshold", order=None, layer_names=None
+):
     """Which layers differ: adjusted per-layer p-values, layers by pairs of groups.
 
     One column per pair of groups and one row per layer; each cell is the
@@ -912,10 +1042,14 @@ def plot_layer_pvalues(test, ax=None, alpha=0.05, *, y_name="threshold", order=N
     alpha : float, default=0.05
         Cells with adjusted p-value at most ``alpha`` are marked.
     y_name : str, default="threshold"
-        What the groups are, for the axis label.
+        What the groups are (the paper's are training thresholds), for the
+        label of the x-axis: "pair of groups ({y_name})".
     order : array-like, default=None
         Order of the groups in the pairs: their first appearance in
         ``order``; ``None`` keeps ``test.groups_`` (sorted).
+    layer_names : sequence of str, default=None
+        A name per layer (``test.n_layers`` names), for the rows; ``None``
+        numbers them from 0 (the input).
 
     Returns
     -------
@@ -958,6 +1092,7 @@ def plot_layer_pvalues(test, ax=None, alpha=0.05, *, y_name="threshold", order=N
         for a, b in pairs
     ]
     n_layers = values.shape[0]
+    row_names = _check_layer_names(layer_names, n_layers)
     floor = 1 / (test.n_permutations + 1)
     if ax is None:
         fig = _figure(
@@ -988,9 +1123,10 @@ def plot_layer_pvalues(test, ax=None, alpha=0.05, *, y_name="threshold", order=N
                 )
             )
     ax.set_xticks(range(len(pairs)), names, rotation=30, ha="right")
-    ax.set_yticks(range(n_layers), [str(i) for i in range(n_layers)])
-    ax.set_xlabel(f"pair of {y_name}s")
-    ax.set_ylabel("layer (0: input)")
+    ax.set_yticks(range(n_layers), row_names)
+    # "pair of {y_name}s" pluralises "learning rate" and "batch" alike badly.
+    ax.set_xlabel(f"pair of groups ({y_name})")
+    ax.set_ylabel("layer (0: input)" if layer_names is None else "layer")
     ax.set_title(
         f"Which layers differ (framed, *: adjusted p ≤ {alpha:g})\n"
         f"{_relabelings_text(test)}"
@@ -1026,7 +1162,7 @@ def plot_training_complexity(
     epochs : array-like of shape (n_records,), default=None
         The x value of each record: the epochs, or a training accuracy (then
         set ``x_name``). ``None``: 1, 2, ...
-    layer_names : list of str, default=None
+    layer_names : sequence of str, default=None
         A name per layer; ``None`` numbers them from 0.
     band : {"std", "range", None}, default="std"
         Band of the lines across networks: mean ± one standard deviation
@@ -1095,12 +1231,7 @@ def _check_training_complexity(complexity, epochs, layer_names, band):
             f"epochs must have one value per record ({n_records}), got shape "
             f"{epochs.shape}."
         )
-    if layer_names is None:
-        layer_names = [str(layer) for layer in range(n_layers)]
-    if len(layer_names) != n_layers:
-        raise ValueError(
-            f"layer_names has {len(layer_names)} names for {n_layers} layers."
-        )
+    layer_names = _check_layer_names(layer_names, n_layers)
     if band not in ("std", "range", None):
         raise ValueError(f"band must be 'std', 'range' or None, got {band!r}.")
     measured = np.isfinite(values).any(axis=2)

@@ -5,8 +5,14 @@ pytest.importorskip("matplotlib")
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.colors import to_rgba  # noqa: E402
+from matplotlib.text import Text  # noqa: E402
+from sklearn.base import clone  # noqa: E402
 
-from sklandscapes import LayerDistances, PermutationTest  # noqa: E402
+from sklandscapes import (  # noqa: E402
+    LandscapeVectorizer,
+    LayerDistances,
+    PermutationTest,
+)
 from sklandscapes.plotting import (  # noqa: E402
     _floor_text,
     plot_activations,
@@ -15,6 +21,7 @@ from sklandscapes.plotting import (  # noqa: E402
     plot_landscapes,
     plot_layer_pvalues,
     plot_pvalues,
+    plot_training_complexity,
 )
 from sklandscapes.stats import (  # noqa: E402
     confidence_band,
@@ -178,6 +185,114 @@ def test_plot_landscapes_y_scales_per_layer(rng):
     assert np.unique(top(plot_landscapes(X, y, shape, sharey=False))).size == 4
     with pytest.raises(ValueError, match="sharey must be 'all', 'row'.*got 'layer'"):
         plot_landscapes(X, y, shape, sharey="layer")
+
+
+def small_bar_diagrams(rng, n_samples=4, n_layers=2):
+    """Layered H0 diagrams whose bars all lie in [0.05, 0.3]."""
+    diagrams = np.empty((n_samples, n_layers, 1), dtype=object)
+    for index in np.ndindex(diagrams.shape):
+        births = rng.uniform(0.05, 0.1, 3)
+        diagrams[index] = np.c_[births, births + rng.uniform(0.05, 0.2, 3)]
+    return diagrams
+
+
+def test_plot_landscapes_undoes_l2_weights(rng):
+    diagrams = small_bar_diagrams(rng)
+    y = [0, 0, 1, 1]
+    plain = LandscapeVectorizer(n_landscapes=2, resolution=101).fit(diagrams)
+    weighted = clone(plain).set_params(weighting="l2").fit(diagrams)
+    expected = plot_landscapes(plain.transform(diagrams), y, plain.shape_, plain.grid_)
+    fig = plot_landscapes(
+        weighted.transform(diagrams),
+        y,
+        weighted.shape_,
+        weighted.grid_,
+        weighting=weighted.weighting,
+    )
+    for ax, reference in zip(fig.axes, expected.axes):
+        for line, reference_line in zip(ax.lines, reference.lines):
+            # Dividing by the square root of the weight it was multiplied by
+            # leaves a few ulps of the values, which are at most 0.3.
+            np.testing.assert_allclose(
+                line.get_ydata(), reference_line.get_ydata(), rtol=0, atol=1e-15
+            )
+    # Read as they are, weighted vectors are ten times too small (1/sqrt(0.01)).
+    unread = plot_landscapes(weighted.transform(diagrams), y, weighted.shape_)
+    ratio = expected.axes[0].lines[0].get_ydata().max() / max(
+        unread.axes[0].lines[0].get_ydata()
+    )
+    assert ratio == pytest.approx(10)
+
+
+def test_plot_landscapes_refuses_a_wrong_weighting(rng):
+    diagrams = small_bar_diagrams(rng)
+    plain = LandscapeVectorizer(n_landscapes=2, resolution=101).fit(diagrams)
+    X, y, shape, grid = (
+        plain.transform(diagrams),
+        [0, 0, 1, 1],
+        plain.shape_,
+        plain.grid_,
+    )
+    with pytest.raises(ValueError, match="X is not LandscapeVectorizer.weighting='l2'"):
+        plot_landscapes(X, y, shape, grid, weighting="l2")
+    with pytest.raises(ValueError, match="weighting='l2' needs the grid"):
+        plot_landscapes(X, y, shape, weighting="l2")
+    with pytest.raises(ValueError, match="weighting must be None or 'l2'.*got 'L2'"):
+        plot_landscapes(X, y, shape, grid, weighting="L2")
+    with pytest.raises(ValueError, match=r"grid must have one value per grid point"):
+        plot_landscapes(X, y, shape, grid[:-1], weighting="l2")
+
+
+def test_plot_landscapes_x_range_fits_the_landscapes(rng):
+    diagrams = small_bar_diagrams(rng)
+    vectorizer = LandscapeVectorizer(n_landscapes=2, resolution=101).fit(diagrams)
+    X, shape = vectorizer.fit_transform(diagrams), vectorizer.shape_
+    grid = vectorizer.grid_  # steps of 0.01 on [0, 1]
+    support = grid[(X.reshape(-1, 101) > 0).any(axis=0)]
+    # From the grid point before the first non-zero value to the one after
+    # the last, 5% wider on each side.
+    first, last = support[0] - 0.01, support[-1] + 0.01
+    margin = 0.05 * (last - first)
+    fig = plot_landscapes(X, [0, 0, 1, 1], shape, grid)
+    for ax in fig.axes:  # shared by every axes
+        np.testing.assert_allclose(ax.get_xlim(), (first - margin, last + margin))
+    assert last + margin < 0.35  # bars end by 0.3: a third of the grid
+    fig = plot_landscapes(X, [0, 0, 1, 1], shape, grid, xlim="grid")
+    assert fig.axes[-1].get_xlim() == (0.0, 1.0)
+    # A landscape that reaches an end of the grid keeps that end, no margin.
+    X[:, 0] = 0.5
+    assert plot_landscapes(X, [0, 0, 1, 1], shape, grid).axes[0].get_xlim()[0] == 0
+    fig = plot_landscapes(np.zeros_like(X), [0, 0, 1, 1], shape, grid)
+    assert fig.axes[0].get_xlim() == (0.0, 1.0)  # nothing to fit: the grid
+    with pytest.raises(ValueError, match="xlim must be 'data' or 'grid', got 'all'"):
+        plot_landscapes(X, [0, 0, 1, 1], shape, grid, xlim="all")
+
+
+def test_plot_landscapes_layer_names_and_y_name(rng):
+    shape = (3, 1, 2, 5)
+    X = rng.random((4, int(np.prod(shape))))
+    y = [0.01, 0.01, 0.1, 0.1]
+    fig = plot_landscapes(
+        X,
+        y,
+        shape,
+        layers=[2, 0],
+        y_name="learning rate",
+        layer_names=["input", "dense 1", "logits"],
+    )
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["logits", "input"]
+    assert fig.axes[0].get_ylabel() == "learning rate = 0.01"
+    assert fig.get_suptitle() == (
+        "Average persistence landscapes by layer (columns) and learning rate (rows)"
+    )
+    texts = [t.get_text() for t in fig.findobj(Text)]
+    assert not any("threshold" in text for text in texts)
+    with pytest.raises(ValueError, match="layer_names has 2 names for 3 layers"):
+        plot_landscapes(X, y, shape, layer_names=["a", "b"])
+    with pytest.raises(ValueError, match="layer_names must be a sequence.*'abc'"):
+        plot_landscapes(X, y, shape, layer_names="abc")
+    with pytest.raises(ValueError, match="layers: 3 does not exist; there are 3"):
+        plot_landscapes(X, y, shape, layers=[3])
 
 
 def converging_projection(rng, n_layers=6):
@@ -426,6 +541,69 @@ def test_floor_text_is_a_true_upper_bound(n_permutations, text):
     floor = 1 / (n_permutations + 1)
     assert _floor_text(floor) == text
     assert floor <= float(text)
+
+
+def all_texts(fig):
+    """Every text a reader sees: titles, labels, ticks, legends, annotations."""
+    drawn(fig)
+    return [t.get_text() for t in fig.findobj(Text) if t.get_visible()]
+
+
+def plots_of_learning_rates(rng):
+    """Each plotting function on groups that are learning rates, not thresholds."""
+    rates = np.repeat([0.001, 0.01, 0.1], 6)
+    shape = (3, 1, 2, 6)
+    X = rng.random((18, int(np.prod(shape))))
+    X[12:, :12] += 3.0  # layer 0 of the largest rate moves
+    test = PermutationTest(n_permutations=99, n_layers=3, random_state=0)
+    test.fit(X, rates)
+    projection = landscape_curve_projection(X, rates, shape)
+    name = "learning rate"
+    return {
+        "plot_landscapes": plot_landscapes(X, rates, shape, y_name=name),
+        "plot_landscape_curves": plot_landscape_curves(projection, y_name=name),
+        "plot_complexity": plot_complexity(
+            rng.random((18, 3)), rates, y_name=name, random_state=0
+        ),
+        "plot_pvalues": plot_pvalues(test, y_name=name),
+        "plot_layer_pvalues": plot_layer_pvalues(test, y_name=name),
+        "plot_training_complexity": plot_training_complexity(
+            rng.random((2, 4, 3)), [0.001, 0.003, 0.01, 0.03], x_name=name
+        ),
+    }
+
+
+def test_texts_name_what_is_plotted_not_thresholds(rng):
+    for function, fig in plots_of_learning_rates(rng).items():
+        texts = all_texts(fig)
+        assert any("learning rate" in text for text in texts), function
+        wrong = [t for t in texts if "threshold" in t or "training" in t]
+        assert wrong == [], function
+    xlabel = plots_of_learning_rates(rng)["plot_layer_pvalues"].axes[0].get_xlabel()
+    assert xlabel == "pair of groups (learning rate)"
+
+
+def test_complexity_and_layer_pvalues_take_layer_names(rng):
+    names = ["input", "conv", "logits"]
+    fig = plot_complexity(rng.random((6, 3)), [0, 0, 0, 1, 1, 1], layer_names=names)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == names
+    assert ax.get_xlabel() == "layer"
+    ax = plot_complexity(rng.random((6, 3)), [0, 0, 0, 1, 1, 1]).axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1", "2"]
+    assert ax.get_xlabel() == "layer (0: input)"
+    X = rng.normal(size=(12, 6))
+    test = PermutationTest(n_permutations=9, n_layers=3, random_state=0)
+    test.fit(X, [0, 1] * 6)
+    ax = plot_layer_pvalues(test, layer_names=names).axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == names
+    assert ax.get_ylabel() == "layer"
+    with pytest.raises(ValueError, match="layer_names has 2 names for 3 layers"):
+        plot_complexity(rng.random((6, 3)), [0, 1] * 3, layer_names=names[:2])
+    with pytest.raises(ValueError, match="layer_names has 4 names for 3 layers"):
+        plot_layer_pvalues(test, layer_names=names + ["extra"])
+    with pytest.raises(ValueError, match="layer_names must be a sequence"):
+        plot_layer_pvalues(test, layer_names=3)
 
 
 def test_figures_save_headless(tmp_path, rng):
