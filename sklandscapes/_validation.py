@@ -54,13 +54,14 @@ def _depth(obj):
     return depth
 
 
-def _as_object_grid(X, n_axes, name):
+def _as_object_grid(X, n_axes, name, cell="an array"):
     """Turn ``X`` into an object array with ``n_axes`` axes of cells.
 
     Accepted: an object array with ``n_axes`` axes; a float array with one axis
     per cell axis more (e.g. ``(n_samples, n_points, n_features)`` for clouds);
     nested sequences ``n_axes`` deep; or a sequence of cells, read as one cell
-    per sample with every other axis of length 1.
+    per sample with every other axis of length 1. ``cell`` says what a cell
+    should be, for the error that names the cells that are no array.
     """
     if isinstance(X, np.ndarray) and X.dtype == object:
         if X.ndim == n_axes:
@@ -94,6 +95,14 @@ def _as_object_grid(X, n_axes, name):
     depth = _depth(X)
     if depth is None:
         _raise_for_unarrayed_cell(X, name)
+        _raise_if_errors(
+            [
+                f"{_where(index)}: expected {cell}, got {value!r}"
+                for index, value in _non_array_cells(X, n_axes)
+            ],
+            f"cells in {name}",
+            "Every cell must be a NumPy array.",
+        )
         raise ValueError(
             f"{name} must be a sequence of arrays, got {type(X).__name__}."
         )
@@ -115,6 +124,26 @@ def _as_object_grid(X, n_axes, name):
             cell = cell[i]
         out[index] = cell
     return out
+
+
+def _non_array_cells(X, n_axes):
+    """``(index, value)`` of every cell of nested sequences ``X`` (at most
+    ``n_axes`` deep) that is neither an array nor a sequence, e.g. ``None``."""
+    found = []
+
+    def visit(obj, index):
+        if _is_array_like_cell(obj):
+            return
+        if isinstance(obj, (str, bytes)) or not hasattr(obj, "__len__"):
+            if index:
+                found.append((index, obj))
+            return
+        if len(index) < n_axes:
+            for i, item in enumerate(obj):
+                visit(item, index + (i,))
+
+    visit(X, ())
+    return found
 
 
 def _nested_lengths(X, n_axes, name):
@@ -187,7 +216,9 @@ def check_layered_clouds(
         or (n_points, n_points) when ``precomputed``, or a new
         :class:`LayerDistances` of such arrays.
     """
-    grid = _as_object_grid(X, 2, name)
+    grid = _as_object_grid(
+        X, 2, name, "a cloud, an array of shape (n_points, n_features)"
+    )
     out = np.empty(grid.shape, dtype=object)
     errors = []
     for index in np.ndindex(*grid.shape):
@@ -296,7 +327,9 @@ def check_layered_diagrams(X, *, name="X"):
         Each cell a float64 array of shape (n_pairs, 2) of (birth, death) with
         finite births and deaths ``>= births`` (``inf`` allowed).
     """
-    grid = _as_object_grid(X, 3, name)
+    grid = _as_object_grid(
+        X, 3, name, "a diagram, an array of (birth, death) pairs of shape (n_pairs, 2)"
+    )
     out = np.empty(grid.shape, dtype=object)
     errors = []
     looks_like_clouds = True

@@ -9,6 +9,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from sklandscapes._compat import Interval, StrOptions, _fit_context
 from sklandscapes._validation import (
+    binary_exponent,
     check_allocation,
     check_layered_diagrams,
     check_same_layout,
@@ -37,6 +38,11 @@ _MAX_DIAGRAMS_PER_BLOCK = 64
 # tents of a diagram (its support), the other about n_bins * n_landscapes per
 # diagram. Measured here, the first is the cheaper below this ratio.
 _SUPPORT_PER_CELL = 0.75
+# Rows centred at a time to learn scale_ (bounds the centred copy's memory).
+_ROWS_PER_SCALE_BLOCK = 1024
+# A mean squared distance below (this many ulps per training row)^2 of the
+# mean squared norm is rounding, not spread (as in LandscapeKernel's gamma_).
+_ROUNDING_ULPS = 64
 
 
 def quadrature_weights(grid):
@@ -446,6 +452,22 @@ class LandscapeVectorizer(TransformerMixin, BaseEstimator):
         ``SVC(kernel="linear")``, ``PCA``. Recommended in a ``Pipeline``,
         especially under a search over ``resolution``. Plot and average
         unweighted vectors, which are the landscape values.
+    scale : {"auto", "unit_variance"} or None, default="auto"
+        One constant ``scale_``, learnt in ``fit`` and applied by every
+        ``transform``, that multiplies every column. ``"unit_variance"``: the
+        constant that gives the training rows a mean squared (Euclidean)
+        distance of 1 to their mean, i.e. columns whose variances sum to 1.
+        ``None``: 1.0, the values as they are. ``"auto"``:
+        ``"unit_variance"`` with ``weighting="l2"``, ``None`` otherwise. The
+        geometry stays that of the landscapes up to that one constant: with
+        ``weighting="l2"`` the dot product of two rows is ``scale_**2`` times
+        the L2 inner product of eq. (1), and norms and distances are
+        ``scale_`` times theirs. Landscape vectors are small (rows of
+        ``weighting="l2"`` landscapes of normalized activations have norms of
+        about 0.005 to 0.05), so without the scale an ``SVC`` needs a ``C``
+        of 1e4 to 1e5 to fit them at all; with it, scikit-learn's default
+        ``C=1`` and the usual grids (0.1 to 100) apply. Pass ``None`` for the
+        integrals themselves (e.g. norms in the units of the filtration).
 
     Attributes
     ----------
@@ -467,6 +489,12 @@ class LandscapeVectorizer(TransformerMixin, BaseEstimator):
         ``(n_layers_, n_homology_dimensions_, n_landscapes_, resolution)``: the
         layout of each output row, as taken by :func:`reshape_landscapes`,
         :func:`~sklandscapes.stats.landscape_norms` and the plots.
+    scale_ : float
+        The constant that multiplies every column (see ``scale``): the inverse
+        square root of the training rows' mean squared distance to their mean
+        (before scaling), or 1.0 with ``scale=None``, with ``"auto"`` and
+        ``weighting=None``, and when the training rows are all equal (up to
+        rounding), which leaves no spread to scale.
 
     See Also
     --------
@@ -513,6 +541,7 @@ class LandscapeVectorizer(TransformerMixin, BaseEstimator):
         "sample_range": [StrOptions({"auto"}), tuple, list],
         "resolution": [Interval(numbers.Integral, 2, None, closed="left")],
         "weighting": [StrOptions({"l2"}), None],
+        "scale": [StrOptions({"auto", "unit_variance"}), None],
     }
 
     def __init__(
@@ -521,11 +550,13 @@ class LandscapeVectorizer(TransformerMixin, BaseEstimator):
         sample_range=(0.0, 1.0),
         resolution=201,
         weighting=None,
+        scale="auto",
     ):
         self.n_landscapes = n_landscapes
         self.sample_range = sample_range
         self.resolution = resolution
         self.weighting = weighting
+        self.scale = scale
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -543,8 +574,37 @@ class LandscapeVectorizer(TransformerMixin, BaseEstimator):
         -------
         self : LandscapeVectorizer
         """
-        _check_vectorizer_params(self)
+        self._fit(check_layered_diagrams(X))
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_transform(self, X, y=None):
+        """Fit to the diagrams and return their vectors, computed once.
+
+        Equal to ``fit(X).transform(X)``, bit for bit.
+
+        Parameters
+        ----------
+        X : object array of shape (n_samples, n_layers, n_homology_dimensions) \
+                or sequence of diagrams
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        Xt : ndarray of shape (n_samples, n_layers * n_homology_dimensions * \
+                n_landscapes * resolution)
+        """
         diagrams = check_layered_diagrams(X)
+        values = self._fit(diagrams)
+        if values is None:
+            values = self._values(diagrams)
+        return self._scaled(values)
+
+    def _fit(self, diagrams):
+        """Learn the grid, the layout and the scale; returns the training
+        rows before the scale where the scale needed them, else None."""
+        _check_vectorizer_params(self)
         self.grid_ = _checked_grid(self._grid_range(diagrams), self)
         self.n_layers_, self.n_homology_dimensions_ = diagrams.shape[1:]
         if self.n_landscapes == "auto":
@@ -582,7 +642,33 @@ class LandscapeVectorizer(TransformerMixin, BaseEstimator):
             self.n_landscapes_,
             self.resolution,
         )
-        return self
+        self.scale_ = 1.0
+        if self._scale_rule() is None:
+            return None
+        values = self._values(diagrams)
+        self.scale_ = _unit_variance_scale(values)
+        return values
+
+    def _scale_rule(self):
+        if self.scale == "auto":
+            return "unit_variance" if self.weighting == "l2" else None
+        return self.scale
+
+    def _values(self, diagrams):
+        """The rows before the scale: landscape values, weighted or not."""
+        _check_values_fit(diagrams.size, self.shape_)
+        end = self.grid_[-1]
+        cells = [np.where(np.isinf(d), end, d) for d in diagrams.ravel()]
+        values = landscape_values(cells, self.grid_, self.n_landscapes_)
+        if self.weighting == "l2":
+            values *= np.sqrt(quadrature_weights(self.grid_))
+        return values.reshape(len(diagrams), -1)
+
+    def _scaled(self, values):
+        """The output rows: ``values`` times ``scale_`` (in place)."""
+        if self.scale_ != 1.0:
+            values *= self.scale_
+        return values
 
     def _grid_range(self, diagrams):
         if not isinstance(self.sample_range, str):
@@ -629,13 +715,7 @@ class LandscapeVectorizer(TransformerMixin, BaseEstimator):
         check_same_layout(
             diagrams.shape, (None, self.n_layers_, self.n_homology_dimensions_)
         )
-        _check_values_fit(diagrams.size, self.shape_)
-        end = self.grid_[-1]
-        cells = [np.where(np.isinf(d), end, d) for d in diagrams.ravel()]
-        values = landscape_values(cells, self.grid_, self.n_landscapes_)
-        if self.weighting == "l2":
-            values *= np.sqrt(quadrature_weights(self.grid_))
-        return values.reshape(len(diagrams), -1)
+        return self._scaled(self._values(diagrams))
 
     def get_feature_names_out(self, input_features=None):
         """Feature names such as ``layer3_H1_k2_t057`` (k from 1, t the grid index).
@@ -872,6 +952,35 @@ def _checked_grid(grid_range, vectorizer):
             "than float precision. Widen sample_range or lower resolution."
         )
     return grid
+
+
+def _unit_variance_scale(rows):
+    """``1 / sqrt(mean squared Euclidean distance of the rows to their mean)``;
+    1.0 when that mean is 0 up to rounding (identical rows).
+
+    Computed on rows rescaled by a power of two (exact), so that rows of any
+    magnitude neither overflow nor underflow, and in blocks of rows, so that
+    the rescaled and centred copies stay small.
+    """
+    exponent = binary_exponent(rows)
+    blocks = range(0, len(rows), _ROWS_PER_SCALE_BLOCK)
+    total = np.zeros(rows.shape[1])
+    for start in blocks:
+        block = np.ldexp(rows[start : start + _ROWS_PER_SCALE_BLOCK], -exponent)
+        total += block.sum(axis=0)
+    mean = total / len(rows)
+    size = spread = 0.0
+    for start in blocks:
+        block = np.ldexp(rows[start : start + _ROWS_PER_SCALE_BLOCK], -exponent)
+        size += np.einsum("ij,ij->", block, block)
+        block -= mean
+        spread += np.einsum("ij,ij->", block, block)
+    # The mean of identical rows is not always exactly their value: a spread
+    # at the level of that rounding is no spread.
+    rounding = (_ROUNDING_ULPS * len(rows) * np.finfo(np.float64).eps) ** 2
+    if spread <= rounding * size:
+        return 1.0
+    return float(np.ldexp(1.0 / np.sqrt(spread / len(rows)), -exponent))
 
 
 def _check_values_fit(n_diagrams, shape):

@@ -264,6 +264,7 @@ def plot_landscapes(
     title=None,
     layer_names=None,
     weighting=None,
+    scale=1.0,
     xlim="data",
     confidence=None,
     simultaneous=True,
@@ -314,10 +315,14 @@ def plot_landscapes(
         The ``weighting`` of the :class:`~sklandscapes.LandscapeVectorizer`
         that made ``X``: pass ``vectorizer.weighting``. ``"l2"`` vectors carry
         the square roots of the trapezoid weights (a factor of about
-        ``sqrt(grid step)``, 1/14 on the default grid); they are divided out,
-        so that the lines are the landscape values. Needs ``grid``. Vectors
-        that rise faster than slope 1 once divided (no landscape does) are
-        refused: they were not weighted.
+        ``sqrt(grid step)``, 1/14 on the default grid) and the vectorizer's
+        ``scale_``; both are divided out, so that the lines are the landscape
+        values. Needs ``grid`` and ``scale``. Vectors that rise faster than
+        slope 1 once divided (no landscape does) are refused: they were not
+        weighted, or ``scale`` is not the vectorizer's.
+    scale : float, default=1.0
+        With ``weighting="l2"``: the ``scale_`` of the vectorizer that made
+        ``X`` (``scale="auto"`` learns it in ``fit``).
     xlim : {"data", "grid"}, default="data"
         The x range: ``"data"`` fits where the drawn landscapes (and bands)
         are non-zero, with a margin of 5% of that range on each side, within
@@ -365,7 +370,7 @@ def plot_landscapes(
     X, shape = check_landscape_vectors(X, shape)
     sharey = _check_sharey(sharey)
     layer_names = _check_layer_names(layer_names, shape[0], "layer {}")
-    X = _unweighted(X, shape, grid, weighting)
+    X = _unweighted(X, shape, grid, weighting, scale)
     all_groups, curves, band_text = _group_curves(
         X, y, shape, confidence, simultaneous, n_bootstrap, random_state
     )
@@ -431,8 +436,8 @@ def _check_layers(layers, n_layers):
     return layers
 
 
-def _unweighted(X, shape, grid, weighting):
-    """The landscape values of vectors made with ``weighting``."""
+def _unweighted(X, shape, grid, weighting, scale):
+    """The landscape values of vectors made with ``weighting`` and ``scale``."""
     if weighting is None:
         return X
     if weighting != "l2":
@@ -451,7 +456,11 @@ def _unweighted(X, shape, grid, weighting):
             f"grid must have one value per grid point ({shape[3]}), got shape "
             f"{grid.shape}."
         )
-    curves = X.reshape(-1, shape[3]) / np.sqrt(quadrature_weights(grid))
+    if not (np.isfinite(scale) and scale > 0):
+        raise ValueError(
+            f"scale must be the vectorizer's positive scale_, got {scale!r}."
+        )
+    curves = X.reshape(-1, shape[3]) / (np.sqrt(quadrature_weights(grid)) * scale)
     # A landscape is 1-Lipschitz; the values are exact at the grid points, so
     # a rise beyond the step by more than rounding (1e-9 of the grid's
     # extent) means the vectors were not weighted and are now ~14x too large.
@@ -459,9 +468,10 @@ def _unweighted(X, shape, grid, weighting):
     if (rise > 1e-9 * (grid[-1] - grid[0])).any():
         raise ValueError(
             "X rises faster than slope 1 between grid points once the l2 weights "
-            "are divided out, which no landscape does: X is not "
-            "LandscapeVectorizer(weighting='l2') output on this grid. Pass "
-            "weighting=None for unweighted vectors."
+            "and the scale are divided out, which no landscape does: X is not "
+            "LandscapeVectorizer(weighting='l2') output on this grid with this "
+            "scale. Pass weighting=None for unweighted vectors, and "
+            "scale=vectorizer.scale_ for weighted ones."
         )
     return curves.reshape(X.shape)
 

@@ -182,7 +182,9 @@ def test_l2_weighted_vectors_need_no_grid(rng):
         births = rng.uniform(0, 0.6, 8)
         diagrams[index] = np.c_[births, births + rng.uniform(0, 0.4, 8)]
     plain = LandscapeVectorizer(n_landscapes=3, resolution=51).fit(diagrams)
-    weighted = LandscapeVectorizer(n_landscapes=3, resolution=51, weighting="l2")
+    weighted = LandscapeVectorizer(
+        n_landscapes=3, resolution=51, weighting="l2", scale=None
+    )
     W = weighted.fit_transform(diagrams)
     # Both are the trapezoid integral, summed in another order.
     np.testing.assert_allclose(

@@ -3,8 +3,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, GroupKFold, cross_val_score
+from sklearn.pipeline import Pipeline
+from sklearn.svm import SVC
 
-from sklandscapes import LandscapeVectorizer, reshape_landscapes
+from sklandscapes import LandscapeKernel, LandscapeVectorizer, reshape_landscapes
 from sklandscapes.exceptions import GridWarning
 from sklandscapes.landscapes import (
     all_levels_grid_squares,
@@ -268,7 +271,7 @@ def test_l2_weighting_makes_the_dot_product_the_trapezoid_integral(rng):
     births = rng.uniform(0, 0.6, size=(3, 4))
     diagrams = [np.c_[b, b + rng.uniform(0.05, 0.4, 4)] for b in births]
     plain = LandscapeVectorizer(n_landscapes=2, resolution=31).fit(diagrams)
-    weighted = clone(plain).set_params(weighting="l2").fit(diagrams)
+    weighted = clone(plain).set_params(weighting="l2", scale=None).fit(diagrams)
     X, W = plain.transform(diagrams), weighted.transform(diagrams)
     grid = plain.grid_
     cube = X.reshape(3, 2, 31)
@@ -291,3 +294,121 @@ def test_l2_weighting_makes_the_dot_product_the_trapezoid_integral(rng):
     )
     with pytest.raises(ValueError, match="'weighting' parameter"):
         LandscapeVectorizer(weighting="l1").fit(diagrams)
+
+
+def test_unit_variance_scale_is_one_constant_learnt_in_fit(rng):
+    diagrams = random_diagrams(rng, 12)
+    new = random_diagrams(rng, 5)
+    exact = LandscapeVectorizer(n_landscapes=3, weighting="l2", scale=None)
+    scaled = clone(exact).set_params(scale="auto")
+    E = exact.fit_transform(diagrams)
+    S = scaled.fit_transform(diagrams)
+    assert exact.scale_ == 1.0
+    # The training rows have unit mean squared distance to their mean ...
+    spread = ((S - S.mean(axis=0)) ** 2).sum(axis=1).mean()
+    np.testing.assert_allclose(spread, 1.0, rtol=1e-12)
+    # ... and the geometry is that of eq. (1) times scale_**2, on new rows too
+    # (same products, one extra rounding per entry).
+    np.testing.assert_allclose(
+        scaled.scale_,
+        1 / np.sqrt(((E - E.mean(axis=0)) ** 2).sum(axis=1).mean()),
+        rtol=1e-12,
+    )
+    test = scaled.transform(new)
+    np.testing.assert_allclose(
+        test @ S.T, scaled.scale_**2 * exact.transform(new) @ E.T, rtol=1e-12
+    )
+    # fit_transform computes the rows once, and gives fit().transform() exactly.
+    np.testing.assert_array_equal(S, clone(scaled).fit(diagrams).transform(diagrams))
+    assert clone(exact).set_params(scale="unit_variance").fit(diagrams).scale_ == (
+        scaled.scale_
+    )
+    # Unweighted vectors (the experiments', the plots') stay the values.
+    plain = LandscapeVectorizer(n_landscapes=3)
+    assert plain.get_params()["scale"] == "auto"
+    np.testing.assert_array_equal(
+        plain.fit_transform(diagrams),
+        clone(plain).set_params(scale=None).fit_transform(diagrams),
+    )
+    assert plain.scale_ == 1.0
+    unit = clone(plain).set_params(scale="unit_variance").fit_transform(diagrams)
+    spread = ((unit - unit.mean(axis=0)) ** 2).sum(axis=1).mean()
+    np.testing.assert_allclose(spread, 1.0, rtol=1e-12)
+    with pytest.raises(ValueError, match="'scale' parameter of LandscapeVectorizer"):
+        LandscapeVectorizer(scale="unit").fit(diagrams)
+
+
+def test_unit_variance_scale_without_spread_or_of_huge_rows(rng):
+    same = [np.array([[0.1, 0.4], [0.2, 0.3]])] * 3
+    vectorizer = LandscapeVectorizer(weighting="l2").fit(same)
+    # No spread to scale (the mean of equal rows may round): 1.0, documented.
+    assert vectorizer.scale_ == 1.0
+    # Weighted rows of about 1e225 (landscapes of 1e150 times the square
+    # roots of weights of 1e148): their squares would overflow, the
+    # power-of-two rescaling keeps the scale finite and right.
+    diagrams = [d * 1e150 for d in random_diagrams(rng, 6)]
+    huge = LandscapeVectorizer(weighting="l2", sample_range=(0.0, 1e150))
+    rows = huge.fit_transform(diagrams)
+    assert np.isfinite(rows).all()
+    spread = ((rows - rows.mean(axis=0)) ** 2).sum(axis=1).mean()
+    np.testing.assert_allclose(spread, 1.0, rtol=1e-12)
+
+
+def test_recommended_pipeline_needs_no_unusual_C():
+    """The README's pipeline separates its training stages with the usual C.
+
+    The stored diagrams are those of the README's example at 40 networks
+    (``tests/training_stage_diagrams.py``): H1 of every layer of nine-disks MLPs
+    at training accuracies 0.7 and 0.75, 80 samples. Measured when written,
+    5 folds grouped by network: without the scale, every C from 0.1 to 100
+    scores 0.588 (the rows' norms are about 0.04, so the SVM barely fits) and
+    the best of the decades 0.1 to 1e6 is 0.700 (C = 1e5); with it, C = 1
+    scores 0.675 and the best of 0.1 to 100 is 0.713 (C = 10).
+    """
+    from training_stage_diagrams import load
+
+    diagrams, thresholds, networks = load()
+    stages = np.where(thresholds == thresholds.min(), "early", "late")
+    cv = GroupKFold(n_splits=5)
+
+    def scores(scale, grid):
+        steps = [
+            ("kernel", LandscapeKernel()),
+            ("svm", SVC(kernel="precomputed")),
+        ]
+        X = diagrams
+        if scale is None:
+            # Nothing learnt from the data (fixed range): vectorize once.
+            X = LandscapeVectorizer(n_landscapes=5, weighting="l2", scale=None)
+            X = X.fit_transform(diagrams)
+        else:
+            vectorizer = LandscapeVectorizer(n_landscapes=5, weighting="l2")
+            steps.insert(0, ("landscapes", vectorizer))
+        search = GridSearchCV(Pipeline(steps), {"svm__C": grid}, cv=cv)
+        search.fit(X, stages, groups=networks)
+        return search.cv_results_["mean_test_score"]
+
+    usual = [0.1, 1.0, 10.0, 100.0]
+    before = scores(None, [0.1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6])
+    after = scores("auto", usual)
+    # What the issue found: the usual grid cannot tell its Cs apart.
+    assert np.ptp(before[:4]) == 0
+    # One sample of 80 of slack: the two grids sample the same score curve
+    # at different C (scale_ is no power of ten), measured 0.713 vs 0.700.
+    one_sample = 1 / len(stages)
+    assert after.max() >= before.max() - one_sample
+    assert after.max() > before[:4].max() + 5 * one_sample
+    # The default C already fits: measured 0.675 against 0.588.
+    assert after[1] > before[1] + 5 * one_sample
+    # scikit-learn's defaults, no grid: the same as C=1 of the search.
+    default = Pipeline(
+        [
+            ("landscapes", LandscapeVectorizer(n_landscapes=5, weighting="l2")),
+            ("kernel", LandscapeKernel()),
+            ("svm", SVC(kernel="precomputed")),
+        ]
+    )
+    np.testing.assert_allclose(
+        cross_val_score(default, diagrams, stages, groups=networks, cv=cv).mean(),
+        after[1],
+    )

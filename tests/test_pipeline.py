@@ -275,7 +275,10 @@ def test_grid_search_over_resolution_keeps_the_exact_inner_product(rng):
         [
             (
                 "landscapes",
-                LandscapeVectorizer(n_landscapes=n_landscapes, weighting="l2"),
+                # scale=None: the kernel is compared with the integrals.
+                LandscapeVectorizer(
+                    n_landscapes=n_landscapes, weighting="l2", scale=None
+                ),
             ),
             ("kernel", LandscapeKernel()),
             ("svm", SVC(kernel="precomputed")),

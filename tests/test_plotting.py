@@ -208,20 +208,38 @@ def test_plot_landscapes_undoes_l2_weights(rng):
         weighted.shape_,
         weighted.grid_,
         weighting=weighted.weighting,
+        scale=weighted.scale_,
     )
     for ax, reference in zip(fig.axes, expected.axes):
         for line, reference_line in zip(ax.lines, reference.lines):
-            # Dividing by the square root of the weight it was multiplied by
-            # leaves a few ulps of the values, which are at most 0.3.
+            # Dividing by the square root of the weight and the scale it was
+            # multiplied by leaves a few ulps of the values, at most 0.3.
             np.testing.assert_allclose(
-                line.get_ydata(), reference_line.get_ydata(), rtol=0, atol=1e-15
+                line.get_ydata(), reference_line.get_ydata(), rtol=0, atol=1e-14
             )
-    # Read as they are, weighted vectors are ten times too small (1/sqrt(0.01)).
-    unread = plot_landscapes(weighted.transform(diagrams), y, weighted.shape_)
+    # Read as they are, unscaled weighted vectors are ten times too small
+    # (1/sqrt(0.01)).
+    unscaled = clone(weighted).set_params(scale=None).fit(diagrams)
+    unread = plot_landscapes(unscaled.transform(diagrams), y, unscaled.shape_)
     ratio = expected.axes[0].lines[0].get_ydata().max() / max(
         unread.axes[0].lines[0].get_ydata()
     )
     assert ratio == pytest.approx(10)
+    # Without the vectorizer's scale the values are refused, not misdrawn.
+    with pytest.raises(ValueError, match="output on this grid with this scale"):
+        plot_landscapes(
+            weighted.transform(diagrams) * 100,
+            y,
+            weighted.shape_,
+            weighted.grid_,
+            weighting="l2",
+            scale=weighted.scale_,
+        )
+    with pytest.raises(ValueError, match="scale must be the vectorizer's positive"):
+        plot_landscapes(
+            weighted.transform(diagrams), y, weighted.shape_, weighted.grid_,
+            weighting="l2", scale=0.0,
+        )  # fmt: skip
 
 
 def test_plot_landscapes_refuses_a_wrong_weighting(rng):

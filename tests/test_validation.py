@@ -4,6 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from sklandscapes import LandscapeVectorizer
 from sklandscapes._validation import (
     binary_exponent,
     check_layered_clouds,
@@ -175,3 +176,25 @@ def test_atomic_writes_from_threads_keep_the_umask_and_file_modes(
         os.umask(previous)
     modes = {(tmp_path / f"{i}.txt").stat().st_mode & 0o777 for i in range(2000)}
     assert modes == {0o640}
+
+
+def test_a_cell_that_is_no_array_is_named():
+    with pytest.raises(
+        ValueError,
+        match=r"sample 0: expected a diagram, an array of \(birth, death\) pairs "
+        r"of shape \(n_pairs, 2\), got None",
+    ):
+        LandscapeVectorizer().fit([None])
+    # Every such cell, at its depth, in one error.
+    with pytest.raises(
+        ValueError,
+        match=r"(?s)sample 0, layer 1: expected a diagram.*got None.*"
+        r"sample 1, layer 0: expected a diagram.*got 'a'",
+    ):
+        check_layered_diagrams([[None, None], ["a", np.zeros((0, 2))]])
+    with pytest.raises(
+        ValueError,
+        match=r"sample 0: expected a cloud, an array of shape "
+        r"\(n_points, n_features\), got 3.5",
+    ):
+        check_layered_clouds([3.5, np.zeros((3, 2))])
