@@ -3,8 +3,10 @@
 import contextlib
 import json
 import os
+import re
 import shutil
 import struct
+import subprocess
 import sys
 import time
 import warnings
@@ -995,3 +997,70 @@ def test_share_of_networks_growing_averages_each_networks_subsamples():
     thresholds = np.repeat([0.5, 0.9], 4)
     networks = np.tile([0, 0, 1, 1], 2)
     assert _share_growing(total, thresholds, networks, 0.5, 0.9) == 0.5
+
+
+def test_resume_without_a_run_is_refused_before_anything_is_written(tmp_path):
+    for out in (tmp_path / "typo_folder", tmp_path):
+        with pytest.raises(ExperimentError, match="nothing to resume in"):
+            run_experiment(tiny_config(), out, resume=True, verbose=0)
+    assert not list(tmp_path.iterdir())
+
+
+# Holds a run folder's lock in another process until killed.
+_HOLDER = """
+import sys, time
+from sklandscapes.experiments import _folder
+with _folder.locked(sys.argv[1]):
+    print("locked", flush=True)
+    time.sleep(600)
+"""
+
+
+@contextlib.contextmanager
+def _lock_held_by_another_process(out):
+    repository = Path(__file__).resolve().parents[1]
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(out)],
+        cwd=repository,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+
+
+def test_a_folder_in_use_by_another_run_is_refused_until_that_run_dies(
+    baseline, tmp_path
+):
+    out = tmp_path / "run"
+    shutil.copytree(baseline.out, out)
+    stored = sorted(p.relative_to(out) for p in out.rglob("*"))
+    with _lock_held_by_another_process(out) as holder:
+        # --force in one terminal while another runs: refused, nothing deleted.
+        for options in (dict(force=True), dict(resume=True)):
+            with pytest.raises(
+                ExperimentError,
+                match=rf"'{re.escape(str(out))}' is in use by another run "
+                rf"\(process {holder.pid}\)",
+            ):
+                run_experiment(tiny_config(), out, verbose=0, **options)
+        assert sorted(p.relative_to(out) for p in out.rglob("*")) == stored
+    # Killed (SIGKILL: no clean-up ran), the holder leaves nothing stuck.
+    assert holder.returncode != 0
+    resumed = run_experiment(tiny_config(), out, resume=True, verbose=0)
+    np.testing.assert_array_equal(resumed.landscapes, baseline.landscapes)
+    assert (out / "run.lock").read_text().strip() == str(os.getpid())
+
+
+def test_a_fresh_folder_locked_by_a_killed_run_is_used(baseline, tmp_path):
+    out = tmp_path / "fresh"
+    with _lock_held_by_another_process(out):
+        pass
+    assert [p.name for p in out.iterdir()] == ["run.lock"]
+    result = run_experiment(tiny_config(), out, verbose=0)
+    np.testing.assert_array_equal(result.landscapes, baseline.landscapes)
