@@ -999,6 +999,17 @@ def test_share_of_networks_growing_averages_each_networks_subsamples():
     assert _share_growing(total, thresholds, networks, 0.5, 0.9) == 0.5
 
 
+def test_missed_thresholds_warn_at_the_callers_line(tmp_path):
+    from sklandscapes.nets import ThresholdNotReachedWarning
+
+    config = tiny_config(thresholds=(0.6, 0.7, 0.999))
+    with pytest.warns(ThresholdNotReachedWarning) as record:
+        run_experiment(config, tmp_path, verbose=0)
+    missed = [w for w in record if w.category is ThresholdNotReachedWarning]
+    assert len(missed) == 1
+    assert missed[0].filename == __file__
+
+
 def test_resume_without_a_run_is_refused_before_anything_is_written(tmp_path):
     for out in (tmp_path / "typo_folder", tmp_path):
         with pytest.raises(ExperimentError, match="nothing to resume in"):
