@@ -163,6 +163,9 @@ def test_complexity_is_exact_and_report_numbers_come_from_tables(baseline):
     claims = report.split("## The paper's observations, checked")[1].split("##")[0]
     for t, total in obs["mean_total_complexity"].items():
         assert f"{float(t):g}: {total:.3g}" in claims
+    numbers = re.findall(r"^(\d+)\. \*\*", claims, flags=re.MULTILINE)
+    assert numbers == ["1", "2", "3", "4"]
+    assert "1. **The first layers see the input's nine holes**" in claims
     grid = obs["grid"]
     assert grid["n_landscapes"] == 5 and len(grid["kept_share"]) == 5
     # Five levels of the nine nearly equal holes keep about half of layer 0.
@@ -235,6 +238,12 @@ def test_digits_input_layer_is_centered_by_the_paper_rule(tmp_path):
         assert np.array_equal(stored[0, 0], expected) == same
     assert "rays" in result.observations
     assert len(result.observations["rays"]["alignment"]) == 4
+    # Four observations (no nine holes in digits), numbered from 1.
+    claims = (tmp_path / "report.md").read_text()
+    claims = claims.split("## The paper's observations, checked")[1].split("##")[0]
+    numbers = re.findall(r"^(\d+)\. \*\*", claims, flags=re.MULTILINE)
+    assert numbers == ["1", "2", "3", "4"]
+    assert "1. **Complexity is not monotonically decreasing" in claims
 
 
 def test_diagrams_are_stored_per_sample(baseline):
