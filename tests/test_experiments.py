@@ -320,6 +320,14 @@ def test_training_interrupted_between_groups_resumes(tmp_path, monkeypatch):
     calls.clear()
     resumed = run_experiment(config, tmp_path / "cut", resume=True, verbose=0)
     assert calls == [1]  # only the second network trained again
+    # The interrupted call trained the first group: its seconds count in
+    # the report's "all calls" column.
+    history = resumed.timing_history
+    assert len(history) == 2 and history[0]["timings"]["training"] > 0
+    total = history[0]["timings"]["training"] + history[1]["timings"]["training"]
+    report = (tmp_path / "cut" / "report.md").read_text()
+    this_call = resumed.timings["training"]
+    assert f"| training | {this_call:.1f} | {total:.1f} |" in report
     np.testing.assert_array_equal(resumed.landscapes, whole.landscapes)
     np.testing.assert_array_equal(resumed.test.pvalues_, whole.test.pvalues_)
     # The monitor's record of two groups, one reloaded, merged as in one run.
