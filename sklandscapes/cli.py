@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sklandscapes import __version__, experiments
 from sklandscapes.experiments._config import EXPERIMENTS, PRESETS, preset_values
+from sklandscapes.experiments._folder import CONFIG_FILE
 
 __all__ = ["main"]
 
@@ -221,8 +222,7 @@ def main(argv=None):
             result = experiments.run_experiment(
                 config,
                 out,
-                # The demo continues its run unless told to start over.
-                resume=args.resume or (args.command == "demo" and not args.force),
+                resume=_resume(args, out),
                 force=args.force,
                 n_jobs=args.n_jobs,
                 device=args.device,
@@ -243,6 +243,12 @@ def main(argv=None):
     print(f"Report: {result.out / 'report.md'}")
     print(f"Results: {result.out / 'results.npz'}")
     return 0
+
+
+def _resume(args, out):
+    """Whether to continue a run: asked for, or the demo's own earlier run."""
+    demo_run = (Path(out) / CONFIG_FILE).exists()
+    return args.resume or (args.command == "demo" and not args.force and demo_run)
 
 
 def _config(args):

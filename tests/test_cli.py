@@ -179,6 +179,11 @@ def _under_a_file(tmp_path):
     return ["--out", str(tmp_path / "afile.txt" / "sub")]
 
 
+def _a_file(tmp_path):
+    (tmp_path / "afile.txt").write_text("not a folder")
+    return ["--out", str(tmp_path / "afile.txt")]
+
+
 def _cuda_without_cuda(tmp_path):
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
@@ -206,7 +211,19 @@ REFUSED = {
         lambda tmp_path: ["--out", "/proc/x"],
         "--out '/proc/x' cannot be written",
     ),
-    "out-under-a-file": (_under_a_file, r"afile.txt' is a file"),
+    "out-under-a-file": (
+        _under_a_file,
+        r"afile.txt/sub' cannot be created: '[^']*afile.txt' is a file",
+    ),
+    "out-is-a-file": (_a_file, r"--out '[^']*afile.txt' is a file; choose another"),
+    "resume-without-a-run": (
+        lambda tmp_path: ["--resume", "--out", str(tmp_path / "typo_folder")],
+        r"--resume: nothing to resume in '[^']*typo_folder' \(no such folder\)",
+    ),
+    "resume-in-an-empty-folder": (
+        lambda tmp_path: ["--resume", "--out", str(tmp_path)],
+        r"nothing to resume in '[^']*' \(no config.json there\)",
+    ),
     "out-unwritable": (_unwritable, "cannot be written"),
     "resume-and-force": (
         lambda tmp_path: ["--resume", "--force"],
@@ -236,6 +253,27 @@ def test_bad_options_are_refused_before_any_work(case, tmp_path, capsys, monkeyp
     assert re.search(message, err), err
     assert not list(tmp_path.rglob("config.json"))
     assert not os.path.exists("/proc/x")
+
+
+def test_a_folder_in_use_is_refused_in_one_line(tmp_path, capsys, monkeypatch):
+    from sklandscapes.experiments import _folder
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("work started")
+
+    monkeypatch.setattr("sklandscapes.experiments._data.load_data", no_work)
+    out = tmp_path / "run"
+    # Another lock on the file is another run, also in this process: flock
+    # locks belong to open files (tests/test_experiments.py uses a process).
+    with _folder.locked(out):
+        code = main(["run", "synthetic", "--quiet", "--force", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.splitlines() == [
+        f"sklandscapes: error: {str(out)!r} is in use by another run (process "
+        f"{os.getpid()}); wait for it to end, or choose another --out"
+    ]
+    assert [p.name for p in out.iterdir()] == ["run.lock"]
 
 
 def test_demo_refuses_resume_with_force(tmp_path, capsys):

@@ -3,8 +3,10 @@
 import contextlib
 import json
 import os
+import re
 import shutil
 import struct
+import subprocess
 import sys
 import time
 import warnings
@@ -161,6 +163,9 @@ def test_complexity_is_exact_and_report_numbers_come_from_tables(baseline):
     claims = report.split("## The paper's observations, checked")[1].split("##")[0]
     for t, total in obs["mean_total_complexity"].items():
         assert f"{float(t):g}: {total:.3g}" in claims
+    numbers = re.findall(r"^(\d+)\. \*\*", claims, flags=re.MULTILINE)
+    assert numbers == ["1", "2", "3", "4"]
+    assert "1. **The first layers see the input's nine holes**" in claims
     grid = obs["grid"]
     assert grid["n_landscapes"] == 5 and len(grid["kept_share"]) == 5
     # Five levels of the nine nearly equal holes keep about half of layer 0.
@@ -233,6 +238,12 @@ def test_digits_input_layer_is_centered_by_the_paper_rule(tmp_path):
         assert np.array_equal(stored[0, 0], expected) == same
     assert "rays" in result.observations
     assert len(result.observations["rays"]["alignment"]) == 4
+    # Four observations (no nine holes in digits), numbered from 1.
+    claims = (tmp_path / "report.md").read_text()
+    claims = claims.split("## The paper's observations, checked")[1].split("##")[0]
+    numbers = re.findall(r"^(\d+)\. \*\*", claims, flags=re.MULTILINE)
+    assert numbers == ["1", "2", "3", "4"]
+    assert "1. **Complexity is not monotonically decreasing" in claims
 
 
 def test_diagrams_are_stored_per_sample(baseline):
@@ -309,6 +320,14 @@ def test_training_interrupted_between_groups_resumes(tmp_path, monkeypatch):
     calls.clear()
     resumed = run_experiment(config, tmp_path / "cut", resume=True, verbose=0)
     assert calls == [1]  # only the second network trained again
+    # The interrupted call trained the first group: its seconds count in
+    # the report's "all calls" column.
+    history = resumed.timing_history
+    assert len(history) == 2 and history[0]["timings"]["training"] > 0
+    total = history[0]["timings"]["training"] + history[1]["timings"]["training"]
+    report = (tmp_path / "cut" / "report.md").read_text()
+    this_call = resumed.timings["training"]
+    assert f"| training | {this_call:.1f} | {total:.1f} |" in report
     np.testing.assert_array_equal(resumed.landscapes, whole.landscapes)
     np.testing.assert_array_equal(resumed.test.pvalues_, whole.test.pvalues_)
     # The monitor's record of two groups, one reloaded, merged as in one run.
@@ -995,3 +1014,81 @@ def test_share_of_networks_growing_averages_each_networks_subsamples():
     thresholds = np.repeat([0.5, 0.9], 4)
     networks = np.tile([0, 0, 1, 1], 2)
     assert _share_growing(total, thresholds, networks, 0.5, 0.9) == 0.5
+
+
+def test_missed_thresholds_warn_at_the_callers_line(tmp_path):
+    from sklandscapes.nets import ThresholdNotReachedWarning
+
+    config = tiny_config(thresholds=(0.6, 0.7, 0.999))
+    with pytest.warns(ThresholdNotReachedWarning) as record:
+        run_experiment(config, tmp_path, verbose=0)
+    missed = [w for w in record if w.category is ThresholdNotReachedWarning]
+    assert len(missed) == 1
+    assert missed[0].filename == __file__
+
+
+def test_resume_without_a_run_is_refused_before_anything_is_written(tmp_path):
+    for out in (tmp_path / "typo_folder", tmp_path):
+        with pytest.raises(ExperimentError, match="nothing to resume in"):
+            run_experiment(tiny_config(), out, resume=True, verbose=0)
+    assert not list(tmp_path.iterdir())
+
+
+# Holds a run folder's lock in another process until killed.
+_HOLDER = """
+import sys, time
+from sklandscapes.experiments import _folder
+with _folder.locked(sys.argv[1]):
+    print("locked", flush=True)
+    time.sleep(600)
+"""
+
+
+@contextlib.contextmanager
+def _lock_held_by_another_process(out):
+    repository = Path(__file__).resolve().parents[1]
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(out)],
+        cwd=repository,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+
+
+def test_a_folder_in_use_by_another_run_is_refused_until_that_run_dies(
+    baseline, tmp_path
+):
+    out = tmp_path / "run"
+    shutil.copytree(baseline.out, out)
+    stored = sorted(p.relative_to(out) for p in out.rglob("*"))
+    with _lock_held_by_another_process(out) as holder:
+        # --force in one terminal while another runs: refused, nothing deleted.
+        for options in (dict(force=True), dict(resume=True)):
+            with pytest.raises(
+                ExperimentError,
+                match=rf"'{re.escape(str(out))}' is in use by another run "
+                rf"\(process {holder.pid}\)",
+            ):
+                run_experiment(tiny_config(), out, verbose=0, **options)
+        assert sorted(p.relative_to(out) for p in out.rglob("*")) == stored
+    # Killed (SIGKILL: no clean-up ran), the holder leaves nothing stuck.
+    assert holder.returncode != 0
+    resumed = run_experiment(tiny_config(), out, resume=True, verbose=0)
+    np.testing.assert_array_equal(resumed.landscapes, baseline.landscapes)
+    assert (out / "run.lock").read_text().strip() == str(os.getpid())
+
+
+def test_a_fresh_folder_locked_by_a_killed_run_is_used(baseline, tmp_path):
+    out = tmp_path / "fresh"
+    with _lock_held_by_another_process(out):
+        pass
+    assert [p.name for p in out.iterdir()] == ["run.lock"]
+    result = run_experiment(tiny_config(), out, verbose=0)
+    np.testing.assert_array_equal(result.landscapes, baseline.landscapes)

@@ -511,7 +511,7 @@ def test_train_networks_warns_and_reports_unreached_thresholds(rng, tmp_path):
     X, y = rings(rng, 80)
     with pytest.warns(
         ThresholdNotReachedWarning, match=r"2 of 2 networks.*max_epochs=2"
-    ):
+    ) as record:
         result = train_networks(
             X,
             y,
@@ -523,6 +523,8 @@ def test_train_networks_warns_and_reports_unreached_thresholds(rng, tmp_path):
             device="cpu",
             directory=tmp_path,
         )
+    # The warning points at the caller's line, not into the library.
+    assert record[0].filename == __file__
     assert result.reached[:, 0].all() and not result.reached[:, 1].any()
     assert result.snapshots[1] == [None, None]
     assert (result.snapshot_epoch[:, 1] == -1).all()

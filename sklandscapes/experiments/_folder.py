@@ -4,6 +4,7 @@ Everything here is what ``--resume`` relies on: a file exists only once it is
 complete (written atomically), and its name says which result it holds.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -20,24 +21,30 @@ from sklandscapes.experiments._config import ExperimentError
 CONFIG_FILE = "config.json"
 TRAINING_DIR = "training"
 DIAGRAMS_DIR = "diagrams"
+# Held by the run using the folder (see locked); never deleted, so that two
+# runs always lock the same file.
+LOCK_FILE = "run.lock"
 
 
-def check_out(out):
+def check_out(out, resume=False):
     """Refuse, before anything is written, an ``out`` that cannot be a run folder.
 
     ``out`` must be a folder, or creatable as one: its nearest existing
     ancestor must be a folder where files can be created (tried with a
-    temporary file that leaves nothing behind).
+    temporary file that leaves nothing behind). With ``resume``, it must hold
+    a run (its ``config.json``).
     """
     out = Path(out)
     existing = out
     while not existing.exists() and existing.parent != existing:
         existing = existing.parent
     if not existing.is_dir():
-        where = "" if existing == out else f": {str(existing)!r} is a file"
-        raise ExperimentError(
-            f"--out {str(out)!r} cannot be a folder{where}; choose another --out"
+        problem = (
+            "is a file"
+            if existing == out
+            else f"cannot be created: {str(existing)!r} is a file"
         )
+        raise ExperimentError(f"--out {str(out)!r} {problem}; choose another --out")
     try:
         with tempfile.TemporaryFile(dir=existing):
             pass
@@ -46,13 +53,21 @@ def check_out(out):
             f"--out {str(out)!r} cannot be written: creating a file in "
             f"{str(existing)!r} failed ({exc.strerror or exc}); choose another --out"
         ) from exc
+    if resume and not (out / CONFIG_FILE).exists():
+        where = f"no {CONFIG_FILE} there" if existing == out else "no such folder"
+        raise ExperimentError(
+            f"--resume: nothing to resume in {str(out)!r} ({where}); check --out, "
+            "or leave out --resume to start a run"
+        )
 
 
-def prepare_out(out, config, resume, force):
+def check_folder(out, config, resume, force):
+    """Refuse an ``out`` that holds another run, or files that are not a run's.
+
+    Reads only; :func:`prepare_out` checks again with the folder locked.
+    """
     out = Path(out)
     config_path = out / CONFIG_FILE
-    if out.exists() and not out.is_dir():
-        raise ExperimentError(f"--out {str(out)!r} exists and is not a folder")
     if config_path.exists() and not force:
         stored = _read_config(config_path)
         if stored != config.to_dict():
@@ -71,18 +86,80 @@ def prepare_out(out, config, resume, force):
                 f"{str(out)!r} already holds a run of this configuration; pass "
                 "--resume to continue it or --force to start over"
             )
-    elif out.exists() and any(out.iterdir()) and not force:
-        if not config_path.exists():
-            raise ExperimentError(
-                f"{str(out)!r} is not empty and holds no sklandscapes run; choose "
-                "another --out or pass --force"
-            )
-    if force and out.exists():
+    elif (
+        not force
+        and out.is_dir()
+        and any(path.name != LOCK_FILE for path in out.iterdir())
+    ):
+        raise ExperimentError(
+            f"{str(out)!r} is not empty and holds no sklandscapes run; choose "
+            "another --out or pass --force"
+        )
+
+
+def prepare_out(out, config, resume, force):
+    """Check ``out`` again, then make it the run's folder (``config.json``).
+
+    Called with the folder's lock held (:func:`locked`), so that what is
+    checked still holds when ``force`` clears the folder.
+    """
+    check_folder(out, config, resume, force)
+    out, config_path = Path(out), Path(out) / CONFIG_FILE
+    if force:
         clear_run(out)
-    out.mkdir(parents=True, exist_ok=True)
     text = json.dumps(config.to_dict(), indent=2).encode()
     atomic_write(config_path, lambda handle: handle.write(text))
     return out
+
+
+@contextlib.contextmanager
+def locked(out):
+    """Hold ``out`` for this process: create it, and lock its ``run.lock``.
+
+    A second run on the same folder, in any process, is refused with the
+    process id of the first. The operating system releases the lock when its
+    process ends, however it ends, so a killed run leaves nothing stuck. Where
+    files cannot be locked (no ``fcntl``, no ``msvcrt``), runs are not
+    guarded.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / LOCK_FILE, "a+") as handle:
+        if not _try_lock(handle):
+            handle.seek(0)
+            pid = handle.read().strip()
+            raise ExperimentError(
+                f"{str(out)!r} is in use by another run (process "
+                f"{pid or 'unknown'}); wait for it to end, or choose another --out"
+            )
+        # Recorded for the message above; only the lock itself is trusted.
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield out
+
+
+def _try_lock(handle):
+    """Lock ``handle``'s file without waiting; False if another process has it."""
+    try:
+        import fcntl
+    except ImportError:
+        fcntl = None
+    try:
+        if fcntl is not None:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        else:  # pragma: no cover - Windows
+            import msvcrt
+
+            # A byte far past the pid, so that the pid stays readable.
+            handle.seek(1 << 20)
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+    except ImportError:  # pragma: no cover - neither module
+        return True
+    except OSError:
+        return False
+    return True
 
 
 def _read_config(path):

@@ -415,7 +415,8 @@ def _observation_lines(config, obs, thresholds, label):
     ]
     if "rays" in obs:
         lines.append(_rays_line(obs["rays"], label))
-    return lines
+    # Numbered here: the digits have no observation of the nine holes.
+    return [f"{number}. {line}" for number, line in enumerate(lines, 1)]
 
 
 def _holes_line(holes, label):
@@ -426,7 +427,7 @@ def _holes_line(holes, label):
     )
     first = holes["share_exactly_nine"][1] if len(holes["mean"]) > 1 else 0
     return (
-        "1. **The first layers see the input's nine holes**: "
+        "**The first layers see the input's nine holes**: "
         f"{_verdict(first >= 0.5)} at threshold {label(holes['threshold'])} "
         f"({holes['n_networks']} networks). Mean number of H1 bars longer "
         f"than 0.05 per network (share of networks with exactly nine): "
@@ -451,7 +452,7 @@ def _layers_line(obs, thresholds, label):
         for t in thresholds
     )
     return (
-        "2. **Complexity is not monotonically decreasing across layers**: "
+        "**Complexity is not monotonically decreasing across layers**: "
         f"{_verdict(thresholds[-1] in not_monotone)} at the highest threshold; "
         "the mean complexity "
         f"increases from one layer to the next at {len(not_monotone)} of "
@@ -467,14 +468,14 @@ def _growth_line(obs, thresholds, label):
     total_text = ", ".join(f"{label(t)}: {_num(totals[str(t)])}" for t in thresholds)
     if not obs["grows_first_last"]:
         return (
-            "3. **Complexity grows with training**: not checked, fewer than two "
+            "**Complexity grows with training**: not checked, fewer than two "
             f"thresholds were reached by 90% of the networks (totals: {total_text})."
         )
     a, b = obs["grows_first_last"]
     share = obs["share_of_networks_growing"]
     holds = share > 0.5 and totals[str(b)] > totals[str(a)]
     return (
-        f"3. **Complexity grows with training**: {_verdict(holds)}: the mean "
+        f"**Complexity grows with training**: {_verdict(holds)}: the mean "
         f"total complexity (sum over layers) is {total_text}; from threshold "
         f"{a:g} to {b:g} it grows in {share:.0%} of the networks."
     )
@@ -483,7 +484,7 @@ def _growth_line(obs, thresholds, label):
 def _tables_line(obs):
     """Observation 4: the thresholds' landscapes differ (Table I)."""
     return (
-        "4. **The thresholds' landscapes differ (Table I)**: "
+        "**The thresholds' landscapes differ (Table I)**: "
         f"{_verdict(obs['share_of_significant_pairs_holm'] == 1)}: "
         f"{obs['share_of_significant_pairs']:.0%} of the pairs of thresholds differ "
         f"at the 0.05 level ({obs['share_of_significant_pairs_holm']:.0%} after "
@@ -507,7 +508,7 @@ def _rays_line(rays, label):
         for i, (a, b) in enumerate(zip(scores, shuffled))
     )
     return (
-        "5. **Classes lie on rays from the origin in the ending layers**: "
+        "**Classes lie on rays from the origin in the ending layers**: "
         f"mean cosine between a point and its class's mean direction, at "
         f"threshold {label(rays['threshold'])} ({rays['n_networks']} networks): "
         f"{table}. "

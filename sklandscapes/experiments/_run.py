@@ -126,6 +126,10 @@ def run_experiment(
         Output folder. Holds ``config.json``, ``training/`` (snapshots and
         log), ``diagrams/`` (one file per sample), ``results.npz``, the figures,
         ``report.md`` and ``timings.json`` (the stage timings of every call).
+        A run locks ``run.lock`` there for its whole life: a second run on
+        the same folder, in any process, is an :class:`ExperimentError` naming
+        the first one's process id. The lock ends with its process, however
+        that ends, so a killed run does not block the next one.
     resume : bool, default=False
         Continue the run in ``out`` (same configuration), skipping every
         result already stored. A stored file that cannot be read back whole
@@ -133,7 +137,9 @@ def run_experiment(
         :class:`~sklandscapes.exceptions.DamagedFileWarning`, deleted and
         computed again; a damaged ``config.json`` is an
         :class:`ExperimentError`, because the configuration of the stored
-        results is then unknown (``force=True`` starts over).
+        results is then unknown (``force=True`` starts over). An ``out``
+        that holds no run (no ``config.json``) is an :class:`ExperimentError`:
+        there is nothing to resume.
     force : bool, default=False
         Start over in ``out`` even if it holds another run; excludes
         ``resume``.
@@ -170,8 +176,8 @@ def run_experiment(
     ...     sublattice_step=2, n_landscapes=5, resolution=51, n_permutations=99)
     >>> out = tempfile.mkdtemp()
     >>> result = run_experiment(config, out, verbose=0)
-    >>> sorted(p.name for p in result.out.iterdir() if p.suffix != ".png")
-    ['config.json', 'diagrams', 'report.md', 'results.npz', 'timings.json', 'training']
+    >>> sorted(p.name for p in result.out.iterdir() if p.suffix not in (".png", ".md"))
+    ['config.json', 'diagrams', 'results.npz', 'run.lock', 'timings.json', 'training']
     >>> resumed = run_experiment(config, out, resume=True, verbose=0)  # loads all
     >>> bool((resumed.landscapes == result.landscapes).all())
     True
@@ -179,8 +185,16 @@ def run_experiment(
     # Everything is checked before anything is computed or written.
     _check_config(config)
     _check_options(config, resume, force, n_jobs, device, backend, scheduler)
-    _folder.check_out(out)
-    out = _folder.prepare_out(out, config, resume, force)
+    _folder.check_out(out, resume)
+    _folder.check_folder(out, config, resume, force)
+    # One run at a time on a folder: a second would write the same files.
+    with _folder.locked(out) as out:
+        _folder.prepare_out(out, config, resume, force)
+        return _run(config, out, n_jobs, device, backend, scheduler, verbose)
+
+
+def _run(config, out, n_jobs, device, backend, scheduler, verbose):
+    """The stages, in the prepared and locked folder ``out``."""
     costs = _Costs(out)
     try:
         with costs.stage("data"):
@@ -275,10 +289,16 @@ class _Costs:
 
     @contextlib.contextmanager
     def stage(self, name):
-        """Time the block as stage ``name`` (left at 0 if the block fails)."""
+        """Time the block as stage ``name``, also when it is interrupted.
+
+        An interrupted call's seconds are spent all the same: the report's
+        "all calls" column counts them.
+        """
         clock = time.perf_counter()
-        yield
-        self.timings[name] = time.perf_counter() - clock
+        try:
+            yield
+        finally:
+            self.timings[name] = time.perf_counter() - clock
 
     def add(self, work):
         """Add a :class:`~sklandscapes.experiments._diagrams.DiagramWork`."""

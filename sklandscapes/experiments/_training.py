@@ -147,7 +147,9 @@ def _warn_missed_thresholds(config, merged):
             numbering="numbered as in training/log.json",
             consequence="the report marks the thresholds that fewer than 90% of "
             "them reached",
-            stacklevel=3,
+            # Past train, _run._train, _run._run and run_experiment: at the
+            # line that called run_experiment.
+            stacklevel=6,
         )
 
 

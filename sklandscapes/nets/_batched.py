@@ -1028,7 +1028,8 @@ def _train_networks(
             max_epochs=max_epochs,
             consequence="their missing snapshots are None and TrainingResult.log "
             "lists them",
-            stacklevel=2,
+            # Past train_networks, at its caller's line.
+            stacklevel=3,
         )
     return result
 
