@@ -272,8 +272,14 @@ def _test_lines(result, label, floor):
         "",
         "## Permutation tests",
         "",
-        "**The unit is the network.** The input subsamples of a snapshot are "
-        "averaged, each pair of thresholds is tested on the networks that reached "
+        "**The unit is the network.** "
+        + (
+            f"The {config.n_subsamples} input subsamples of a snapshot are "
+            "averaged, each"
+            if config.n_subsamples > 1
+            else "Each"
+        )
+        + " pair of thresholds is tested on the networks that reached "
         f"both ({_range_text(units)} networks per pair), and a relabeling swaps "
         "a network's two snapshots or not. p-values of the pairwise tests between "
         "thresholds (Table I): raw above the diagonal, Holm-corrected over the "
