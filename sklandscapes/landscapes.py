@@ -468,6 +468,12 @@ class LandscapeVectorizer(TransformerMixin, BaseEstimator):
         of 1e4 to 1e5 to fit them at all; with it, scikit-learn's default
         ``C=1`` and the usual grids (0.1 to 100) apply. Pass ``None`` for the
         integrals themselves (e.g. norms in the units of the filtration).
+    homology_dimensions : tuple of int or None, default=None
+        The homology dimension of each diagram on the last axis of ``X``, the
+        same tuple as ``RipsPersistence(homology_dimensions=...)``. It only
+        names the features: ``layer3_H1_k2_t057``. ``None``: the diagrams are
+        named by their position on that axis, ``layer3_diagram0_k2_t057``.
+        ``fit`` checks that there is one per diagram.
 
     Attributes
     ----------
@@ -530,7 +536,14 @@ class LandscapeVectorizer(TransformerMixin, BaseEstimator):
     >>> vectorizer.fit_transform([diagram])
     array([[0.  , 0.25, 0.25, 0.  , 0.  , 0.  , 0.  , 0.  , 0.  , 0.  ]])
     >>> vectorizer.get_feature_names_out()[:2]
-    array(['layer0_dim0_k1_t0', 'layer0_dim0_k1_t1'], dtype=object)
+    array(['layer0_diagram0_k1_t0', 'layer0_diagram0_k1_t1'], dtype=object)
+    >>> LandscapeVectorizer(resolution=2, homology_dimensions=(1,)).fit(
+    ...     [diagram]
+    ... ).get_feature_names_out()
+    array(['layer0_H1_k1_t0', 'layer0_H1_k1_t1', 'layer0_H1_k2_t0',
+           'layer0_H1_k2_t1', 'layer0_H1_k3_t0', 'layer0_H1_k3_t1',
+           'layer0_H1_k4_t0', 'layer0_H1_k4_t1', 'layer0_H1_k5_t0',
+           'layer0_H1_k5_t1'], dtype=object)
     """
 
     _parameter_constraints = {
@@ -542,6 +555,7 @@ class LandscapeVectorizer(TransformerMixin, BaseEstimator):
         "resolution": [Interval(numbers.Integral, 2, None, closed="left")],
         "weighting": [StrOptions({"l2"}), None],
         "scale": [StrOptions({"auto", "unit_variance"}), None],
+        "homology_dimensions": ["array-like", None],
     }
 
     def __init__(
@@ -551,12 +565,14 @@ class LandscapeVectorizer(TransformerMixin, BaseEstimator):
         resolution=201,
         weighting=None,
         scale="auto",
+        homology_dimensions=None,
     ):
         self.n_landscapes = n_landscapes
         self.sample_range = sample_range
         self.resolution = resolution
         self.weighting = weighting
         self.scale = scale
+        self.homology_dimensions = homology_dimensions
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -607,6 +623,7 @@ class LandscapeVectorizer(TransformerMixin, BaseEstimator):
         _check_vectorizer_params(self)
         self.grid_ = _checked_grid(self._grid_range(diagrams), self)
         self.n_layers_, self.n_homology_dimensions_ = diagrams.shape[1:]
+        _check_dimension_names(self.homology_dimensions, self.n_homology_dimensions_)
         if self.n_landscapes == "auto":
             depth = max([landscape_depth(d) for d in diagrams.ravel()] + [1])
             most = min(depth, _AUTO_MAX_LEVELS)
@@ -720,24 +737,31 @@ class LandscapeVectorizer(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features=None):
         """Feature names such as ``layer3_H1_k2_t057`` (k from 1, t the grid index).
 
-        The homology dimensions are named by ``input_features``, e.g.
-        ``RipsPersistence(...).get_feature_names_out()`` gives ``["H1"]`` (a
-        ``Pipeline`` passes them on by itself); without them, by their position
-        on the diagram axis: ``dim0``, ``dim1``, ...
+        The diagrams are named ``H{d}`` after ``homology_dimensions``, or
+        ``diagram0``, ``diagram1``, ... by position when it is ``None``: the
+        same names whether a ``Pipeline`` or ``set_output`` asks, so that the
+        columns of a DataFrame output are these names.
+
+        Parameters
+        ----------
+        input_features : array-like of str, default=None
+            Names of the diagrams on the last axis of ``X`` (a ``Pipeline``
+            passes ``RipsPersistence``'s, e.g. ``["H1"]``). They are checked,
+            not used: one per diagram, and with ``homology_dimensions`` given,
+            the names ``H{d}`` it makes.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
         """
         check_is_fitted(self)
-        if input_features is None:
-            input_features = [f"dim{i}" for i in range(self.n_homology_dimensions_)]
-        if len(input_features) != self.n_homology_dimensions_:
-            raise ValueError(
-                f"input_features has {len(input_features)} names, expected "
-                f"{self.n_homology_dimensions_} (one per homology dimension)."
-            )
+        dims = _dimension_names(self.homology_dimensions, self.n_homology_dimensions_)
+        _check_input_names(input_features, dims, self.homology_dimensions)
         width = len(str(self.resolution - 1))
         names = [
             f"layer{layer}_{dim}_k{k + 1}_t{i:0{width}d}"
             for layer in range(self.n_layers_)
-            for dim in input_features
+            for dim in dims
             for k in range(self.n_landscapes_)
             for i in range(self.resolution)
         ]
@@ -893,6 +917,53 @@ def level_shares(X, grid, max_levels=None):
         shares = cumulative / totals[..., None]
     shares[totals == 0] = 1.0
     return np.minimum(shares, 1.0)
+
+
+def _check_dimension_names(homology_dimensions, n_diagrams):
+    """``homology_dimensions`` names every diagram of a sample, once each."""
+    if homology_dimensions is None:
+        return
+    dims = list(homology_dimensions)
+    if not all(
+        isinstance(d, numbers.Integral)
+        and not isinstance(d, (bool, np.bool_))
+        and d >= 0
+        for d in dims
+    ) or len(set(dims)) != len(dims):
+        raise ValueError(
+            "homology_dimensions must be distinct non-negative integers, got "
+            f"{homology_dimensions!r}."
+        )
+    if len(dims) != n_diagrams:
+        raise ValueError(
+            f"homology_dimensions={homology_dimensions!r} names {len(dims)} "
+            f"diagrams, but the samples of X have {n_diagrams} per layer; pass "
+            "the homology_dimensions of the RipsPersistence step."
+        )
+
+
+def _dimension_names(homology_dimensions, n_diagrams):
+    if homology_dimensions is None:
+        return [f"diagram{i}" for i in range(n_diagrams)]
+    return [f"H{d}" for d in homology_dimensions]
+
+
+def _check_input_names(input_features, names, homology_dimensions):
+    """The names a Pipeline passes on must fit the diagrams they name."""
+    if input_features is None:
+        return
+    given = [str(name) for name in input_features]
+    if len(given) != len(names):
+        raise ValueError(
+            f"input_features has {len(given)} names, expected {len(names)} "
+            "(one per diagram of a layer)."
+        )
+    if homology_dimensions is not None and given != names:
+        raise ValueError(
+            f"input_features {given!r} do not match homology_dimensions="
+            f"{homology_dimensions!r}, which names the diagrams {names!r}; pass "
+            "the RipsPersistence step's homology_dimensions."
+        )
 
 
 def _check_vectorizer_params(vectorizer):

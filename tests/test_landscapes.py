@@ -149,7 +149,9 @@ def test_layout_names_and_reshape(rng):
     X = np.empty((3, 2, 2), dtype=object)
     for i, cell in enumerate(d):
         X.flat[i] = cell
-    vectorizer = LandscapeVectorizer(n_landscapes=3, resolution=11).fit(X)
+    vectorizer = LandscapeVectorizer(
+        n_landscapes=3, resolution=11, homology_dimensions=(0, 1)
+    ).fit(X)
     Xt = vectorizer.transform(X)
     assert Xt.shape == (3, 2 * 2 * 3 * 11)
     names = vectorizer.get_feature_names_out(["H0", "H1"])
@@ -163,6 +165,31 @@ def test_layout_names_and_reshape(rng):
     np.testing.assert_array_equal(cube[2, 1, 0], expected)
     with pytest.raises(ValueError, match="does not split into n_layers=4"):
         reshape_landscapes(Xt, 4, 2, 5)
+    unnamed = vectorizer.set_params(homology_dimensions=None).fit(X)
+    # By position, whatever names are passed: the same as a DataFrame's columns.
+    positional = unnamed.get_feature_names_out(["H0", "H1"])
+    assert positional[2 * 3 * 11 + 3 * 11 + 11 + 7] == "layer1_diagram1_k2_t07"
+    np.testing.assert_array_equal(positional, unnamed.get_feature_names_out())
+    with pytest.raises(ValueError, match=r"has 1 names, expected 2 \(one per diagram"):
+        unnamed.get_feature_names_out(["H1"])
+
+
+@pytest.mark.parametrize(
+    "dims, message",
+    [
+        ((1,), r"names 1 diagrams, but the samples of X have 2 per layer"),
+        ((1, 1), "distinct non-negative integers"),
+        ((-1, 0), "distinct non-negative integers"),
+        ((True, 2), "distinct non-negative integers"),
+        (("H0", "H1"), "distinct non-negative integers"),
+    ],
+)
+def test_homology_dimensions_must_name_each_diagram_once(rng, dims, message):
+    X = np.empty((2, 1, 2), dtype=object)
+    for i, cell in enumerate(random_diagrams(rng, 4)):
+        X.flat[i] = cell
+    with pytest.raises(ValueError, match=message):
+        LandscapeVectorizer(homology_dimensions=dims).fit(X)
 
 
 def test_auto_range_is_learned_in_fit_and_reused(rng):

@@ -117,7 +117,12 @@ def test_feature_names_flow_through_the_pipeline(rng):
     features = Pipeline(
         [
             ("rips", RipsPersistence(homology_dimensions=(0, 1))),
-            ("landscapes", LandscapeVectorizer(n_landscapes=1, resolution=3)),
+            (
+                "landscapes",
+                LandscapeVectorizer(
+                    n_landscapes=1, resolution=3, homology_dimensions=(0, 1)
+                ),
+            ),
         ]
     ).fit(X, y)
     names = features.get_feature_names_out()
@@ -127,6 +132,12 @@ def test_feature_names_flow_through_the_pipeline(rng):
         "layer0_H0_k1_t2",
         "layer0_H1_k1_t0",
     ]
+    np.testing.assert_array_equal(names, features[-1].get_feature_names_out())
+    # Dimensions that disagree with the diagrams' step are refused, not renamed.
+    features.set_params(landscapes__homology_dimensions=(1, 2))
+    features.fit(X, y)
+    with pytest.raises(ValueError, match=r"do not match homology_dimensions=\(1, 2\)"):
+        features.get_feature_names_out()
 
 
 @pytest.mark.parametrize("n_jobs", [1, 2])
@@ -148,9 +159,13 @@ def test_pipeline_under_the_global_pandas_setting(rng):
     # The ragged steps keep their containers; the feature matrices are
     # DataFrames named by the steps that made them.
     assert isinstance(vectors, pd.DataFrame)
-    # Wrapped on its own, the vectorizer names the homology dimensions by
-    # position (dim0); Pipeline.get_feature_names_out passes "H1" on.
-    assert list(vectors.columns[:2]) == ["layer0_dim0_k1_t00", "layer0_dim0_k1_t01"]
+    # Without homology_dimensions the diagrams are named by position, in the
+    # DataFrame and in the pipeline's names alike.
+    assert list(vectors.columns[:2]) == [
+        "layer0_diagram0_k1_t00",
+        "layer0_diagram0_k1_t01",
+    ]
+    np.testing.assert_array_equal(vectors.columns, model[:-2].get_feature_names_out())
     assert isinstance(gram, pd.DataFrame)
     assert list(gram.columns[:2]) == ["landscapekernel0", "landscapekernel1"]
     np.testing.assert_allclose(decision, expected, rtol=1e-12)
@@ -158,7 +173,8 @@ def test_pipeline_under_the_global_pandas_setting(rng):
 
 def test_feature_names_and_set_output_end_to_end(rng):
     X, y = circles_and_eights(rng, n_per_class=4)
-    model = make_pipeline().set_output(transform="pandas").fit(X, y)
+    model = make_pipeline().set_params(landscapes__homology_dimensions=(1,))
+    model = model.set_output(transform="pandas").fit(X, y)
     names = model[:-1].get_feature_names_out()
     assert list(names) == [f"landscapekernel{i}" for i in range(len(X))]
     vectors = model[:-2].transform(X)
@@ -166,7 +182,8 @@ def test_feature_names_and_set_output_end_to_end(rng):
     np.testing.assert_array_equal(
         vectors.columns, model.named_steps["landscapes"].get_feature_names_out()
     )
-    assert model[:-2].get_feature_names_out()[0] == "layer0_H1_k1_t00"
+    np.testing.assert_array_equal(vectors.columns, model[:-2].get_feature_names_out())
+    assert vectors.columns[0] == "layer0_H1_k1_t00"
     assert vectors.shape == (len(X), 2 * 51)
     # A ragged container cannot be a DataFrame: the normalizer accepts the
     # setting and keeps its object array.
