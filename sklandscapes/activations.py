@@ -9,6 +9,8 @@ import copy
 import difflib
 import functools
 import os
+import sys
+import warnings
 from collections import Counter
 from numbers import Integral
 
@@ -20,7 +22,14 @@ from sklandscapes._base import StatelessTransformerMixin
 from sklandscapes._compat import HasMethods, Interval, StrOptions, _fit_context
 from sklandscapes._devices import check_device, resolve_device
 from sklandscapes._distances import LayerDistances
+from sklandscapes._forward import (
+    ACTIVATION_FUNCTIONS,
+    RELU_FUNCTIONS,
+    ForwardRecord,
+    transformer_fastpath_disabled,
+)
 from sklandscapes._validation import _raise_if_errors
+from sklandscapes.exceptions import NoHiddenLayerWarning
 
 __all__ = [
     "ActivationExtractor",
@@ -240,6 +249,7 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
         "batch_size": [Interval(Integral, 1, None, closed="left"), None],
         "output": [StrOptions({"clouds", "distances"})],
         "block_size": [Interval(Integral, 1, None, closed="left"), None],
+        "token_axis": [Integral, tuple, None],
     }
 
     def __init__(
@@ -252,6 +262,7 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
         batch_size=None,
         output="clouds",
         block_size=None,
+        token_axis=None,
     ):
         self.inputs = inputs
         self.model = model
@@ -261,6 +272,7 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
         self.batch_size = batch_size
         self.output = output
         self.block_size = block_size
+        self.token_axis = token_axis
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -312,6 +324,7 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
             batch_size=self.batch_size,
             output=self.output,
             block_size=self.block_size,
+            token_axis=self.token_axis,
             torch=torch,
         )
 
@@ -333,6 +346,8 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
             rows.append(clouds)
         _check_layer_counts(names)
         _check_finite(names, rows)
+        if isinstance(layers, str) and len(names[0]) == 1 + bool(self.include_input):
+            _warn_no_hidden_layer(names[0][-1], "sample 0")
 
         out = np.empty((len(rows), len(rows[0])), dtype=object)
         for i, clouds in enumerate(rows):
@@ -353,6 +368,7 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
                 raise ValueError(f"`inputs` {problem}.")
         if not isinstance(self.layers, str):
             _check_layer_list(self.layers)
+        _check_token_axis(self.token_axis)
         check_device(self.device)
 
     def _check_X(self, X, torch):
@@ -438,7 +454,9 @@ def activation_layers(network, inputs=None):
     with _running(module, device, torch) as running:
         x = _as_network_input(inputs, running, device, "network", torch)
         try:
-            calls, _ = _record_forward(running, x, set(), kinds, "network", torch)
+            record = _record_forward(
+                running, x, (set(), False), kinds, "network", torch
+            )
         except ValueError as exc:
             if not guessed:
                 raise
@@ -446,8 +464,11 @@ def activation_layers(network, inputs=None):
                 "Could not run the network on a guessed batch of zeros of shape "
                 f"{tuple(x.shape)}; pass `inputs`."
             ) from exc
-    names = _display_names(calls)
-    return [names[key] for key in _auto_keys(calls, kinds, "network")]
+    names = _display_names(record.calls)
+    keys = _auto_keys(record.calls, record.kinds, "network")
+    if len(keys) == 1:
+        _warn_no_hidden_layer(names[keys[0]], "network")
+    return [names[key] for key in keys]
 
 
 def relu_layers(network, inputs=None, *, layers="auto", include_input=True):
@@ -501,22 +522,29 @@ def relu_layers(network, inputs=None, *, layers="auto", include_input=True):
     device = _module_device(module, torch)
     with _running(module, device, torch) as running:
         x = _as_network_input(inputs[:2], running, device, "network", torch)
-        calls, _ = _record_forward(running, x, set(), kinds, "network", torch)
+        record = _record_forward(running, x, (set(), False), kinds, "network", torch)
     layers = layers if isinstance(layers, str) else list(layers)
-    _, keys = _select_layers(calls, kinds, layers, "network")
-    modules = dict(module.named_modules())
-    relu = (torch.nn.ReLU, torch.nn.ReLU6)
-
-    def is_relu(key):
-        if kinds[key[0]] != "pool":
-            return isinstance(modules[key[0]], relu)
-        # A pooling (max or average) of ReLU outputs is non-negative too: it
-        # follows the kind of the last affine or nonlinear call before it.
-        before = [c for c in calls[: calls.index(key)] if kinds[c[0]] in _KINDS]
-        return bool(before) and isinstance(modules[before[-1][0]], relu)
-
-    flags = [is_relu(key) for key in keys]
+    _, keys = _select_layers(record, layers, "network")
+    flags = [_is_relu_call(key, record, module, torch) for key in keys]
     return np.asarray([False] * bool(include_input) + flags, dtype=bool)
+
+
+def _is_relu_call(key, record, module, torch):
+    """Whether the output of call ``key`` is that of a ReLU (non-negative)."""
+    calls, kinds = record.calls, record.kinds
+
+    def relu(name):
+        if name in record.functions:
+            return record.functions[name] in RELU_FUNCTIONS
+        sub = module.get_submodule(name)
+        return isinstance(sub, (torch.nn.ReLU, torch.nn.ReLU6))
+
+    if kinds[key[0]] != "pool":
+        return relu(key[0])
+    # A pooling (max or average) of ReLU outputs is non-negative too: it
+    # follows the kind of the last affine or nonlinear call before it.
+    before = [c for c in calls[: calls.index(key)] if kinds[c[0]] in _KINDS]
+    return bool(before) and relu(before[-1][0])
 
 
 _KINDS = ("affine", "nonlinear")
@@ -768,30 +796,80 @@ def _as_network_input(batch, module, device, where, torch):
 
 
 def _record_forward(module, x, keep, kinds, where, torch):
-    """Run ``module(x)`` once with a hook on every submodule.
+    """Run ``module(x)`` once, recording the calls of modules and functions.
 
-    Returns the calls as ``(name, call_index)`` in the order they finished
-    (forward order for leaf modules), and a copy of the output of every call
-    of the modules named in ``keep``.
+    Returns a :class:`~sklandscapes._forward.ForwardRecord`: the calls as
+    ``(name, call_index)`` in the order they finished (forward order for
+    leaf modules and functions), and a copy of the output of every call that
+    ``keep`` (from :func:`_kept_names`) asks for.
     """
-    calls, outputs, counts = [], {}, Counter()
+    names, every_function = keep
+
+    def keeps(name):
+        return name in names or (every_function and name not in kinds)
+
+    record = ForwardRecord(
+        kinds,
+        keeps,
+        opaque=_opaque_names(module, kinds, torch),
+        n_points=len(x),
+        torch=torch,
+    )
+    check_features = _feature_check(x, where, torch)
+    handles = []
+    try:
+        for name, sub in module.named_modules():
+            if not name:
+                continue
+            handles.append(sub.register_forward_pre_hook(_starting(record, name)))
+            handles.append(sub.register_forward_hook(_finishing(record, name)))
+            if kinds[name] == "affine":
+                handles.append(sub.register_forward_pre_hook(check_features(name)))
+        _run_forward(module, x, record, where, torch)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return record
+
+
+def _starting(record, name):
+    def pre_hook(sub, args):
+        record.module_started(name)
+
+    return pre_hook
+
+
+def _finishing(record, name):
+    def hook(sub, args, output):
+        record.module_finished(name, output)
+
+    return hook
+
+
+def _run_forward(module, x, record, where, torch):
+    try:
+        with transformer_fastpath_disabled(torch), record.watching_functions():
+            module(x)
+    except _ForwardError:
+        raise
+    # AssertionError: torch's own shape checks (attention, say) assert.
+    except (
+        RuntimeError,
+        TypeError,
+        ValueError,
+        IndexError,
+        KeyError,
+        AssertionError,
+    ) as exc:
+        raise ValueError(
+            f"{where}: the forward pass failed on inputs of shape "
+            f"{tuple(x.shape)}: {exc}"
+        ) from exc
+
+
+def _feature_check(x, where, torch):
+    """A factory of pre-hooks that check the inputs' width, for one pass."""
     first_affine_seen = False
-
-    def record(name):
-        def hook(sub, args, output):
-            key = (name, counts[name])
-            counts[name] += 1
-            calls.append(key)
-            if name in keep:
-                # A copy: a later in-place module (ReLU(inplace=True)) would
-                # otherwise overwrite this output.
-                outputs[key] = (
-                    output.detach().clone()
-                    if torch.is_tensor(output)
-                    else type(output).__name__
-                )
-
-        return hook
 
     def check_features(name):
         # Only the first affine call sees the inputs, so only it can tell the
@@ -814,27 +892,22 @@ def _record_forward(module, x, keep, kinds, where, torch):
 
         return pre_hook
 
-    handles = []
-    try:
-        for name, sub in module.named_modules():
-            if not name:
-                continue
-            handles.append(sub.register_forward_hook(record(name)))
-            if kinds[name] == "affine":
-                handles.append(sub.register_forward_pre_hook(check_features(name)))
-        try:
-            module(x)
-        except _ForwardError:
-            raise
-        except (RuntimeError, TypeError, ValueError, IndexError, KeyError) as exc:
-            raise ValueError(
-                f"{where}: the forward pass failed on inputs of shape "
-                f"{tuple(x.shape)}: {exc}"
-            ) from exc
-    finally:
-        for handle in handles:
-            handle.remove()
-    return calls, outputs
+    return check_features
+
+
+def _opaque_names(module, kinds, torch):
+    """The modules whose function calls are their own implementation.
+
+    ``nn.ReLU`` computes its output with ``F.relu``, pooling modules with
+    pooling functions, attention with a softmax: those calls are the module's
+    output (already a call of its own) or inside it, not layers.
+    """
+    attention = torch.nn.MultiheadAttention
+    return frozenset(
+        name
+        for name, sub in module.named_modules()
+        if name and (kinds[name] is not None or isinstance(sub, attention))
+    )
 
 
 def _display_names(calls):
@@ -895,19 +968,25 @@ def _check_layer_list(layers):
 
 
 def _kept_names(layers, kinds):
-    """The modules whose outputs a forward pass must copy to serve ``layers``."""
+    """What a forward pass must copy to serve ``layers``.
+
+    Returns the names of the modules and function call sites to keep, and
+    whether to keep every function call (for "auto" and its indices).
+    """
     items = [] if isinstance(layers, str) else layers
-    names = [item for item in items if isinstance(item, str)]
-    # "act:1" is a call of module "act".
-    keep = {name if name in kinds else name.rpartition(":")[0] for name in names}
-    if isinstance(layers, str) or len(names) < len(items):
-        # "auto" or an index into it: any affine or nonlinear call may be picked.
-        keep |= {name for name, kind in kinds.items() if kind is not None}
-    return keep
+    labels = [item for item in items if isinstance(item, str)]
+    # "act:1" is a call of module "act", "relu:1" of the call site "relu".
+    names = set(labels) | {label.rpartition(":")[0] for label in labels if ":" in label}
+    every = isinstance(layers, str) or len(labels) < len(items)
+    if every:
+        # Any affine, nonlinear or pooling call may be picked.
+        names |= {name for name, kind in kinds.items() if kind is not None}
+    return names, every
 
 
-def _select_layers(calls, kinds, layers, where):
+def _select_layers(record, layers, where):
     """The names and call keys of the requested layers, in the requested order."""
+    calls, kinds = record.calls, record.kinds
     names = _display_names(calls)
     if isinstance(layers, str):
         keys = _auto_keys(calls, kinds, where)
@@ -917,7 +996,7 @@ def _select_layers(calls, kinds, layers, where):
     keys = []
     for item in layers:
         if isinstance(item, str):
-            keys.append(_lookup_name(item, by_label, calls, kinds, where))
+            keys.append(_lookup_name(item, by_label, record, where))
             continue
         if auto is None:
             auto = _auto_keys(calls, kinds, where)
@@ -932,17 +1011,18 @@ def _select_layers(calls, kinds, layers, where):
     return [names[key] for key in keys], keys
 
 
-def _lookup_name(label, by_label, calls, kinds, where):
+def _lookup_name(label, by_label, record, where):
     if label in by_label:
         return by_label[label]
-    ran = Counter(name for name, _ in calls)
+    ran = Counter(name for name, _ in record.calls)
     if ran[label] > 1:
         options = [f"{label}:{k}" for k in range(ran[label])]
+        what = "function call" if label in record.functions else "module"
         raise ValueError(
-            f"{where}: module {label!r} runs {ran[label]} times in the forward "
+            f"{where}: {what} {label!r} runs {ran[label]} times in the forward "
             f"pass; name one call in `layers`: {options}."
         )
-    if label in kinds:
+    if label in record.kinds:
         raise ValueError(
             f"{where}: module {label!r} (from `layers`) did not run in the forward "
             "pass, so it has no activations."
@@ -952,12 +1032,13 @@ def _lookup_name(label, by_label, calls, kinds, where):
     hint = f"Did you mean {close[0]!r}? " if close else ""
     raise ValueError(
         f"{where}: unknown layer {label!r} in `layers`. {hint}Valid names (the "
-        f"modules that ran, in forward order): {valid}."
+        "modules, and the activation and pooling functions, that ran, in "
+        f"forward order): {valid}."
     )
 
 
-def _as_rows(output, n_points, name, where, torch):
-    """One layer's output as a tensor of shape (n_points, width), as it is."""
+def _as_rows(output, n_points, name, token_axis, where, torch):
+    """One layer's output as a tensor of rows (one per point), as it is."""
     if not torch.is_tensor(output):
         raise ValueError(
             f"{where}: layer {name!r} returned a {output}, not a tensor, so it has "
@@ -969,7 +1050,62 @@ def _as_rows(output, n_points, name, where, torch):
             f"layer must keep one row per input point ({n_points} points) on its "
             "first axis."
         )
-    return output.reshape(n_points, -1)
+    return _point_rows(output, token_axis, f"{where}: layer {name!r}")
+
+
+def _point_rows(values, token_axis, what):
+    """``values`` of shape (n, ...) as a 2-D array or tensor of points.
+
+    One row per input (every other axis flattened), or with ``token_axis``
+    one row per (input, token), input-major, of the axes left.
+    """
+    n_points, shape = values.shape[0], tuple(values.shape)
+    axes = _token_axes(token_axis, shape, what)
+    if not axes:
+        return values.reshape(n_points, -1)
+    features = [axis for axis in range(1, len(shape)) if axis not in axes]
+    order = (0, *axes, *features)
+    moved = values.permute(order) if hasattr(values, "permute") else values.transpose(order)
+    n_tokens = int(np.prod([shape[axis] for axis in axes]))
+    width = int(np.prod([shape[axis] for axis in features]))
+    return moved.reshape(n_points * n_tokens, width)
+
+
+def _token_axes(token_axis, shape, what):
+    """The token axes of an output of ``shape``, as non-negative ints, or ()."""
+    if token_axis is None:
+        return ()
+    requested = token_axis if isinstance(token_axis, tuple) else (token_axis,)
+    ndim = len(shape)
+    if ndim < len(requested) + 2:
+        # No token axis besides the points' and the features' (the logits of a
+        # classifier, say): one point per input.
+        return ()
+    axes = tuple(axis + ndim if axis < 0 else axis for axis in requested)
+    if any(not 1 <= axis < ndim for axis in axes) or len(set(axes)) < len(axes):
+        raise ValueError(
+            f"{what} has shape {shape}, in which token_axis={token_axis!r} does "
+            f"not name {len(axes)} distinct axes after the first (the points'); "
+            "pass the token axes of every layer with at least that many "
+            "dimensions, negative to count from the last."
+        )
+    return axes
+
+
+def _check_token_axis(token_axis):
+    if token_axis is None:
+        return
+    axes = token_axis if isinstance(token_axis, tuple) else (token_axis,)
+    if (
+        not axes
+        or any(isinstance(a, bool) or not isinstance(a, Integral) for a in axes)
+        or 0 in axes
+        or len(set(axes)) < len(axes)
+    ):
+        raise ValueError(
+            "`token_axis` must be None, a non-zero int or a tuple of distinct "
+            f"non-zero ints (axis 0 indexes the input points); got {token_axis!r}."
+        )
 
 
 def _extract(
@@ -982,6 +1118,7 @@ def _extract(
     batch_size,
     output,
     block_size,
+    token_axis,
     where,
     torch,
 ):
@@ -991,44 +1128,23 @@ def _extract(
     target = _target_device(device, module, torch)
     with _running(module, target, torch) as running:
         x = _as_network_input(batch, running, target, where, torch)
-        step = len(x) if batch_size is None else batch_size
-        names, pieces = None, []
-        for start in range(0, len(x), step):
-            chunk = x[start : start + step]
-            calls, outputs = _record_forward(running, chunk, keep, kinds, where, torch)
-            chunk_names, keys = _select_layers(calls, kinds, layers, where)
-            if names is None:
-                names = chunk_names
-            elif chunk_names != names:
-                raise ValueError(
-                    f"{where}: the forward pass runs different layers on different "
-                    f"chunks ({names} vs {chunk_names}), so `batch_size` changes "
-                    "the result; use batch_size=None."
-                )
-            rows = [
-                _as_rows(outputs[key], len(chunk), name, where, torch)
-                for key, name in zip(keys, chunk_names)
-            ]
-            if output == "clouds":
-                pieces.append([_as_float64_rows(layer, torch) for layer in rows])
-                continue
-            # Each layer's activations go straight into one tensor of all the
-            # points, in their own dtype on the device: no second copy.
-            if not pieces:
-                pieces = [
-                    torch.empty(
-                        (len(x), layer.shape[1]), dtype=layer.dtype, device=layer.device
-                    )
-                    for layer in rows
-                ]
-            for whole, layer in zip(pieces, rows):
-                whole[start : start + len(chunk)] = layer
-            del rows
-        # The network's input and the outputs of layers not taken are no
-        # longer needed: free them before the distances are computed.
-        del x, chunk, outputs
+        names, pieces = _layer_rows(
+            running,
+            x,
+            keep=keep,
+            kinds=kinds,
+            layers=layers,
+            batch_size=batch_size,
+            output=output,
+            token_axis=token_axis,
+            where=where,
+            torch=torch,
+        )
+        # The network's input is no longer needed: free it before the
+        # distances are computed.
+        del x
         if output == "clouds":
-            clouds = [np.concatenate(layer_pieces) for layer_pieces in zip(*pieces)]
+            clouds = pieces
         else:
             clouds = []
             for layer in range(len(names)):
@@ -1037,14 +1153,68 @@ def _extract(
                 pieces[layer] = None
     if include_input:
         names = [_INPUT_NAME, *names]
+        what = f"{where}: the input batch"
         if output == "clouds":
             values = _as_float64(batch, where, torch)
-            clouds = [values.reshape(len(values), -1), *clouds]
+            clouds = [_point_rows(values, token_axis, what), *clouds]
         else:
             rows = _as_exact_tensor(batch, where, torch).to(target)
-            rows = rows.reshape(len(rows), -1)
+            rows = _point_rows(rows, token_axis, what)
             clouds = [_layer_distances(rows, block_size, torch), *clouds]
     return names, clouds
+
+
+def _layer_rows(
+    running, x, *, keep, kinds, layers, batch_size, output, token_axis, where, torch
+):
+    """The names and rows of the selected layers, the batch run in chunks.
+
+    The rows are float64 arrays for ``output="clouds"``, else tensors in the
+    network's dtype on its device.
+    """
+    step = len(x) if batch_size is None else batch_size
+    names, pieces, filled = None, [], []
+    for start in range(0, len(x), step):
+        chunk = x[start : start + step]
+        record = _record_forward(running, chunk, keep, kinds, where, torch)
+        chunk_names, keys = _select_layers(record, layers, where)
+        if names is None:
+            names = chunk_names
+        elif chunk_names != names:
+            raise ValueError(
+                f"{where}: the forward pass runs different layers on different "
+                f"chunks ({names} vs {chunk_names}), so `batch_size` changes "
+                "the result; use batch_size=None."
+            )
+        rows = [
+            _as_rows(record.outputs[key], len(chunk), name, token_axis, where, torch)
+            for key, name in zip(keys, chunk_names)
+        ]
+        # The outputs of layers not taken are no longer needed.
+        del record
+        if output == "clouds":
+            pieces.append([_as_float64_rows(layer, torch) for layer in rows])
+            continue
+        # Each layer's activations go straight into one tensor of all the
+        # points (times tokens), in their own dtype on the device: no second
+        # copy.
+        if not pieces:
+            pieces = [
+                torch.empty(
+                    (len(x) * (len(layer) // len(chunk)), layer.shape[1]),
+                    dtype=layer.dtype,
+                    device=layer.device,
+                )
+                for layer in rows
+            ]
+            filled = [0] * len(rows)
+        for i, layer in enumerate(rows):
+            pieces[i][filled[i] : filled[i] + len(layer)] = layer
+            filled[i] += len(layer)
+        del rows
+    if output == "clouds":
+        return names, [np.concatenate(layer_pieces) for layer_pieces in zip(*pieces)]
+    return names, pieces
 
 
 def _as_float64_rows(rows, torch):
@@ -1145,6 +1315,40 @@ def _layer_distances(rows, block_size, torch):
 
 
 # --- checks of the result ---------------------------------------------------
+
+
+def _warn_no_hidden_layer(logits, where):
+    functions = ", ".join(ACTIVATION_FUNCTIONS)
+    _warn_at_caller(
+        f"{where}: layers='auto' found no hidden layer, only the output of the "
+        f"last affine layer ({logits!r}). It takes the outputs of the torch.nn "
+        "activation and pooling modules, and of the functions "
+        f"{functions} and the pooling functions (max_pool2d, avg_pool2d, "
+        "adaptive_avg_pool2d, ...; called as F.relu, torch.relu or x.relu()), "
+        "that follow an affine module (Linear, Conv1d/2d/3d, Bilinear). If the "
+        "network computes its nonlinearity another way (torch.clamp, say), "
+        "name its layers in `layers`; if it is affine on purpose, filter "
+        "NoHiddenLayerWarning.",
+        NoHiddenLayerWarning,
+    )
+
+
+def _warn_at_caller(message, category):
+    """Warn at the first frame outside sklandscapes and scikit-learn.
+
+    ``transform`` is reached through scikit-learn's wrappers and
+    ``fit_transform``: a fixed stacklevel would point inside them.
+    """
+    import sklearn
+
+    inside = tuple(
+        os.path.dirname(package.__file__) + os.sep
+        for package in (sys.modules["sklandscapes"], sklearn)
+    )
+    frame, stacklevel = sys._getframe(1), 2
+    while frame is not None and frame.f_code.co_filename.startswith(inside):
+        frame, stacklevel = frame.f_back, stacklevel + 1
+    warnings.warn(message, category, stacklevel=stacklevel)
 
 
 def _check_layer_counts(names):
