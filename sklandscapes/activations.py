@@ -1065,7 +1065,9 @@ def _point_rows(values, token_axis, what):
         return values.reshape(n_points, -1)
     features = [axis for axis in range(1, len(shape)) if axis not in axes]
     order = (0, *axes, *features)
-    moved = values.permute(order) if hasattr(values, "permute") else values.transpose(order)
+    moved = (
+        values.permute(order) if hasattr(values, "permute") else values.transpose(order)
+    )
     n_tokens = int(np.prod([shape[axis] for axis in axes]))
     width = int(np.prod([shape[axis] for axis in features]))
     return moved.reshape(n_points * n_tokens, width)
@@ -1084,10 +1086,10 @@ def _token_axes(token_axis, shape, what):
     axes = tuple(axis + ndim if axis < 0 else axis for axis in requested)
     if any(not 1 <= axis < ndim for axis in axes) or len(set(axes)) < len(axes):
         raise ValueError(
-            f"{what} has shape {shape}, in which token_axis={token_axis!r} does "
-            f"not name {len(axes)} distinct axes after the first (the points'); "
-            "pass the token axes of every layer with at least that many "
-            "dimensions, negative to count from the last."
+            f"{what} has shape {shape}: token_axis={token_axis!r} must name "
+            "distinct axes of it other than the first (the points'). It applies "
+            "to every layer with at least 2 dimensions more than token axes; "
+            "negative axes count from the last, as the features'."
         )
     return axes
 
