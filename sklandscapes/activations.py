@@ -82,8 +82,11 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
 
     A network is a ``torch.nn.Module``, a fitted skorch ``NeuralNet`` (its
     ``module_`` is used) or the path of a snapshot written by
-    :mod:`sklandscapes.nets`. The activations are read with forward hooks, so
-    any module works, whatever its ``forward`` does. Stateless: ``fit`` only
+    :mod:`sklandscapes.nets`. The activations are read where the network
+    computes them: the outputs of its modules (forward hooks) and of the
+    activation and pooling functions its ``forward`` calls (``F.relu``,
+    ``torch.tanh``, ``x.relu()``, ``F.max_pool2d``, ...; seen through a
+    :class:`torch.overrides.TorchFunctionMode`). Stateless: ``fit`` only
     validates the parameters and X.
 
     Parameters
@@ -99,17 +102,24 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
     layers : "auto" or list of str and int, default="auto"
         Which activations to take, in this order:
 
-        - ``"auto"``: the output of every nonlinearity module that follows an
-          affine layer (``Linear``, ``Conv1d/2d/3d``, ``Bilinear``), and of
-          the first pooling module (``MaxPool2d``, ``AvgPool2d``,
-          ``AdaptiveAvgPool2d``, ...) after such a nonlinearity, then the
-          output of the last affine layer (the logits), in the order they run:
-          the paper's x^(1), ..., x^(D). See Notes.
-        - a list of module names from ``named_modules()`` (any module, not only
-          affine or nonlinear ones), and/or of integer indices into the
-          ``"auto"`` list (negative ones count from the end: ``-1`` is the
-          logits). A module that runs several times in one forward pass is
-          named once per call: ``"act:0"``, ``"act:1"``, ...
+        - ``"auto"``: the output of every nonlinearity (an activation module
+          or function) that follows an affine module (``Linear``,
+          ``Conv1d/2d/3d``, ``Bilinear``), and of the first pooling (module or
+          function: ``MaxPool2d``, ``F.avg_pool2d``, ...) after such a
+          nonlinearity, then the output of the last affine module (the
+          logits), in the order they run: the paper's x^(1), ..., x^(D). See
+          Notes.
+        - a list of layer names and/or of integer indices into the ``"auto"``
+          list (negative ones count from the end: ``-1`` is the logits). A
+          name is a module's name from ``named_modules()`` (any module, not
+          only affine or nonlinear ones) or that of an activation or pooling
+          function call: the name of the module whose ``forward`` calls it,
+          a dot and the function (``"layers.0.relu"`` for ``F.relu`` in
+          ``layers.0``), or the function alone in the network's own
+          ``forward`` (``"relu"``). A module or function call that runs
+          several times in one forward pass is named once per call:
+          ``"act:0"``, ``"act:1"``, ... An unknown name is an error that lists
+          the names found.
 
         :func:`activation_layers` lists the ``"auto"`` names of a network.
     include_input : bool, default=True
@@ -142,6 +152,22 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
         only extra memory on the device. It changes the result only by
         rounding (the order of float64 sums). ``None``: blocks of at most
         16 MiB each (2**21 values). Ignored with ``output="clouds"``.
+    token_axis : int, tuple of int or None, default=None
+        What a point of a layer with a token or spatial axis is:
+
+        - ``None``: one point per input, all other axes flattened into its
+          features: a ``(n_points, n_tokens, d)`` output is a cloud of
+          ``n_points`` points in R^(n_tokens * d), a ``(n_points, C, H, W)``
+          feature map one in R^(C * H * W).
+        - the token axis, or a tuple of them: one point per input and token,
+          the remaining axes flattened into its features. ``token_axis=1``
+          makes each token of a batch-first transformer's ``(n_points,
+          n_tokens, d)`` activations a point of R^d (``n_points * n_tokens``
+          points, those of input 0 first); ``token_axis=(-2, -1)`` makes each
+          pixel of a ``(n_points, C, H, W)`` map a point of R^C. It applies to
+          every cloud, the input batch's included, with at least two
+          dimensions more than the token axes; the others (a classifier's
+          logits, say) keep one point per input.
 
     See Also
     --------
@@ -163,10 +189,27 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
     the last affine layer: a nonlinearity after it (a softmax, say) is left
     out, as the paper's x^(D) is the logits. In a convolutional network a
     block ``Conv2d -> ReLU -> MaxPool2d`` gives two layers, the feature maps
-    and their pooled maps. Nonlinearities applied as
-    functions in ``forward`` (``torch.relu(x)``) are invisible to hooks; name
-    the affine modules in ``layers`` for such networks, or use activation
-    modules.
+    and their pooled maps. The rule is the same whether a module or a
+    function computes the nonlinearity or the pooling. The functions are
+    those of the ``torch.nn`` activation and pooling modules (``relu``,
+    ``relu6``, ``leaky_relu``, ``elu``, ``gelu``, ``silu``, ``sigmoid``,
+    ``tanh``, ``softplus``, ``softmax``, ..., ``max_pool2d``,
+    ``avg_pool2d``, ``adaptive_avg_pool2d``, ...) in any spelling
+    (``F.relu``, ``torch.relu``, ``x.relu()``, in place or not), applied to a
+    tensor with one row per input point. Those that a ``torch.nn``
+    activation, pooling, affine or attention module calls to compute its
+    own output are not layers of their own. A nonlinearity computed in
+    another way (``torch.clamp(x, min=0)``) is not seen: when ``"auto"``
+    finds no hidden layer it issues a
+    :class:`~sklandscapes.exceptions.NoHiddenLayerWarning`. A function call
+    whose name is also a submodule's has ``"()"`` appended (``"relu()"``).
+
+    Transformer blocks (``nn.TransformerEncoderLayer``) run in eval mode as
+    one fused operation, inside which nothing can be seen; PyTorch's
+    transformer fast path (``torch.backends.mha``) is therefore switched off
+    during the forward pass and switched back afterwards, also when the pass
+    fails. The blocks' ``activation`` then gives one layer per block
+    (``"layers.0.relu"``, ...).
 
     The forward pass runs under ``torch.inference_mode()`` with the network in
     eval mode; the training flag of every submodule is restored afterwards,
@@ -203,7 +246,7 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
     --------
     >>> import torch
     >>> from torch import nn
-    >>> from sklandscapes import ActivationExtractor
+    >>> from sklandscapes import ActivationExtractor, activation_layers
     >>> _ = torch.manual_seed(0)
     >>> net = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 2))
     >>> batch = torch.randn(5, 2)
@@ -238,6 +281,20 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
     ... )
     >>> steps.fit_transform(cells).shape
     (1, 3, 1)
+
+    A transformer encoder, whose blocks apply their activation as a function;
+    ``token_axis=1`` makes each token a point:
+
+    >>> encoder = nn.TransformerEncoder(
+    ...     nn.TransformerEncoderLayer(8, 2, 16, batch_first=True), 2,
+    ...     enable_nested_tensor=False)
+    >>> sequences = torch.randn(5, 6, 8)  # 5 sequences of 6 tokens
+    >>> activation_layers(encoder, sequences)
+    ['layers.0.relu', 'layers.1.relu', 'layers.1.linear2']
+    >>> clouds = ActivationExtractor(inputs=sequences, token_axis=1).fit_transform(
+    ...     [encoder])
+    >>> [cloud.shape for cloud in clouds[0]]
+    [(30, 8), (30, 16), (30, 16), (30, 8)]
     """
 
     _parameter_constraints = {
@@ -431,16 +488,38 @@ def activation_layers(network, inputs=None):
     Returns
     -------
     names : list of str
-        Module names from ``named_modules()``, with ``":k"`` appended for the
-        ``k``-th call of a module that runs several times.
+        Module names from ``named_modules()``, and names of activation or
+        pooling function calls (the calling module's name, a dot and the
+        function, as in :class:`ActivationExtractor`), with ``":k"`` appended
+        for the ``k``-th call of one that runs several times.
+
+    Warns
+    -----
+    NoHiddenLayerWarning
+        When the network has no hidden layer that ``"auto"`` recognises, only
+        the logits.
 
     Examples
     --------
+    >>> import torch
     >>> from torch import nn
     >>> from sklandscapes import activation_layers
     >>> net = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 2), nn.Softmax(1))
     >>> activation_layers(net)
     ['1', '2']
+
+    Activations applied as functions are layers too, named where they are
+    called:
+
+    >>> class Block(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.fc = nn.Linear(3, 3)
+    ...     def forward(self, x):
+    ...         return torch.nn.functional.gelu(self.fc(x))
+    >>> net = nn.Sequential(nn.Linear(2, 3), Block(), Block(), nn.Linear(3, 2))
+    >>> activation_layers(net)
+    ['1.gelu', '2.gelu', '3']
     """
     torch = _import_torch()
     module = _load_network(network, "network")
@@ -498,8 +577,9 @@ def relu_layers(network, inputs=None, *, layers="auto", include_input=True):
     -------
     is_relu : ndarray of bool of shape (n_layers,)
         True where the cloud is the output of a ``torch.nn.ReLU`` or ``ReLU6``
-        module, or of a pooling module applied to one (its points are
-        non-negative too).
+        module, or of the ``relu`` or ``relu6`` function (``F.relu``,
+        ``torch.relu``, ``x.relu()``, in place or not), or of a pooling
+        module or function applied to one (its points are non-negative too).
 
     Examples
     --------
@@ -509,6 +589,18 @@ def relu_layers(network, inputs=None, *, layers="auto", include_input=True):
     ...                     nn.Linear(3, 2))
     >>> relu_layers(net)  # input, ReLU, Tanh, logits
     array([False,  True, False, False])
+
+    A ReLU applied as a function counts too:
+
+    >>> import torch
+    >>> class Functional(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.hidden, self.out = nn.Linear(2, 3), nn.Linear(3, 2)
+    ...     def forward(self, x):
+    ...         return self.out(torch.relu(self.hidden(x)))
+    >>> relu_layers(Functional())  # input, relu, logits
+    array([False,  True, False])
     """
     torch = _import_torch()
     module = _load_network(network, "network")
