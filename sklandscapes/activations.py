@@ -1031,9 +1031,10 @@ def _auto_keys(calls, kinds, where):
             after = None
     if last_affine is None:
         raise ValueError(
-            f"{where}: no affine layer (Linear, Conv1d/2d/3d, Bilinear) ran in the "
-            "forward pass, so layers='auto' has nothing to take; pass `layers` as "
-            "a list of module names."
+            f"{where}: no affine layer (a Linear, Conv1d/2d/3d or Bilinear module) "
+            "ran in the forward pass (F.linear and F.conv2d called with weights of "
+            "their own are not seen), so layers='auto' has nothing to take; pass "
+            "`layers` as a list of module or function names."
         )
     # The last layer is the logits, as in the paper (sigma_D is omitted): a
     # softmax or other nonlinearity after the last affine layer is left out.
