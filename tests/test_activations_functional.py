@@ -602,3 +602,26 @@ def test_fast_path_is_off_during_extraction_and_restored(rng, enabled):
     relu_layers(spy, rng.normal(size=(3, 2)))
     assert spy.seen[-1] is False
     assert torch.backends.mha.get_fastpath_enabled() is enabled
+
+
+# --- GPU -----------------------------------------------------------------------
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.usefixtures("fastpath")
+@pytest.mark.parametrize("output", ["clouds", "distances"])
+def test_functional_layers_on_cuda_match_cpu(generator, output):
+    encoder = make_encoder(generator)
+    x = torch.randn(6, 5, 8, generator=generator)
+    options = dict(inputs=x, token_axis=1, output=output)
+    on_cpu = ActivationExtractor(device="cpu", **options).fit_transform([encoder])
+    on_gpu = ActivationExtractor(device="cuda", **options).fit_transform([encoder])
+    assert activation_layers(encoder.cuda(), x)[0] == "layers.0.relu"
+    for a, b in zip(on_cpu[0], on_gpu[0]):
+        if output == "distances":
+            a, b = a.distances, b.distances
+        # float32 forward passes that sum in another order on CUDA: a few
+        # float32 ulps of activations of order 1.
+        assert_allclose(b, a, rtol=1e-4, atol=1e-4)
+    assert torch.backends.mha.get_fastpath_enabled()
