@@ -5,6 +5,7 @@ Forward hooks see only modules; these networks compute their activations with
 transformer blocks, whose eval-mode fast path is one fused operation.
 """
 
+import threading
 import warnings
 
 import numpy as np
@@ -625,3 +626,39 @@ def test_functional_layers_on_cuda_match_cpu(generator, output):
         # float32 ulps of activations of order 1.
         assert_allclose(b, a, rtol=1e-4, atol=1e-4)
     assert torch.backends.mha.get_fastpath_enabled()
+
+
+@pytest.mark.usefixtures("fastpath")
+def test_fast_path_stays_off_while_another_thread_extracts(rng):
+    # The switch is global: the first extraction to end must not switch it
+    # back on under one still running in another thread.
+    torch.backends.mha.set_fastpath_enabled(True)
+    both_inside = threading.Barrier(2, timeout=30)
+    first_done = threading.Event()
+
+    class Waiting(FastPathSpy):
+        def __init__(self, wait):
+            super().__init__()
+            self.wait = wait
+
+        def forward(self, x):
+            both_inside.wait()
+            if self.wait:
+                first_done.wait(30)
+            return super().forward(x)
+
+    first, second = Waiting(wait=False), Waiting(wait=True)
+    batch = rng.normal(size=(3, 2))
+
+    def extract(net):
+        ActivationExtractor(inputs=batch, layers=[-1]).fit_transform([net])
+        if net is first:
+            first_done.set()
+
+    threads = [threading.Thread(target=extract, args=(net,)) for net in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert first.seen == [False] and second.seen == [False]
+    assert torch.backends.mha.get_fastpath_enabled() is True
