@@ -89,36 +89,55 @@ class ForwardRecord:
 
     ``calls`` lists ``(name, k)`` for the ``k``-th call of ``name``, in the
     order the calls finished; ``outputs`` holds a copy of the output of every
-    call that ``keeps`` says to keep; ``kinds`` extends the modules' kinds
-    with the functions that ran (``"nonlinear"`` or ``"pool"``), and
-    ``functions`` maps a function's name to its op.
+    call of the names in ``keep`` (and of every function call when
+    ``every_function``); ``kinds`` extends the modules' kinds with the
+    functions that ran (``"nonlinear"`` or ``"pool"``); ``functions`` maps a
+    function call's name to its op, and ``relus`` holds the names whose
+    output is that of a ReLU function.
 
     A function call is named by the module whose ``forward`` makes it, then
     the op: ``F.relu`` in the ``forward`` of ``layers.0`` is
     ``"layers.0.relu"``, in the root module's ``forward`` it is ``"relu"``. A
-    name that a submodule already has gets ``"()"`` appended.
+    name that a submodule already has gets ``"()"`` appended. A module
+    without submodules (one of ``leaves``) whose ``forward`` calls such
+    functions is an activation module of the user's own (``x *
+    torch.sigmoid(1.702 * x)``): its output, not the functions' inside it,
+    is the layer, under its own name.
     """
 
-    def __init__(self, kinds, keeps, *, opaque, n_points, torch):
+    def __init__(self, kinds, keep, every_function, *, opaque, leaves, n_points, torch):
         self.calls = []
         self.outputs = {}
         self.kinds = dict(kinds)
         self.functions = {}
+        self.relus = set()
         self._modules = frozenset(kinds)
-        self._keeps = keeps
+        self._keep = keep
+        self._every_function = every_function
         self._opaque = opaque
+        self._leaves = leaves
         self._n_points = n_points
         self._torch = torch
         self._counts = Counter()
         self._running = []  # the modules whose forward is running, outermost first
+        self._last_function = {}  # leaf module -> (op, output) of its last call
 
     def module_started(self, name):
         self._running.append(name)
+        self._last_function.pop(name, None)
 
     def module_finished(self, name, output):
         if self._running and self._running[-1] == name:
             self._running.pop()
-        self._record(name, output)
+        last = self._last_function.pop(name, None)
+        if last is None:
+            self._record(name, output, name in self._keep)
+            return
+        self.kinds[name] = "nonlinear"
+        op, result = last
+        if op in RELU_FUNCTIONS and output is result:
+            self.relus.add(name)
+        self._record(name, output, name in self._keep or self._every_function)
 
     def function_returned(self, op, kind, output):
         # Inside an activation, pooling, affine or attention module the
@@ -135,18 +154,23 @@ class ForwardRecord:
         if output.shape[0] != self._n_points:
             return
         where = self._running[-1] if self._running else ""
+        if where in self._leaves:
+            self._last_function[where] = (op, output)
+            return
         name = f"{where}.{op}" if where else op
         if name in self._modules:
             name += "()"
         self.kinds[name] = kind
         self.functions[name] = op
-        self._record(name, output)
+        if op in RELU_FUNCTIONS:
+            self.relus.add(name)
+        self._record(name, output, name in self._keep or self._every_function)
 
-    def _record(self, name, output):
+    def _record(self, name, output, keep):
         key = (name, self._counts[name])
         self._counts[name] += 1
         self.calls.append(key)
-        if self._keeps(name):
+        if keep:
             # A copy: a later in-place operation (ReLU(inplace=True)) would
             # otherwise overwrite this output.
             self.outputs[key] = (

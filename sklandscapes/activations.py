@@ -24,7 +24,6 @@ from sklandscapes._devices import check_device, resolve_device
 from sklandscapes._distances import LayerDistances
 from sklandscapes._forward import (
     ACTIVATION_FUNCTIONS,
-    RELU_FUNCTIONS,
     ForwardRecord,
     transformer_fastpath_disabled,
 )
@@ -198,9 +197,13 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
     (``F.relu``, ``torch.relu``, ``x.relu()``, in place or not), applied to a
     tensor with one row per input point. Those that a ``torch.nn``
     activation, pooling, affine or attention module calls to compute its
-    own output are not layers of their own. A nonlinearity computed in
-    another way (``torch.clamp(x, min=0)``) is not seen: when ``"auto"``
-    finds no hidden layer it issues a
+    own output are not layers of their own. A module of the user's own
+    without submodules whose ``forward`` calls these functions (a QuickGELU,
+    ``x * torch.sigmoid(1.702 * x)``) is an activation module: its output is
+    the layer, under its name. The same composite written inline in a larger
+    ``forward`` gives the function's output (the sigmoid) instead; wrap it in
+    a module. A nonlinearity computed in another way (``torch.clamp(x,
+    min=0)``) is not seen: when ``"auto"`` finds no hidden layer it issues a
     :class:`~sklandscapes.exceptions.NoHiddenLayerWarning`. A function call
     whose name is also a submodule's has ``"()"`` appended (``"relu()"``).
 
@@ -626,8 +629,10 @@ def _is_relu_call(key, record, module, torch):
     calls, kinds = record.calls, record.kinds
 
     def relu(name):
+        if name in record.relus:
+            return True
         if name in record.functions:
-            return record.functions[name] in RELU_FUNCTIONS
+            return False
         sub = module.get_submodule(name)
         return isinstance(sub, (torch.nn.ReLU, torch.nn.ReLU6))
 
@@ -895,15 +900,11 @@ def _record_forward(module, x, keep, kinds, where, torch):
     leaf modules and functions), and a copy of the output of every call that
     ``keep`` (from :func:`_kept_names`) asks for.
     """
-    names, every_function = keep
-
-    def keeps(name):
-        return name in names or (every_function and name not in kinds)
-
     record = ForwardRecord(
         kinds,
-        keeps,
+        *keep,
         opaque=_opaque_names(module, kinds, torch),
+        leaves=_plain_leaves(module, kinds),
         n_points=len(x),
         torch=torch,
     )
@@ -985,6 +986,20 @@ def _feature_check(x, where, torch):
         return pre_hook
 
     return check_features
+
+
+def _plain_leaves(module, kinds):
+    """The modules without submodules that are not affine, nonlinear or pooling.
+
+    Those whose ``forward`` calls activation functions are activation modules
+    of the user's own (a QuickGELU, ``x * torch.sigmoid(1.702 * x)``): their
+    output is the layer, not one of the functions inside.
+    """
+    return frozenset(
+        name
+        for name, sub in module.named_modules()
+        if name and kinds[name] is None and next(sub.children(), None) is None
+    )
 
 
 def _opaque_names(module, kinds, torch):

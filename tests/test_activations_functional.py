@@ -274,17 +274,53 @@ def test_gelu_network_matches_manual_forward(generator, rng):
 def test_reused_functional_activation_module_is_named_per_call(generator, rng):
     net = randomized(SharedFunctionalActivation(), generator)
     batch = rng.normal(size=(5, 2))
-    assert activation_layers(net, batch) == ["act.relu:0", "act.relu:1", "out"]
+    # A module without submodules that calls F.relu is an activation module:
+    # named by its own name, once per call, as nn.ReLU would be.
+    assert activation_layers(net, batch) == ["act:0", "act:1", "out"]
+    assert relu_layers(net, batch).tolist() == [False, True, True, False]
     out = ActivationExtractor(
-        inputs=batch, layers=["act.relu:1", "act.relu:0"], include_input=False
+        inputs=batch, layers=["act:1", "act:0"], include_input=False
     ).fit_transform([net])
     (w1, b1), (w2, b2) = numpy_params(net.fc1), numpy_params(net.fc2)
     first = np.maximum(batch @ w1.T + b1, 0)
     second = np.maximum(first @ w2.T + b2, 0)
     assert_allclose(out[0, 0], second, rtol=RTOL, atol=ATOL)
     assert_allclose(out[0, 1], first, rtol=RTOL, atol=ATOL)
-    with pytest.raises(ValueError, match=r"'act.relu' runs 2 times.*'act.relu:1'"):
-        ActivationExtractor(inputs=batch, layers=["act.relu"]).fit_transform([net])
+    with pytest.raises(ValueError, match=r"module 'act' runs 2 times.*'act:1'"):
+        ActivationExtractor(inputs=batch, layers=["act"]).fit_transform([net])
+
+
+class QuickGELU(nn.Module):
+    """CLIP's activation: a composite of functions, a layer as a whole."""
+
+    def forward(self, x):
+        return x * torch.sigmoid(1.702 * x)
+
+
+class ScaledReLU(nn.Module):
+    """Non-negative but not a ReLU's output: centered by the paper's rule."""
+
+    def forward(self, x):
+        return 2 * F.relu(x)
+
+
+def test_composite_activation_module_is_one_layer(generator, rng):
+    net = randomized(
+        nn.Sequential(
+            nn.Linear(2, 4), QuickGELU(), nn.Linear(4, 3), ScaledReLU(), nn.Linear(3, 2)
+        ),
+        generator,
+    )
+    batch = rng.normal(size=(6, 2))
+    assert activation_layers(net, batch) == ["1", "3", "4"]
+    out = ActivationExtractor(inputs=batch).fit_transform([net])
+    (w1, b1), (w2, b2), (w3, b3) = (numpy_params(net[i]) for i in (0, 2, 4))
+    pre = batch @ w1.T + b1
+    quick = pre / (1 + np.exp(-1.702 * pre))  # not the sigmoid inside it
+    scaled = 2 * np.maximum(quick @ w2.T + b2, 0)
+    for cloud, reference in zip(out[0], [batch, quick, scaled, scaled @ w3.T + b3]):
+        assert_allclose(cloud, reference, rtol=RTOL, atol=ATOL)
+    assert relu_layers(net, batch).tolist() == [False, False, False, False]
 
 
 @pytest.mark.usefixtures("fastpath")
