@@ -72,7 +72,7 @@ def function_table(torch):
     (``F.relu(x, inplace=True)`` reaches the mode as ``F.relu``) are all
     ``("relu", "nonlinear")``; ``max_pool2d_with_indices`` is ``max_pool2d``.
     """
-    spaces = (torch.nn.functional, torch, torch.Tensor, torch._C._nn)
+    spaces = (torch.nn.functional, torch, torch.Tensor)
     table = {}
     for kind, ops in (("nonlinear", ACTIVATION_FUNCTIONS), ("pool", POOLING_FUNCTIONS)):
         for op in ops:
@@ -218,7 +218,9 @@ def transformer_fastpath_disabled(torch):
     """Run transformer blocks op by op, as their Python code says.
 
     In eval mode PyTorch runs each ``nn.TransformerEncoderLayer`` as one fused
-    operation, inside which no activation can be seen. The switch is global,
+    operation, inside which no activation can be seen. (Torch 2.13 also
+    leaves the fast path while any torch function mode is active, ours
+    included; the switch does not rely on that check.) The switch is global,
     so extractions running in several threads share one count, and the
     caller's setting comes back when the last of them ends, also on an error.
     """
