@@ -9,6 +9,8 @@ import copy
 import difflib
 import functools
 import os
+import sys
+import warnings
 from collections import Counter
 from numbers import Integral
 
@@ -20,7 +22,13 @@ from sklandscapes._base import StatelessTransformerMixin
 from sklandscapes._compat import HasMethods, Interval, StrOptions, _fit_context
 from sklandscapes._devices import check_device, resolve_device
 from sklandscapes._distances import LayerDistances
+from sklandscapes._forward import (
+    ACTIVATION_FUNCTIONS,
+    ForwardRecord,
+    transformer_fastpath_disabled,
+)
 from sklandscapes._validation import _raise_if_errors
+from sklandscapes.exceptions import NoHiddenLayerWarning
 
 __all__ = [
     "ActivationExtractor",
@@ -73,8 +81,11 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
 
     A network is a ``torch.nn.Module``, a fitted skorch ``NeuralNet`` (its
     ``module_`` is used) or the path of a snapshot written by
-    :mod:`sklandscapes.nets`. The activations are read with forward hooks, so
-    any module works, whatever its ``forward`` does. Stateless: ``fit`` only
+    :mod:`sklandscapes.nets`. The activations are read where the network
+    computes them: the outputs of its modules (forward hooks) and of the
+    activation and pooling functions its ``forward`` calls (``F.relu``,
+    ``torch.tanh``, ``x.relu()``, ``F.max_pool2d``, ...; seen through a
+    :class:`torch.overrides.TorchFunctionMode`). Stateless: ``fit`` only
     validates the parameters and X.
 
     Parameters
@@ -90,17 +101,24 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
     layers : "auto" or list of str and int, default="auto"
         Which activations to take, in this order:
 
-        - ``"auto"``: the output of every nonlinearity module that follows an
-          affine layer (``Linear``, ``Conv1d/2d/3d``, ``Bilinear``), and of
-          the first pooling module (``MaxPool2d``, ``AvgPool2d``,
-          ``AdaptiveAvgPool2d``, ...) after such a nonlinearity, then the
-          output of the last affine layer (the logits), in the order they run:
-          the paper's x^(1), ..., x^(D). See Notes.
-        - a list of module names from ``named_modules()`` (any module, not only
-          affine or nonlinear ones), and/or of integer indices into the
-          ``"auto"`` list (negative ones count from the end: ``-1`` is the
-          logits). A module that runs several times in one forward pass is
-          named once per call: ``"act:0"``, ``"act:1"``, ...
+        - ``"auto"``: the output of every nonlinearity (an activation module
+          or function) that follows an affine module (``Linear``,
+          ``Conv1d/2d/3d``, ``Bilinear``), and of the first pooling (module or
+          function: ``MaxPool2d``, ``F.avg_pool2d``, ...) after such a
+          nonlinearity, then the output of the last affine module (the
+          logits), in the order they run: the paper's x^(1), ..., x^(D). See
+          Notes.
+        - a list of layer names and/or of integer indices into the ``"auto"``
+          list (negative ones count from the end: ``-1`` is the logits). A
+          name is a module's name from ``named_modules()`` (any module, not
+          only affine or nonlinear ones) or that of an activation or pooling
+          function call: the name of the module whose ``forward`` calls it,
+          a dot and the function (``"layers.0.relu"`` for ``F.relu`` in
+          ``layers.0``), or the function alone in the network's own
+          ``forward`` (``"relu"``). A module or function call that runs
+          several times in one forward pass is named once per call:
+          ``"act:0"``, ``"act:1"``, ... An unknown name is an error that lists
+          the names found.
 
         :func:`activation_layers` lists the ``"auto"`` names of a network.
     include_input : bool, default=True
@@ -133,6 +151,22 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
         only extra memory on the device. It changes the result only by
         rounding (the order of float64 sums). ``None``: blocks of at most
         16 MiB each (2**21 values). Ignored with ``output="clouds"``.
+    token_axis : int, tuple of int or None, default=None
+        What a point of a layer with a token or spatial axis is:
+
+        - ``None``: one point per input, all other axes flattened into its
+          features: a ``(n_points, n_tokens, d)`` output is a cloud of
+          ``n_points`` points in R^(n_tokens * d), a ``(n_points, C, H, W)``
+          feature map one in R^(C * H * W).
+        - the token axis, or a tuple of them: one point per input and token,
+          the remaining axes flattened into its features. ``token_axis=1``
+          makes each token of a batch-first transformer's ``(n_points,
+          n_tokens, d)`` activations a point of R^d (``n_points * n_tokens``
+          points, those of input 0 first); ``token_axis=(-2, -1)`` makes each
+          pixel of a ``(n_points, C, H, W)`` map a point of R^C. It applies to
+          every cloud, the input batch's included, with at least two
+          dimensions more than the token axes; the others (a classifier's
+          logits, say) keep one point per input.
 
     See Also
     --------
@@ -154,10 +188,31 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
     the last affine layer: a nonlinearity after it (a softmax, say) is left
     out, as the paper's x^(D) is the logits. In a convolutional network a
     block ``Conv2d -> ReLU -> MaxPool2d`` gives two layers, the feature maps
-    and their pooled maps. Nonlinearities applied as
-    functions in ``forward`` (``torch.relu(x)``) are invisible to hooks; name
-    the affine modules in ``layers`` for such networks, or use activation
-    modules.
+    and their pooled maps. The rule is the same whether a module or a
+    function computes the nonlinearity or the pooling. The functions are
+    those of the ``torch.nn`` activation and pooling modules (``relu``,
+    ``relu6``, ``leaky_relu``, ``elu``, ``gelu``, ``silu``, ``sigmoid``,
+    ``tanh``, ``softplus``, ``softmax``, ..., ``max_pool2d``,
+    ``avg_pool2d``, ``adaptive_avg_pool2d``, ...) in any spelling
+    (``F.relu``, ``torch.relu``, ``x.relu()``, in place or not), applied to a
+    tensor with one row per input point. Those that a ``torch.nn``
+    activation, pooling, affine or attention module calls to compute its
+    own output are not layers of their own. A module of the user's own
+    without submodules whose ``forward`` calls these functions (a QuickGELU,
+    ``x * torch.sigmoid(1.702 * x)``) is an activation module: its output is
+    the layer, under its name. The same composite written inline in a larger
+    ``forward`` gives the function's output (the sigmoid) instead; wrap it in
+    a module. A nonlinearity computed in another way (``torch.clamp(x,
+    min=0)``) is not seen: when ``"auto"`` finds no hidden layer it issues a
+    :class:`~sklandscapes.exceptions.NoHiddenLayerWarning`. A function call
+    whose name is also a submodule's has ``"()"`` appended (``"relu()"``).
+
+    Transformer blocks (``nn.TransformerEncoderLayer``) run in eval mode as
+    one fused operation, inside which nothing can be seen; PyTorch's
+    transformer fast path (``torch.backends.mha``) is therefore switched off
+    during the forward pass and switched back afterwards, also when the pass
+    fails. The blocks' ``activation`` then gives one layer per block
+    (``"layers.0.relu"``, ...).
 
     The forward pass runs under ``torch.inference_mode()`` with the network in
     eval mode; the training flag of every submodule is restored afterwards,
@@ -194,7 +249,7 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
     --------
     >>> import torch
     >>> from torch import nn
-    >>> from sklandscapes import ActivationExtractor
+    >>> from sklandscapes import ActivationExtractor, activation_layers
     >>> _ = torch.manual_seed(0)
     >>> net = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 2))
     >>> batch = torch.randn(5, 2)
@@ -229,6 +284,20 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
     ... )
     >>> steps.fit_transform(cells).shape
     (1, 3, 1)
+
+    A transformer encoder, whose blocks apply their activation as a function;
+    ``token_axis=1`` makes each token a point:
+
+    >>> encoder = nn.TransformerEncoder(
+    ...     nn.TransformerEncoderLayer(8, 2, 16, batch_first=True), 2,
+    ...     enable_nested_tensor=False)
+    >>> sequences = torch.randn(5, 6, 8)  # 5 sequences of 6 tokens
+    >>> activation_layers(encoder, sequences)
+    ['layers.0.relu', 'layers.1.relu', 'layers.1.linear2']
+    >>> clouds = ActivationExtractor(inputs=sequences, token_axis=1).fit_transform(
+    ...     [encoder])
+    >>> [cloud.shape for cloud in clouds[0]]
+    [(30, 8), (30, 16), (30, 16), (30, 8)]
     """
 
     _parameter_constraints = {
@@ -240,6 +309,7 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
         "batch_size": [Interval(Integral, 1, None, closed="left"), None],
         "output": [StrOptions({"clouds", "distances"})],
         "block_size": [Interval(Integral, 1, None, closed="left"), None],
+        "token_axis": [Integral, tuple, None],
     }
 
     def __init__(
@@ -252,6 +322,7 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
         batch_size=None,
         output="clouds",
         block_size=None,
+        token_axis=None,
     ):
         self.inputs = inputs
         self.model = model
@@ -261,6 +332,7 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
         self.batch_size = batch_size
         self.output = output
         self.block_size = block_size
+        self.token_axis = token_axis
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -312,6 +384,7 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
             batch_size=self.batch_size,
             output=self.output,
             block_size=self.block_size,
+            token_axis=self.token_axis,
             torch=torch,
         )
 
@@ -333,6 +406,8 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
             rows.append(clouds)
         _check_layer_counts(names)
         _check_finite(names, rows)
+        if isinstance(layers, str) and len(names[0]) == 1 + bool(self.include_input):
+            _warn_no_hidden_layer(names[0][-1], "sample 0")
 
         out = np.empty((len(rows), len(rows[0])), dtype=object)
         for i, clouds in enumerate(rows):
@@ -353,6 +428,7 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
                 raise ValueError(f"`inputs` {problem}.")
         if not isinstance(self.layers, str):
             _check_layer_list(self.layers)
+        _check_token_axis(self.token_axis)
         check_device(self.device)
 
     def _check_X(self, X, torch):
@@ -415,16 +491,38 @@ def activation_layers(network, inputs=None):
     Returns
     -------
     names : list of str
-        Module names from ``named_modules()``, with ``":k"`` appended for the
-        ``k``-th call of a module that runs several times.
+        Module names from ``named_modules()``, and names of activation or
+        pooling function calls (the calling module's name, a dot and the
+        function, as in :class:`ActivationExtractor`), with ``":k"`` appended
+        for the ``k``-th call of one that runs several times.
+
+    Warns
+    -----
+    NoHiddenLayerWarning
+        When the network has no hidden layer that ``"auto"`` recognises, only
+        the logits.
 
     Examples
     --------
+    >>> import torch
     >>> from torch import nn
     >>> from sklandscapes import activation_layers
     >>> net = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 2), nn.Softmax(1))
     >>> activation_layers(net)
     ['1', '2']
+
+    Activations applied as functions are layers too, named where they are
+    called:
+
+    >>> class Block(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.fc = nn.Linear(3, 3)
+    ...     def forward(self, x):
+    ...         return torch.nn.functional.gelu(self.fc(x))
+    >>> net = nn.Sequential(nn.Linear(2, 3), Block(), Block(), nn.Linear(3, 2))
+    >>> activation_layers(net)
+    ['1.gelu', '2.gelu', '3']
     """
     torch = _import_torch()
     module = _load_network(network, "network")
@@ -438,7 +536,9 @@ def activation_layers(network, inputs=None):
     with _running(module, device, torch) as running:
         x = _as_network_input(inputs, running, device, "network", torch)
         try:
-            calls, _ = _record_forward(running, x, set(), kinds, "network", torch)
+            record = _record_forward(
+                running, x, (set(), False), kinds, "network", torch
+            )
         except ValueError as exc:
             if not guessed:
                 raise
@@ -446,8 +546,11 @@ def activation_layers(network, inputs=None):
                 "Could not run the network on a guessed batch of zeros of shape "
                 f"{tuple(x.shape)}; pass `inputs`."
             ) from exc
-    names = _display_names(calls)
-    return [names[key] for key in _auto_keys(calls, kinds, "network")]
+    names = _display_names(record.calls)
+    keys = _auto_keys(record.calls, record.kinds, "network")
+    if len(keys) == 1:
+        _warn_no_hidden_layer(names[keys[0]], "network")
+    return [names[key] for key in keys]
 
 
 def relu_layers(network, inputs=None, *, layers="auto", include_input=True):
@@ -477,8 +580,9 @@ def relu_layers(network, inputs=None, *, layers="auto", include_input=True):
     -------
     is_relu : ndarray of bool of shape (n_layers,)
         True where the cloud is the output of a ``torch.nn.ReLU`` or ``ReLU6``
-        module, or of a pooling module applied to one (its points are
-        non-negative too).
+        module, or of the ``relu`` or ``relu6`` function (``F.relu``,
+        ``torch.relu``, ``x.relu()``, in place or not), or of a pooling
+        module or function applied to one (its points are non-negative too).
 
     Examples
     --------
@@ -488,6 +592,18 @@ def relu_layers(network, inputs=None, *, layers="auto", include_input=True):
     ...                     nn.Linear(3, 2))
     >>> relu_layers(net)  # input, ReLU, Tanh, logits
     array([False,  True, False, False])
+
+    A ReLU applied as a function counts too:
+
+    >>> import torch
+    >>> class Functional(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.hidden, self.out = nn.Linear(2, 3), nn.Linear(3, 2)
+    ...     def forward(self, x):
+    ...         return self.out(torch.relu(self.hidden(x)))
+    >>> relu_layers(Functional())  # input, relu, logits
+    array([False,  True, False])
     """
     torch = _import_torch()
     module = _load_network(network, "network")
@@ -501,22 +617,31 @@ def relu_layers(network, inputs=None, *, layers="auto", include_input=True):
     device = _module_device(module, torch)
     with _running(module, device, torch) as running:
         x = _as_network_input(inputs[:2], running, device, "network", torch)
-        calls, _ = _record_forward(running, x, set(), kinds, "network", torch)
+        record = _record_forward(running, x, (set(), False), kinds, "network", torch)
     layers = layers if isinstance(layers, str) else list(layers)
-    _, keys = _select_layers(calls, kinds, layers, "network")
-    modules = dict(module.named_modules())
-    relu = (torch.nn.ReLU, torch.nn.ReLU6)
-
-    def is_relu(key):
-        if kinds[key[0]] != "pool":
-            return isinstance(modules[key[0]], relu)
-        # A pooling (max or average) of ReLU outputs is non-negative too: it
-        # follows the kind of the last affine or nonlinear call before it.
-        before = [c for c in calls[: calls.index(key)] if kinds[c[0]] in _KINDS]
-        return bool(before) and isinstance(modules[before[-1][0]], relu)
-
-    flags = [is_relu(key) for key in keys]
+    _, keys = _select_layers(record, layers, "network")
+    flags = [_is_relu_call(key, record, module, torch) for key in keys]
     return np.asarray([False] * bool(include_input) + flags, dtype=bool)
+
+
+def _is_relu_call(key, record, module, torch):
+    """Whether the output of call ``key`` is that of a ReLU (non-negative)."""
+    calls, kinds = record.calls, record.kinds
+
+    def relu(name):
+        if name in record.relus:
+            return True
+        if name in record.functions:
+            return False
+        sub = module.get_submodule(name)
+        return isinstance(sub, (torch.nn.ReLU, torch.nn.ReLU6))
+
+    if kinds[key[0]] != "pool":
+        return relu(key[0])
+    # A pooling (max or average) of ReLU outputs is non-negative too: it
+    # follows the kind of the last affine or nonlinear call before it.
+    before = [c for c in calls[: calls.index(key)] if kinds[c[0]] in _KINDS]
+    return bool(before) and relu(before[-1][0])
 
 
 _KINDS = ("affine", "nonlinear")
@@ -768,30 +893,76 @@ def _as_network_input(batch, module, device, where, torch):
 
 
 def _record_forward(module, x, keep, kinds, where, torch):
-    """Run ``module(x)`` once with a hook on every submodule.
+    """Run ``module(x)`` once, recording the calls of modules and functions.
 
-    Returns the calls as ``(name, call_index)`` in the order they finished
-    (forward order for leaf modules), and a copy of the output of every call
-    of the modules named in ``keep``.
+    Returns a :class:`~sklandscapes._forward.ForwardRecord`: the calls as
+    ``(name, call_index)`` in the order they finished (forward order for
+    leaf modules and functions), and a copy of the output of every call that
+    ``keep`` (from :func:`_kept_names`) asks for.
     """
-    calls, outputs, counts = [], {}, Counter()
+    record = ForwardRecord(
+        kinds,
+        *keep,
+        opaque=_opaque_names(module, kinds, torch),
+        leaves=_plain_leaves(module, kinds),
+        n_points=len(x),
+        torch=torch,
+    )
+    check_features = _feature_check(x, where, torch)
+    handles = []
+    try:
+        for name, sub in module.named_modules():
+            if not name:
+                continue
+            handles.append(sub.register_forward_pre_hook(_starting(record, name)))
+            handles.append(sub.register_forward_hook(_finishing(record, name)))
+            if kinds[name] == "affine":
+                handles.append(sub.register_forward_pre_hook(check_features(name)))
+        _run_forward(module, x, record, where, torch)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return record
+
+
+def _starting(record, name):
+    def pre_hook(sub, args):
+        record.module_started(name)
+
+    return pre_hook
+
+
+def _finishing(record, name):
+    def hook(sub, args, output):
+        record.module_finished(name, output)
+
+    return hook
+
+
+def _run_forward(module, x, record, where, torch):
+    try:
+        with transformer_fastpath_disabled(torch), record.watching_functions():
+            module(x)
+    except _ForwardError:
+        raise
+    # AssertionError: torch's own shape checks (attention, say) assert.
+    except (
+        RuntimeError,
+        TypeError,
+        ValueError,
+        IndexError,
+        KeyError,
+        AssertionError,
+    ) as exc:
+        raise ValueError(
+            f"{where}: the forward pass failed on inputs of shape "
+            f"{tuple(x.shape)}: {exc}"
+        ) from exc
+
+
+def _feature_check(x, where, torch):
+    """A factory of pre-hooks that check the inputs' width, for one pass."""
     first_affine_seen = False
-
-    def record(name):
-        def hook(sub, args, output):
-            key = (name, counts[name])
-            counts[name] += 1
-            calls.append(key)
-            if name in keep:
-                # A copy: a later in-place module (ReLU(inplace=True)) would
-                # otherwise overwrite this output.
-                outputs[key] = (
-                    output.detach().clone()
-                    if torch.is_tensor(output)
-                    else type(output).__name__
-                )
-
-        return hook
 
     def check_features(name):
         # Only the first affine call sees the inputs, so only it can tell the
@@ -814,27 +985,36 @@ def _record_forward(module, x, keep, kinds, where, torch):
 
         return pre_hook
 
-    handles = []
-    try:
-        for name, sub in module.named_modules():
-            if not name:
-                continue
-            handles.append(sub.register_forward_hook(record(name)))
-            if kinds[name] == "affine":
-                handles.append(sub.register_forward_pre_hook(check_features(name)))
-        try:
-            module(x)
-        except _ForwardError:
-            raise
-        except (RuntimeError, TypeError, ValueError, IndexError, KeyError) as exc:
-            raise ValueError(
-                f"{where}: the forward pass failed on inputs of shape "
-                f"{tuple(x.shape)}: {exc}"
-            ) from exc
-    finally:
-        for handle in handles:
-            handle.remove()
-    return calls, outputs
+    return check_features
+
+
+def _plain_leaves(module, kinds):
+    """The modules without submodules that are not affine, nonlinear or pooling.
+
+    Those whose ``forward`` calls activation functions are activation modules
+    of the user's own (a QuickGELU, ``x * torch.sigmoid(1.702 * x)``): their
+    output is the layer, not one of the functions inside.
+    """
+    return frozenset(
+        name
+        for name, sub in module.named_modules()
+        if name and kinds[name] is None and next(sub.children(), None) is None
+    )
+
+
+def _opaque_names(module, kinds, torch):
+    """The modules whose function calls are their own implementation.
+
+    ``nn.ReLU`` computes its output with ``F.relu``, pooling modules with
+    pooling functions, attention with a softmax: those calls are the module's
+    output (already a call of its own) or inside it, not layers.
+    """
+    attention = torch.nn.MultiheadAttention
+    return frozenset(
+        name
+        for name, sub in module.named_modules()
+        if name and (kinds[name] is not None or isinstance(sub, attention))
+    )
 
 
 def _display_names(calls):
@@ -866,9 +1046,10 @@ def _auto_keys(calls, kinds, where):
             after = None
     if last_affine is None:
         raise ValueError(
-            f"{where}: no affine layer (Linear, Conv1d/2d/3d, Bilinear) ran in the "
-            "forward pass, so layers='auto' has nothing to take; pass `layers` as "
-            "a list of module names."
+            f"{where}: no affine layer (a Linear, Conv1d/2d/3d or Bilinear module) "
+            "ran in the forward pass (F.linear and F.conv2d called with weights of "
+            "their own are not seen), so layers='auto' has nothing to take; pass "
+            "`layers` as a list of module or function names."
         )
     # The last layer is the logits, as in the paper (sigma_D is omitted): a
     # softmax or other nonlinearity after the last affine layer is left out.
@@ -895,19 +1076,25 @@ def _check_layer_list(layers):
 
 
 def _kept_names(layers, kinds):
-    """The modules whose outputs a forward pass must copy to serve ``layers``."""
+    """What a forward pass must copy to serve ``layers``.
+
+    Returns the names of the modules and function call sites to keep, and
+    whether to keep every function call (for "auto" and its indices).
+    """
     items = [] if isinstance(layers, str) else layers
-    names = [item for item in items if isinstance(item, str)]
-    # "act:1" is a call of module "act".
-    keep = {name if name in kinds else name.rpartition(":")[0] for name in names}
-    if isinstance(layers, str) or len(names) < len(items):
-        # "auto" or an index into it: any affine or nonlinear call may be picked.
-        keep |= {name for name, kind in kinds.items() if kind is not None}
-    return keep
+    labels = [item for item in items if isinstance(item, str)]
+    # "act:1" is a call of module "act", "relu:1" of the call site "relu".
+    names = set(labels) | {label.rpartition(":")[0] for label in labels if ":" in label}
+    every = isinstance(layers, str) or len(labels) < len(items)
+    if every:
+        # Any affine, nonlinear or pooling call may be picked.
+        names |= {name for name, kind in kinds.items() if kind is not None}
+    return names, every
 
 
-def _select_layers(calls, kinds, layers, where):
+def _select_layers(record, layers, where):
     """The names and call keys of the requested layers, in the requested order."""
+    calls, kinds = record.calls, record.kinds
     names = _display_names(calls)
     if isinstance(layers, str):
         keys = _auto_keys(calls, kinds, where)
@@ -917,7 +1104,7 @@ def _select_layers(calls, kinds, layers, where):
     keys = []
     for item in layers:
         if isinstance(item, str):
-            keys.append(_lookup_name(item, by_label, calls, kinds, where))
+            keys.append(_lookup_name(item, by_label, record, where))
             continue
         if auto is None:
             auto = _auto_keys(calls, kinds, where)
@@ -932,17 +1119,18 @@ def _select_layers(calls, kinds, layers, where):
     return [names[key] for key in keys], keys
 
 
-def _lookup_name(label, by_label, calls, kinds, where):
+def _lookup_name(label, by_label, record, where):
     if label in by_label:
         return by_label[label]
-    ran = Counter(name for name, _ in calls)
+    ran = Counter(name for name, _ in record.calls)
     if ran[label] > 1:
         options = [f"{label}:{k}" for k in range(ran[label])]
+        what = "function call" if label in record.functions else "module"
         raise ValueError(
-            f"{where}: module {label!r} runs {ran[label]} times in the forward "
+            f"{where}: {what} {label!r} runs {ran[label]} times in the forward "
             f"pass; name one call in `layers`: {options}."
         )
-    if label in kinds:
+    if label in record.kinds:
         raise ValueError(
             f"{where}: module {label!r} (from `layers`) did not run in the forward "
             "pass, so it has no activations."
@@ -952,12 +1140,13 @@ def _lookup_name(label, by_label, calls, kinds, where):
     hint = f"Did you mean {close[0]!r}? " if close else ""
     raise ValueError(
         f"{where}: unknown layer {label!r} in `layers`. {hint}Valid names (the "
-        f"modules that ran, in forward order): {valid}."
+        "modules, and the activation and pooling functions, that ran, in "
+        f"forward order): {valid}."
     )
 
 
-def _as_rows(output, n_points, name, where, torch):
-    """One layer's output as a tensor of shape (n_points, width), as it is."""
+def _as_rows(output, n_points, name, token_axis, where, torch):
+    """One layer's output as a tensor of rows (one per point), as it is."""
     if not torch.is_tensor(output):
         raise ValueError(
             f"{where}: layer {name!r} returned a {output}, not a tensor, so it has "
@@ -969,7 +1158,64 @@ def _as_rows(output, n_points, name, where, torch):
             f"layer must keep one row per input point ({n_points} points) on its "
             "first axis."
         )
-    return output.reshape(n_points, -1)
+    return _point_rows(output, token_axis, f"{where}: layer {name!r}")
+
+
+def _point_rows(values, token_axis, what):
+    """``values`` of shape (n, ...) as a 2-D array or tensor of points.
+
+    One row per input (every other axis flattened), or with ``token_axis``
+    one row per (input, token), input-major, of the axes left.
+    """
+    n_points, shape = values.shape[0], tuple(values.shape)
+    axes = _token_axes(token_axis, shape, what)
+    if not axes:
+        return values.reshape(n_points, -1)
+    features = [axis for axis in range(1, len(shape)) if axis not in axes]
+    order = (0, *axes, *features)
+    moved = (
+        values.permute(order) if hasattr(values, "permute") else values.transpose(order)
+    )
+    n_tokens = int(np.prod([shape[axis] for axis in axes]))
+    width = int(np.prod([shape[axis] for axis in features]))
+    return moved.reshape(n_points * n_tokens, width)
+
+
+def _token_axes(token_axis, shape, what):
+    """The token axes of an output of ``shape``, as non-negative ints, or ()."""
+    if token_axis is None:
+        return ()
+    requested = token_axis if isinstance(token_axis, tuple) else (token_axis,)
+    ndim = len(shape)
+    if ndim < len(requested) + 2:
+        # No token axis besides the points' and the features' (the logits of a
+        # classifier, say): one point per input.
+        return ()
+    axes = tuple(axis + ndim if axis < 0 else axis for axis in requested)
+    if any(not 1 <= axis < ndim for axis in axes) or len(set(axes)) < len(axes):
+        raise ValueError(
+            f"{what} has shape {shape}: token_axis={token_axis!r} must name "
+            "distinct axes of it other than the first (the points'). It applies "
+            "to every layer with at least 2 dimensions more than token axes; "
+            "negative axes count from the last, as the features'."
+        )
+    return axes
+
+
+def _check_token_axis(token_axis):
+    if token_axis is None:
+        return
+    axes = token_axis if isinstance(token_axis, tuple) else (token_axis,)
+    if (
+        not axes
+        or any(isinstance(a, bool) or not isinstance(a, Integral) for a in axes)
+        or 0 in axes
+        or len(set(axes)) < len(axes)
+    ):
+        raise ValueError(
+            "`token_axis` must be None, a non-zero int or a tuple of distinct "
+            f"non-zero ints (axis 0 indexes the input points); got {token_axis!r}."
+        )
 
 
 def _extract(
@@ -982,6 +1228,7 @@ def _extract(
     batch_size,
     output,
     block_size,
+    token_axis,
     where,
     torch,
 ):
@@ -991,44 +1238,23 @@ def _extract(
     target = _target_device(device, module, torch)
     with _running(module, target, torch) as running:
         x = _as_network_input(batch, running, target, where, torch)
-        step = len(x) if batch_size is None else batch_size
-        names, pieces = None, []
-        for start in range(0, len(x), step):
-            chunk = x[start : start + step]
-            calls, outputs = _record_forward(running, chunk, keep, kinds, where, torch)
-            chunk_names, keys = _select_layers(calls, kinds, layers, where)
-            if names is None:
-                names = chunk_names
-            elif chunk_names != names:
-                raise ValueError(
-                    f"{where}: the forward pass runs different layers on different "
-                    f"chunks ({names} vs {chunk_names}), so `batch_size` changes "
-                    "the result; use batch_size=None."
-                )
-            rows = [
-                _as_rows(outputs[key], len(chunk), name, where, torch)
-                for key, name in zip(keys, chunk_names)
-            ]
-            if output == "clouds":
-                pieces.append([_as_float64_rows(layer, torch) for layer in rows])
-                continue
-            # Each layer's activations go straight into one tensor of all the
-            # points, in their own dtype on the device: no second copy.
-            if not pieces:
-                pieces = [
-                    torch.empty(
-                        (len(x), layer.shape[1]), dtype=layer.dtype, device=layer.device
-                    )
-                    for layer in rows
-                ]
-            for whole, layer in zip(pieces, rows):
-                whole[start : start + len(chunk)] = layer
-            del rows
-        # The network's input and the outputs of layers not taken are no
-        # longer needed: free them before the distances are computed.
-        del x, chunk, outputs
+        names, pieces = _layer_rows(
+            running,
+            x,
+            keep=keep,
+            kinds=kinds,
+            layers=layers,
+            batch_size=batch_size,
+            output=output,
+            token_axis=token_axis,
+            where=where,
+            torch=torch,
+        )
+        # The network's input is no longer needed: free it before the
+        # distances are computed.
+        del x
         if output == "clouds":
-            clouds = [np.concatenate(layer_pieces) for layer_pieces in zip(*pieces)]
+            clouds = pieces
         else:
             clouds = []
             for layer in range(len(names)):
@@ -1037,14 +1263,68 @@ def _extract(
                 pieces[layer] = None
     if include_input:
         names = [_INPUT_NAME, *names]
+        what = f"{where}: the input batch"
         if output == "clouds":
             values = _as_float64(batch, where, torch)
-            clouds = [values.reshape(len(values), -1), *clouds]
+            clouds = [_point_rows(values, token_axis, what), *clouds]
         else:
             rows = _as_exact_tensor(batch, where, torch).to(target)
-            rows = rows.reshape(len(rows), -1)
+            rows = _point_rows(rows, token_axis, what)
             clouds = [_layer_distances(rows, block_size, torch), *clouds]
     return names, clouds
+
+
+def _layer_rows(
+    running, x, *, keep, kinds, layers, batch_size, output, token_axis, where, torch
+):
+    """The names and rows of the selected layers, the batch run in chunks.
+
+    The rows are float64 arrays for ``output="clouds"``, else tensors in the
+    network's dtype on its device.
+    """
+    step = len(x) if batch_size is None else batch_size
+    names, pieces, filled = None, [], []
+    for start in range(0, len(x), step):
+        chunk = x[start : start + step]
+        record = _record_forward(running, chunk, keep, kinds, where, torch)
+        chunk_names, keys = _select_layers(record, layers, where)
+        if names is None:
+            names = chunk_names
+        elif chunk_names != names:
+            raise ValueError(
+                f"{where}: the forward pass runs different layers on different "
+                f"chunks ({names} vs {chunk_names}), so `batch_size` changes "
+                "the result; use batch_size=None."
+            )
+        rows = [
+            _as_rows(record.outputs[key], len(chunk), name, token_axis, where, torch)
+            for key, name in zip(keys, chunk_names)
+        ]
+        # The outputs of layers not taken are no longer needed.
+        del record
+        if output == "clouds":
+            pieces.append([_as_float64_rows(layer, torch) for layer in rows])
+            continue
+        # Each layer's activations go straight into one tensor of all the
+        # points (times tokens), in their own dtype on the device: no second
+        # copy.
+        if not pieces:
+            pieces = [
+                torch.empty(
+                    (len(x) * (len(layer) // len(chunk)), layer.shape[1]),
+                    dtype=layer.dtype,
+                    device=layer.device,
+                )
+                for layer in rows
+            ]
+            filled = [0] * len(rows)
+        for i, layer in enumerate(rows):
+            pieces[i][filled[i] : filled[i] + len(layer)] = layer
+            filled[i] += len(layer)
+        del rows
+    if output == "clouds":
+        return names, [np.concatenate(layer_pieces) for layer_pieces in zip(*pieces)]
+    return names, pieces
 
 
 def _as_float64_rows(rows, torch):
@@ -1145,6 +1425,40 @@ def _layer_distances(rows, block_size, torch):
 
 
 # --- checks of the result ---------------------------------------------------
+
+
+def _warn_no_hidden_layer(logits, where):
+    functions = ", ".join(ACTIVATION_FUNCTIONS)
+    _warn_at_caller(
+        f"{where}: layers='auto' found no hidden layer, only the output of the "
+        f"last affine layer ({logits!r}). It takes the outputs of the torch.nn "
+        "activation and pooling modules, and of the functions "
+        f"{functions} and the pooling functions (max_pool2d, avg_pool2d, "
+        "adaptive_avg_pool2d, ...; called as F.relu, torch.relu or x.relu()), "
+        "that follow an affine module (Linear, Conv1d/2d/3d, Bilinear). If the "
+        "network computes its nonlinearity another way (torch.clamp, say), "
+        "name its layers in `layers`; if it is affine on purpose, filter "
+        "NoHiddenLayerWarning.",
+        NoHiddenLayerWarning,
+    )
+
+
+def _warn_at_caller(message, category):
+    """Warn at the first frame outside sklandscapes and scikit-learn.
+
+    ``transform`` is reached through scikit-learn's wrappers and
+    ``fit_transform``: a fixed stacklevel would point inside them.
+    """
+    import sklearn
+
+    inside = tuple(
+        os.path.dirname(package.__file__) + os.sep
+        for package in (sys.modules["sklandscapes"], sklearn)
+    )
+    frame, stacklevel = sys._getframe(1), 2
+    while frame is not None and frame.f_code.co_filename.startswith(inside):
+        frame, stacklevel = frame.f_back, stacklevel + 1
+    warnings.warn(message, category, stacklevel=stacklevel)
 
 
 def _check_layer_counts(names):

@@ -4,6 +4,7 @@ __all__ = [
     "SklandscapesWarning",
     "DamagedFileWarning",
     "GridWarning",
+    "NoHiddenLayerWarning",
     "UnbalancedReplicatesWarning",
 ]
 
@@ -59,6 +60,31 @@ class DamagedFileWarning(SklandscapesWarning):
     >>> from sklandscapes.exceptions import DamagedFileWarning, SklandscapesWarning
     >>> issubclass(DamagedFileWarning, SklandscapesWarning)
     True
+    """
+
+
+class NoHiddenLayerWarning(SklandscapesWarning):
+    """``layers="auto"`` found no hidden layer in a network, only its logits.
+
+    :class:`~sklandscapes.ActivationExtractor` and
+    :func:`~sklandscapes.activation_layers` take as hidden layers the outputs
+    of activation and pooling modules and functions that follow an affine
+    module. A network whose nonlinearity they do not recognise (``torch.clamp``,
+    say) would otherwise give the input and the logits only, without a word.
+    Name its layers in ``layers``, or filter this class for a network that is
+    affine on purpose.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from torch import nn
+    >>> from sklandscapes import activation_layers
+    >>> from sklandscapes.exceptions import NoHiddenLayerWarning
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     names = activation_layers(nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 2)))
+    >>> names, caught[0].category is NoHiddenLayerWarning
+    (['1'], True)
     """
 
 

@@ -255,7 +255,7 @@ def test_caller_batch_is_not_written_by_an_inplace_first_module(generator):
     net = net.double()  # same dtype and device: the tensor could be shared
     batch = torch.randn(5, 2, generator=generator, dtype=torch.float64)
     before = batch.clone()
-    out = ActivationExtractor(inputs=batch).fit_transform([net])
+    out = ActivationExtractor(inputs=batch, layers=[-1]).fit_transform([net])
     assert torch.equal(batch, before)
     assert_array_equal(out[0, 0], before.numpy())
 

@@ -145,3 +145,51 @@ def test_cnn_digits(tmp_path, capsys):
     assert "'features.1', 'features.2', 'features.4', 'features.5'" in out
     assert_figure(tmp_path / "cnn_dynamics.png", min_kb=30)
     assert_figure(tmp_path / "cnn_landscapes.png", min_kb=40)
+
+
+def test_functional_cnn(tmp_path, capsys):
+    example = load("plot_functional_cnn")
+    names, complexity = example.main(
+        ["--max-epochs", "1", "--n-batches", "2", "--n-points", "40",
+         "--out", str(tmp_path)]
+    )  # fmt: skip
+    # F.relu and F.max_pool2d are layers, named where forward calls them.
+    assert names == ["input", "relu:0", "max_pool2d:0", "relu:1", "max_pool2d:1", "fc"]
+    # Two networks (untrained, trained) on two batches each.
+    assert complexity.shape == (4, 6)
+    assert np.isfinite(complexity).all()
+    # The input layer is the batch itself, the same for both networks.
+    np.testing.assert_array_equal(complexity[:2, 0], complexity[2:, 0])
+    out = capsys.readouterr().out
+    assert "[False  True  True  True  True False]" in out  # the ReLU layers
+    # At these settings the example draws 54 and 119 KB.
+    assert_figure(tmp_path / "functional_cnn_complexity.png", min_kb=30)
+    assert_figure(tmp_path / "functional_cnn_landscapes.png", min_kb=60)
+
+
+def test_transformer_tokens(tmp_path, capsys):
+    example = load("plot_transformer_tokens")
+    names, results = example.main(
+        ["--max-epochs", "1", "--n-batches", "2", "--n-points", "20",
+         "--out", str(tmp_path)]
+    )  # fmt: skip
+    # The blocks' functional ReLUs are seen: the fast path was switched off.
+    assert names == [
+        "input", "encoder.layers.0.relu", "encoder.layers.1.relu", "head"
+    ]  # fmt: skip
+    flat, tokens = results["one point per sequence"], results["per token"]
+    assert flat.shape == tokens.shape == (4, 4)
+    # The logits have no token axis: the same clouds, the same complexity.
+    np.testing.assert_array_equal(flat[:, -1], tokens[:, -1])
+    # The hidden layers' clouds differ (8 x 20 token points against 20).
+    assert not np.allclose(flat[:, 1:3], tokens[:, 1:3])
+    assert torch_fastpath_enabled()
+    # Two complexity axes side by side: 110 KB drawn here.
+    assert_figure(tmp_path / "transformer_tokens.png", min_kb=60)
+    assert "token_axis=1" in capsys.readouterr().out
+
+
+def torch_fastpath_enabled():
+    import torch
+
+    return torch.backends.mha.get_fastpath_enabled()

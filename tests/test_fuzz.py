@@ -12,6 +12,7 @@ than float32 rounding (ripser.py computes in float32), and the rescaled inputs
 must give results scaled exactly, which is what the fixes of issue 10 promise.
 """
 
+import warnings
 from itertools import combinations
 
 import numpy as np
@@ -28,6 +29,7 @@ from sklandscapes import (
     PermutationTest,
     RipsPersistence,
 )
+from sklandscapes.exceptions import NoHiddenLayerWarning
 
 ripser = pytest.importorskip("ripser")
 
@@ -329,7 +331,12 @@ def test_activation_extractor_matches_a_numpy_forward_pass():
             layers += [linear, torch.nn.ReLU()]
         net = torch.nn.Sequential(*layers[:-1])
         batch = np.random.default_rng(seed).normal(size=(n_points, widths[0]))
-        out = ActivationExtractor(inputs=batch).fit_transform([net])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", NoHiddenLayerWarning)
+            out = ActivationExtractor(inputs=batch).fit_transform([net])
+        # A single Linear has no hidden layer, and the extractor says so.
+        found = [w for w in caught if w.category is NoHiddenLayerWarning]
+        assert len(found) == (len(widths) == 2)
         expected = batch
         for linear in layers[::2]:
             weight = linear.weight.detach().double().numpy()
