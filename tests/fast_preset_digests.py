@@ -2,10 +2,11 @@
 
 ``python tests/fast_preset_digests.py --write`` runs both fast presets (one
 job: no second process) and records the SHA-256 of every array of their
-``results.npz`` (timings aside) and of ``landscapes.npy`` in ``tests/data/fast_preset_digests.json``,
-under a key of this platform. Training rounds differently on another
-processor or library version, so digests are compared only on the platform
-that recorded them; ``tests/test_fast_presets.py`` does.
+``results.npz`` (timings aside) and of ``landscapes.npy`` in
+``tests/data/fast_preset_digests.json``, under a key of this platform.
+Training rounds differently on another processor or library version, so
+digests are compared only on the platform that recorded them;
+``tests/test_fast_presets.py`` does.
 """
 
 import argparse

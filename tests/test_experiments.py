@@ -74,7 +74,10 @@ def test_outputs_and_report(baseline):
     # Input + 4 layers (3 hidden activations and the logits), H1 only.
     assert baseline.shape[:2] == (5, 1)
     stored = np.load(out / "results.npz")
-    np.testing.assert_array_equal(stored["landscapes"], baseline.landscapes)
+    # The landscapes are beside results.npz, opened lazily.
+    assert "landscapes" not in stored.files
+    assert isinstance(baseline.landscapes, np.memmap)
+    np.testing.assert_array_equal(np.load(out / "landscapes.npy"), baseline.landscapes)
     np.testing.assert_array_equal(stored["pvalues"], baseline.test.pvalues_)
     assert json.loads(str(stored["config"]))["n_networks"] == 2
     timings = json.loads(str(stored["timings"]))
@@ -108,13 +111,26 @@ def test_tests_take_the_network_as_unit_and_show_the_papers(baseline):
     settings = dict(n_permutations=99, grid=baseline.grid, random_state=0)
     assert test.unit_ == "group" and paper.unit_ == "sample"
     assert [r["n_units"] for r in test.table_] == [2]
-    # The same tests, refitted from the stored arrays.
+    # The same tests, refitted from the stored arrays as a whole: the
+    # streamed run gives the test by network bit for bit (it needs only the
+    # means of the networks' subsamples, summed in the same order) ...
     stored = np.load(baseline.out / "results.npz")
-    X, y = stored["landscapes"], stored["thresholds"]
-    by_network = PermutationTest(**settings).fit(X, y, groups=stored["networks"])
-    np.testing.assert_array_equal(stored["pvalues"], by_network.pvalues_)
+    X, y = np.load(baseline.out / "landscapes.npy"), stored["thresholds"]
+    by_network = PermutationTest(n_layers=5, **settings)
+    by_network.fit(X, y, groups=stored["networks"])
+    for name in ("pvalues", "statistics", "layer_pvalues", "layer_statistics"):
+        np.testing.assert_array_equal(stored[name], getattr(by_network, name + "_"))
+    np.testing.assert_array_equal(
+        stored["layer_pvalues_adjusted"], by_network.layer_pvalues_adjusted_
+    )
+    # ... and the paper's test within the rounding of its Gram matrix, summed
+    # in blocks by BLAS (a relative 1e-16 per entry; 1e-12 is far above it
+    # and far below any difference between statistics that matters).
     by_sample = PermutationTest(**settings).fit(X, y)
     np.testing.assert_array_equal(stored["paper_pvalues"], by_sample.pvalues_)
+    np.testing.assert_allclose(
+        stored["paper_statistics"], by_sample.statistics_, rtol=1e-12
+    )
     assert str(stored["unit"]) == "network"
     report = (baseline.out / "report.md").read_text()
     section = report.split("## Permutation tests")[1].split("## Which layers")[0]

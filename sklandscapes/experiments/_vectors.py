@@ -19,6 +19,7 @@ damaged one is computed again. Once complete, the file is renamed to
 import dataclasses
 import json
 import os
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -328,3 +329,76 @@ def gram_matrix(path, grid, samples=None):
                 gram[np.ix_(mine, theirs)] = product
                 gram[np.ix_(theirs, mine)] = product.T
     return gram
+
+
+# --------------------------------------------------------------------------
+# Reading a run's results
+
+# The arrays of results.npz that hold JSON text.
+_JSON_FIELDS = ("config", "observations", "timings", "timing_history")
+
+
+def load_results(out):
+    """The results of a run folder: ``results.npz``, and the landscapes lazily.
+
+    Parameters
+    ----------
+    out : str or Path
+        The run folder (``--out``) of :func:`run_experiment`.
+
+    Returns
+    -------
+    results : dict
+        Every array of ``results.npz`` (``thresholds``, ``networks``,
+        ``norms``, ``pvalues``, ...), with ``config``, ``observations``,
+        ``timings`` and ``timing_history`` decoded from their JSON, and
+        ``landscapes``: the file ``landscapes.npy`` opened read-only with
+        ``mmap_mode="r"`` (one row per sample, read from disk as used). A
+        ``results.npz`` written before the landscapes were stored beside it
+        holds them itself; they are then read from it, into memory.
+
+    Raises
+    ------
+    ValueError
+        Naming the file, when ``results.npz`` or ``landscapes.npy`` is
+        missing, damaged or not whole.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from sklandscapes.experiments import load_results, make_config, run_experiment
+    >>> config = make_config(
+    ...     "synthetic", n_networks=2, widths=(2, 16, 16, 2), thresholds=(0.6, 0.7),
+    ...     lr=1e-2, batch_size=64, max_epochs=40, spacing=0.05,
+    ...     sublattice_step=2, n_landscapes=5, resolution=51, n_permutations=99)
+    >>> out = run_experiment(config, tempfile.mkdtemp(), verbose=0).out
+    >>> results = load_results(out)
+    >>> results["landscapes"].shape == (len(results["thresholds"]), 4 * 5 * 51)
+    True
+    >>> type(results["landscapes"]).__name__, results["config"]["n_networks"]
+    ('memmap', 2)
+    """
+    out = Path(out)
+    path = out / "results.npz"
+    try:
+        with open(path, "rb") as handle, np.load(handle) as stored:
+            results = {name: stored[name] for name in stored.files}
+        for name in _JSON_FIELDS:
+            if name in results:
+                results[name] = json.loads(str(results[name]))
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise ValueError(
+            f"{os.fspath(path)!r} cannot be read ({_folder.describe(exc)}); run "
+            "the experiment with --resume to write it again"
+        ) from exc
+    if "landscapes" in results:  # written before landscapes.npy existed
+        return results
+    landscapes = out / LANDSCAPES_FILE
+    if not landscapes.exists():
+        raise ValueError(
+            f"{os.fspath(landscapes)!r} is missing: a run stores its landscape "
+            "vectors there, beside results.npz; run the experiment with --resume "
+            "to compute it again"
+        )
+    results["landscapes"] = open_landscapes(landscapes)
+    return results
