@@ -142,21 +142,39 @@ def test_tests_take_the_network_as_unit_and_show_the_papers(baseline):
     assert "with the network as the unit" in claims and "paper's test" in claims
 
 
-def test_thresholds_reached_by_one_network_are_not_tested(rng):
+def test_thresholds_reached_by_one_network_are_not_tested(rng, tmp_path):
     from types import SimpleNamespace
 
-    from sklandscapes.experiments import _run
+    from sklandscapes import PermutationTest
+    from sklandscapes.experiments import _run, _vectors
 
     thresholds = np.repeat([0.5, 0.7, 0.9], [4, 4, 1])
-    networks = np.r_[np.arange(4), np.arange(4), 0]
     X = rng.normal(size=(9, 4))
+    np.save(tmp_path / "landscapes.npy", X)
     vectorizer = SimpleNamespace(grid_=None, shape_=(2, 1, 1, 2))
     config = tiny_config(n_permutations=9)
-    test, paper = _run._tests(config, X, thresholds, networks, vectorizer, 1, 0)
+
+    def features(networks):
+        path = tmp_path / "landscapes.npy"
+        summaries = _vectors.summaries(path, thresholds, networks, (2, 1, 1, 2), None)
+        return _run._Features(
+            path, vectorizer, thresholds, networks, None, summaries, None
+        )
+
+    networks = np.r_[np.arange(4), np.arange(4), 0]
+    test, paper = _run._tests(config, features(networks), 1, 0)
     assert test.groups_.tolist() == paper.groups_.tolist() == [0.5, 0.7]
     assert test.layer_pvalues_.shape == (2, 2, 2)
+    # The tests of the samples of the tested thresholds, from the whole X.
+    settings = dict(n_permutations=9, random_state=config.seed)
+    whole = PermutationTest(n_layers=2, **settings)
+    whole.fit(X[:8], thresholds[:8], groups=networks[:8])
+    np.testing.assert_array_equal(test.pvalues_, whole.pvalues_)
+    np.testing.assert_array_equal(test.layer_statistics_, whole.layer_statistics_)
+    paper_whole = PermutationTest(**settings).fit(X[:8], thresholds[:8])
+    np.testing.assert_array_equal(paper.pvalues_, paper_whole.pvalues_)
     with pytest.raises(ExperimentError, match="reached by at least two networks"):
-        _run._tests(config, X, thresholds, networks * 0, vectorizer, 1, 0)
+        _run._tests(config, features(networks * 0), 1, 0)
 
 
 def test_complexity_is_exact_and_report_numbers_come_from_tables(baseline):
