@@ -167,7 +167,8 @@ def store_landscapes(out, vectorizer, diagrams):
     rows = chunk_rows(n_features)
     with open(partial, "r+b") as handle:
         for start, stop in chunks(shape[0], rows):
-            if str(start) in done:
+            # Recorded with the same bounds (the chunk size is fixed).
+            if done.get(str(start), [None])[0] == stop:
                 continue
             values = np.ascontiguousarray(
                 vectorizer.transform(diagrams[start:stop]), dtype=_DTYPE
