@@ -1,5 +1,6 @@
 """Statistics of landscape vectors: permutation test, means, complexity (II-C, II-E)."""
 
+import dataclasses
 import numbers
 import warnings
 from dataclasses import dataclass
@@ -896,7 +897,7 @@ class PermutationTest(BaseEstimator):
         self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, groups=None):
+    def fit(self, X, y, groups=None, n_replicates=None):
         """Test every pair of groups.
 
         Parameters
@@ -912,6 +913,14 @@ class PermutationTest(BaseEstimator):
             are averaged; relabelings swap a unit's two snapshots (see
             Notes). ``None``: every sample is its own unit and relabelings
             move single samples, as in the paper.
+        n_replicates : array-like of shape (n_samples,), default=None
+            With ``groups``: each row of X is already the mean of this many
+            replicates of its (unit, label), one row per (unit, label) (e.g.
+            :func:`unit_means` summed chunk by chunk, so that the replicates
+            never need to be in memory at once; the experiments do this). The
+            test is the one on the replicates themselves, bit for bit: it
+            averages them first anyway. The counts enter ``table_`` (``n_a``,
+            ``n_b``) and the check of balanced replicates.
 
         Returns
         -------
@@ -924,7 +933,13 @@ class PermutationTest(BaseEstimator):
             )
         X, weights = self._validated(X)
         y, _, _ = _check_labels(X, y)
-        cells = None if groups is None else _replicate_cells(y, groups)
+        if n_replicates is not None and groups is None:
+            raise ValueError(
+                "n_replicates needs groups: it counts the replicates of a (unit, "
+                "label) that each row of X averages. Pass groups, or leave out "
+                "n_replicates."
+            )
+        cells = None if groups is None else _replicate_cells(y, groups, n_replicates)
         # gram is the Gram matrix (of the cell means, with groups) scaled by
         # 4**-exponent (exact), so that huge vectors neither overflow nor
         # underflow; statistics scale by 2**exponent. layer_grams (n_layers
@@ -1120,12 +1135,7 @@ class PermutationTest(BaseEstimator):
                     f"kernel='precomputed' needs a square Gram matrix, got shape "
                     f"{K.shape}."
                 )
-            scale = max(np.abs(K).max(), np.finfo(float).tiny)
-            if not np.allclose(K, K.T, rtol=0, atol=1e-10 * scale):
-                raise ValueError(
-                    "kernel='precomputed' needs a symmetric Gram matrix; X differs "
-                    f"from its transpose by up to {np.abs(K - K.T).max():.3g}."
-                )
+            _check_symmetric(K)
             return K, None
         check_feature_matrix(X)
         X = validate_float_data(self, X)
@@ -1215,6 +1225,26 @@ class PermutationTest(BaseEstimator):
         tags.input_tags.pairwise = self.kernel == "precomputed"
         tags.target_tags.required = True
         return tags
+
+
+def _check_symmetric(K):
+    """Refuse a Gram matrix that differs from its transpose beyond rounding.
+
+    In blocks of rows: the differences of a whole matrix of 10,000 samples
+    would be temporaries of 0.8 GB each.
+    """
+    scale = max(float(K.max()), -float(K.min()), np.finfo(float).tiny)
+    step = max(1, _ROWS_BUDGET // max(len(K), 1))
+    largest = 0.0
+    for start in range(0, len(K), step):
+        rows = slice(start, start + step)
+        difference = np.abs(K[rows] - K[:, rows].T)
+        largest = max(largest, float(difference.max()))
+    if not largest <= 1e-10 * scale:
+        raise ValueError(
+            "kernel='precomputed' needs a symmetric Gram matrix; X differs "
+            f"from its transpose by up to {largest:.3g}."
+        )
 
 
 def _westfall_young(observed, null, pvalue):
@@ -1315,8 +1345,12 @@ def _rounding_floor(gram):
     return np.sqrt(_ROUNDING_PER_SAMPLE * len(gram) * eps * largest)
 
 
-def _replicate_cells(y, groups):
-    """``groups`` checked against ``y``, and the cells of replicates."""
+def _replicate_cells(y, groups, n_replicates=None):
+    """``groups`` checked against ``y``, and the cells of replicates.
+
+    With ``n_replicates``, each row is a cell already: its count is taken
+    from there.
+    """
     _check_label_values(groups, name="groups")
     groups = np.asarray(groups)
     if groups.ndim != 1 or len(groups) != len(y):
@@ -1324,7 +1358,29 @@ def _replicate_cells(y, groups):
             f"groups must be 1-D with one unit per sample: y has {len(y)} labels, "
             f"groups has shape {groups.shape}."
         )
-    return ReplicateCells.from_samples(y, groups)
+    cells = ReplicateCells.from_samples(y, groups)
+    if n_replicates is None:
+        return cells
+    counts = np.asarray(n_replicates)
+    if (
+        counts.shape != (len(y),)
+        or counts.dtype.kind not in "iu"
+        or (counts.size and counts.min() < 1)
+    ):
+        raise ValueError(
+            "n_replicates must be 1-D with one positive integer count per row of "
+            f"X ({len(y)}), got {n_replicates!r}."
+        )
+    if cells.replicated:
+        cell = int(np.flatnonzero(np.bincount(cells.of_sample) > 1)[0])
+        raise ValueError(
+            "n_replicates: each row of X must be the mean of its (unit, label), "
+            f"one row per (unit, label); unit {_plain(cells.units[cell])!r} has "
+            f"{np.bincount(cells.of_sample)[cell]} rows at label "
+            f"{_plain(cells.labels[cell])!r}. Average them first (unit_means), "
+            "or leave out n_replicates."
+        )
+    return dataclasses.replace(cells, counts=counts.astype(np.intp))
 
 
 def _unit_means(X, y, groups):

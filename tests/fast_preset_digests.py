@@ -2,10 +2,11 @@
 
 ``python tests/fast_preset_digests.py --write`` runs both fast presets (one
 job: no second process) and records the SHA-256 of every array of their
-``results.npz`` (timings aside) in ``tests/data/fast_preset_digests.json``,
-under a key of this platform. Training rounds differently on another
-processor or library version, so digests are compared only on the platform
-that recorded them; ``tests/test_fast_presets.py`` does.
+``results.npz`` (timings aside) and of ``landscapes.npy`` in
+``tests/data/fast_preset_digests.json``, under a key of this platform.
+Training rounds differently on another processor or library version, so
+digests are compared only on the platform that recorded them;
+``tests/test_fast_presets.py`` does.
 """
 
 import argparse
@@ -67,7 +68,11 @@ def run_digests(experiment, out):
     with threadpool_limits(1):
         run_experiment(config, out, n_jobs=1, device="cpu", verbose=0)
     with np.load(Path(out) / "results.npz") as stored:
-        return {key: digest(stored[key]) for key in stored.files if key not in SKIPPED}
+        found = {key: digest(stored[key]) for key in stored.files if key not in SKIPPED}
+    # Stored beside results.npz since the landscapes are streamed; the same
+    # array, so the same digest as when it was inside.
+    found["landscapes"] = digest(np.load(Path(out) / "landscapes.npy"))
+    return found
 
 
 def main(argv=None):

@@ -128,19 +128,23 @@ def test_tiny_run_from_the_command_line(tmp_path, capsys, tiny_settings):
 def test_demo_twice_recomputes_nothing(tmp_path, capsys, tiny_settings, monkeypatch):
     assert main(["demo", "--out", str(tmp_path), "--quiet"]) == 0
     first = (tmp_path / "results.npz").read_bytes()
+    landscapes = (tmp_path / "landscapes.npy").read_bytes()
 
     def fail(*args, **kwargs):
         raise AssertionError("recomputed")
 
-    from sklandscapes.experiments import _folder
+    from sklandscapes.experiments import _folder, _vectors
 
     monkeypatch.setattr(_folder, "save_diagrams", fail)
+    monkeypatch.setattr(_vectors, "_new_partial", fail)
     monkeypatch.setattr("sklandscapes.nets.train_networks", fail)
     assert main(["demo", "--out", str(tmp_path), "--quiet"]) == 0
     assert "Report:" in capsys.readouterr().out
+    assert (tmp_path / "landscapes.npy").read_bytes() == landscapes
     stored = np.load(tmp_path / "results.npz")
     with np.load(io.BytesIO(first)) as before:
-        np.testing.assert_array_equal(stored["landscapes"], before["landscapes"])
+        np.testing.assert_array_equal(stored["pvalues"], before["pvalues"])
+        np.testing.assert_array_equal(stored["norms"], before["norms"])
 
 
 def test_warnings_are_one_line(tmp_path, capsys, tiny_settings):

@@ -74,7 +74,10 @@ def test_outputs_and_report(baseline):
     # Input + 4 layers (3 hidden activations and the logits), H1 only.
     assert baseline.shape[:2] == (5, 1)
     stored = np.load(out / "results.npz")
-    np.testing.assert_array_equal(stored["landscapes"], baseline.landscapes)
+    # The landscapes are beside results.npz, opened lazily.
+    assert "landscapes" not in stored.files
+    assert isinstance(baseline.landscapes, np.memmap)
+    np.testing.assert_array_equal(np.load(out / "landscapes.npy"), baseline.landscapes)
     np.testing.assert_array_equal(stored["pvalues"], baseline.test.pvalues_)
     assert json.loads(str(stored["config"]))["n_networks"] == 2
     timings = json.loads(str(stored["timings"]))
@@ -108,13 +111,26 @@ def test_tests_take_the_network_as_unit_and_show_the_papers(baseline):
     settings = dict(n_permutations=99, grid=baseline.grid, random_state=0)
     assert test.unit_ == "group" and paper.unit_ == "sample"
     assert [r["n_units"] for r in test.table_] == [2]
-    # The same tests, refitted from the stored arrays.
+    # The same tests, refitted from the stored arrays as a whole: the
+    # streamed run gives the test by network bit for bit (it needs only the
+    # means of the networks' subsamples, summed in the same order) ...
     stored = np.load(baseline.out / "results.npz")
-    X, y = stored["landscapes"], stored["thresholds"]
-    by_network = PermutationTest(**settings).fit(X, y, groups=stored["networks"])
-    np.testing.assert_array_equal(stored["pvalues"], by_network.pvalues_)
+    X, y = np.load(baseline.out / "landscapes.npy"), stored["thresholds"]
+    by_network = PermutationTest(n_layers=5, **settings)
+    by_network.fit(X, y, groups=stored["networks"])
+    for name in ("pvalues", "statistics", "layer_pvalues", "layer_statistics"):
+        np.testing.assert_array_equal(stored[name], getattr(by_network, name + "_"))
+    np.testing.assert_array_equal(
+        stored["layer_pvalues_adjusted"], by_network.layer_pvalues_adjusted_
+    )
+    # ... and the paper's test within the rounding of its Gram matrix, summed
+    # in blocks by BLAS (a relative 1e-16 per entry; 1e-12 is far above it
+    # and far below any difference between statistics that matters).
     by_sample = PermutationTest(**settings).fit(X, y)
     np.testing.assert_array_equal(stored["paper_pvalues"], by_sample.pvalues_)
+    np.testing.assert_allclose(
+        stored["paper_statistics"], by_sample.statistics_, rtol=1e-12
+    )
     assert str(stored["unit"]) == "network"
     report = (baseline.out / "report.md").read_text()
     section = report.split("## Permutation tests")[1].split("## Which layers")[0]
@@ -126,21 +142,39 @@ def test_tests_take_the_network_as_unit_and_show_the_papers(baseline):
     assert "with the network as the unit" in claims and "paper's test" in claims
 
 
-def test_thresholds_reached_by_one_network_are_not_tested(rng):
+def test_thresholds_reached_by_one_network_are_not_tested(rng, tmp_path):
     from types import SimpleNamespace
 
-    from sklandscapes.experiments import _run
+    from sklandscapes import PermutationTest
+    from sklandscapes.experiments import _run, _vectors
 
     thresholds = np.repeat([0.5, 0.7, 0.9], [4, 4, 1])
-    networks = np.r_[np.arange(4), np.arange(4), 0]
     X = rng.normal(size=(9, 4))
+    np.save(tmp_path / "landscapes.npy", X)
     vectorizer = SimpleNamespace(grid_=None, shape_=(2, 1, 1, 2))
     config = tiny_config(n_permutations=9)
-    test, paper = _run._tests(config, X, thresholds, networks, vectorizer, 1, 0)
+
+    def features(networks):
+        path = tmp_path / "landscapes.npy"
+        summaries = _vectors.summaries(path, thresholds, networks, (2, 1, 1, 2), None)
+        return _run._Features(
+            path, vectorizer, thresholds, networks, None, summaries, None
+        )
+
+    networks = np.r_[np.arange(4), np.arange(4), 0]
+    test, paper = _run._tests(config, features(networks), 1, 0)
     assert test.groups_.tolist() == paper.groups_.tolist() == [0.5, 0.7]
     assert test.layer_pvalues_.shape == (2, 2, 2)
+    # The tests of the samples of the tested thresholds, from the whole X.
+    settings = dict(n_permutations=9, random_state=config.seed)
+    whole = PermutationTest(n_layers=2, **settings)
+    whole.fit(X[:8], thresholds[:8], groups=networks[:8])
+    np.testing.assert_array_equal(test.pvalues_, whole.pvalues_)
+    np.testing.assert_array_equal(test.layer_statistics_, whole.layer_statistics_)
+    paper_whole = PermutationTest(**settings).fit(X[:8], thresholds[:8])
+    np.testing.assert_array_equal(paper.pvalues_, paper_whole.pvalues_)
     with pytest.raises(ExperimentError, match="reached by at least two networks"):
-        _run._tests(config, X, thresholds, networks * 0, vectorizer, 1, 0)
+        _run._tests(config, features(networks * 0), 1, 0)
 
 
 def test_complexity_is_exact_and_report_numbers_come_from_tables(baseline):

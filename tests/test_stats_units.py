@@ -17,7 +17,7 @@ from scipy import stats as scipy_stats
 from sklandscapes import LandscapeKernel, PermutationTest
 from sklandscapes.exceptions import UnbalancedReplicatesWarning
 from sklandscapes.kernels import feature_weights
-from sklandscapes.stats import confidence_band, mean_landscapes
+from sklandscapes.stats import confidence_band, mean_landscapes, unit_means
 
 ALPHA = 0.05
 
@@ -361,3 +361,40 @@ def test_balanced_replicates_do_not_warn(rng):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         PermutationTest(n_permutations=99).fit(X, y, groups=networks)
+
+
+def test_unit_means_with_their_counts_give_the_test_on_the_replicates(rng):
+    X, y, networks = simulate(rng, 12, 3)
+    settings = dict(n_permutations=300, n_layers=2, random_state=1)
+    whole = PermutationTest(**settings).fit(X, y, groups=networks)
+    means, labels, units = unit_means(X, y, networks)
+    counts = np.full(len(means), 3)
+    streamed = PermutationTest(**settings).fit(
+        means, labels, groups=units, n_replicates=counts
+    )
+    # Bit for bit: the test averages the replicates first anyway.
+    for name in ("statistics_", "pvalues_", "layer_pvalues_adjusted_"):
+        np.testing.assert_array_equal(getattr(streamed, name), getattr(whole, name))
+    assert streamed.table_ == whole.table_
+    # Without the counts, the rows would count as single samples.
+    plain = PermutationTest(**settings).fit(means, labels, groups=units)
+    assert plain.table_[0]["n_a"] == whole.table_[0]["n_a"] // 3
+
+
+def test_unit_means_counts_are_checked(rng):
+    X, y, networks = simulate(rng, 12, 3)
+    means, labels, units = unit_means(X, y, networks)
+    test = PermutationTest(n_permutations=99)
+    with pytest.raises(ValueError, match="n_replicates needs groups"):
+        test.fit(means, labels, n_replicates=np.ones(len(means), int))
+    with pytest.raises(ValueError, match="one row per \\(unit, label\\); unit 0 has 3"):
+        test.fit(X, y, groups=networks, n_replicates=np.ones(len(X), int))
+    for bad in (np.zeros(len(means), int), np.ones(len(means)), [1, 2]):
+        with pytest.raises(ValueError, match="n_replicates must be 1-D with one"):
+            test.fit(means, labels, groups=units, n_replicates=bad)
+    # Unequal counts at the two labels of a unit are the same warning as
+    # unequal replicates.
+    counts = np.full(len(means), 3)
+    counts[0] = 2
+    with pytest.warns(UnbalancedReplicatesWarning, match="2 and 3"):
+        test.fit(means, labels, groups=units, n_replicates=counts)

@@ -10,7 +10,9 @@ is interrupted continues with ``resume=True`` and recomputes nothing stored.
 Stages: data -> train the networks at once with threshold snapshots ->
 activations -> normalization -> Rips persistence -> landscapes -> averages per
 (threshold, layer), norms per layer, the 2-D curve projection and pairwise
-permutation tests across thresholds -> ``results.npz``, figures and a report.
+permutation tests across thresholds -> ``results.npz`` and ``landscapes.npy``
+(read back by :func:`load_results`), figures and a report. The landscape
+vectors are written and read in chunks, never held all at once.
 """
 
 from sklandscapes.experiments._config import (
@@ -21,12 +23,14 @@ from sklandscapes.experiments._config import (
     make_config,
 )
 from sklandscapes.experiments._run import ExperimentResult, run_experiment
+from sklandscapes.experiments._vectors import load_results
 
 # Public names say where users import them from (tracebacks, docs, pickles).
 for _public in (
     ExperimentConfig,
     ExperimentError,
     ExperimentResult,
+    load_results,
     make_config,
     run_experiment,
 ):
@@ -39,6 +43,7 @@ __all__ = [
     "ExperimentConfig",
     "ExperimentError",
     "ExperimentResult",
+    "load_results",
     "make_config",
     "run_experiment",
 ]

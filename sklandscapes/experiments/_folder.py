@@ -175,14 +175,14 @@ def _read_config(path):
             raise ValueError(f"expected a JSON object, got {type(stored).__name__}")
     except (ValueError, UnicodeDecodeError) as exc:
         raise ExperimentError(
-            f"{str(path)!r} is damaged ({_describe(exc)}), so the configuration "
+            f"{str(path)!r} is damaged ({describe(exc)}), so the configuration "
             "of the stored results is unknown; pass --force to start over there, "
             "or restore that file"
         ) from exc
     return stored
 
 
-def _describe(exc):
+def describe(exc):
     """An exception as one short line: its class and the first line of its text."""
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
@@ -207,7 +207,7 @@ def load_intact(path, load):
 
 def report_damaged(path, exc, action="deleted; computing it again"):
     warnings.warn(
-        f"{os.fspath(path)!r} is damaged ({_describe(exc)}); {action}",
+        f"{os.fspath(path)!r} is damaged ({describe(exc)}); {action}",
         DamagedFileWarning,
         stacklevel=3,
     )
@@ -245,7 +245,9 @@ def clear_run(out):
     """Remove what a previous run wrote (only our own files and folders)."""
     for name in (TRAINING_DIR, DIAGRAMS_DIR):
         shutil.rmtree(out / name, ignore_errors=True)
-    for pattern in ("*.png", "*.npz", "*.md", CONFIG_FILE, "timings.json"):
+    # landscapes.npy, and its partial file and record while it is written.
+    patterns = ("*.png", "*.npz", "*.md", CONFIG_FILE, "timings.json", "landscapes.*")
+    for pattern in patterns:
         for path in out.glob(pattern):
             path.unlink()
 

@@ -9,8 +9,9 @@ from sklandscapes.stats import holm_adjust, landscape_curve_projection, unit_mea
 
 
 def save_results(result):
+    # The landscape vectors are in landscapes.npy beside it, stored chunk by
+    # chunk: in here they would have to be in memory whole.
     arrays = dict(
-        landscapes=result.landscapes,
         thresholds=result.thresholds,
         networks=result.networks,
         shape=np.asarray(result.shape),
@@ -62,15 +63,18 @@ def write_report(result, training, data):
         result.observations["activations_threshold"] = float(config.thresholds[top])
     groups = result.test.groups_
     shown = sorted({groups[0], groups[len(groups) // 2], groups[-1]})
+    # From the thresholds' means: the mean of one row is that row, so the
+    # figures are those of the whole matrix, which is never loaded.
+    labels = np.unique(result.thresholds)
     figures["landscapes"] = plot_landscapes(
-        result.landscapes,
-        result.thresholds,
+        result.mean_landscapes,
+        labels,
         result.shape,
         grid=result.grid,
         groups=shown,
     )
     projection = landscape_curve_projection(
-        result.landscapes, result.thresholds, result.shape, grid=result.grid
+        result.mean_landscapes, labels, result.shape, grid=result.grid
     )
     figures["curves"] = plot_landscape_curves(projection)
     figures["complexity"] = plot_complexity(

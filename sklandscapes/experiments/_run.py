@@ -18,6 +18,7 @@ from sklandscapes.experiments import (
     _observations,
     _report,
     _training,
+    _vectors,
 )
 from sklandscapes.experiments._config import (
     ExperimentConfig,
@@ -25,11 +26,7 @@ from sklandscapes.experiments._config import (
     _check_config,
 )
 from sklandscapes.landscapes import LandscapeVectorizer, all_levels_grid_squares
-from sklandscapes.stats import (
-    PermutationTest,
-    landscape_norms,
-    topological_complexity,
-)
+from sklandscapes.stats import PermutationTest, topological_complexity
 
 
 @dataclasses.dataclass
@@ -39,8 +36,10 @@ class ExperimentResult:
     Attributes
     ----------
     config : ExperimentConfig
-    landscapes : ndarray of shape (n_samples, n_features)
-        One landscape vector per (threshold, network, subsample).
+    landscapes : numpy.memmap of shape (n_samples, n_features)
+        One landscape vector per (threshold, network, subsample): the file
+        ``landscapes.npy`` in ``out``, opened read-only with
+        ``mmap_mode="r"``, so that it is read from disk as it is used.
     thresholds : ndarray of shape (n_samples,)
         The training threshold of each sample (the group label).
     networks : ndarray of shape (n_samples,)
@@ -69,7 +68,13 @@ class ExperimentResult:
         the number of diagrams it computed (``timings.json`` in ``out``).
     paper_test : PermutationTest
         The paper's test on the same samples: every sample relabelled on its
-        own, as if independent (whole vectors only), for comparison.
+        own, as if independent (whole vectors only), for comparison. Fitted
+        on the Gram matrix of the samples (``kernel="precomputed"``),
+        computed in blocks from the stored landscapes.
+    mean_landscapes : ndarray of shape (n_thresholds, n_features)
+        The mean landscape vector of each threshold (``np.unique(thresholds)``
+        order) over all its samples, as
+        :func:`~sklandscapes.stats.mean_landscapes` gives it.
 
     Examples
     --------
@@ -102,6 +107,7 @@ class ExperimentResult:
     timings: dict
     timing_history: list = dataclasses.field(default_factory=list)
     paper_test: PermutationTest = None
+    mean_landscapes: np.ndarray = None
 
 
 def run_experiment(
@@ -124,7 +130,9 @@ def run_experiment(
         From :func:`make_config`.
     out : str or Path
         Output folder. Holds ``config.json``, ``training/`` (snapshots and
-        log), ``diagrams/`` (one file per sample), ``results.npz``, the figures,
+        log), ``diagrams/`` (one file per sample), ``landscapes.npy`` (one
+        landscape vector per sample, written chunk by chunk), ``results.npz``
+        (everything else computed; :func:`load_results` reads both), the figures,
         ``report.md`` and ``timings.json`` (the stage timings of every call).
         A run locks ``run.lock`` there for its whole life: a second run on
         the same folder, in any process, is an :class:`ExperimentError` naming
@@ -177,7 +185,9 @@ def run_experiment(
     >>> out = tempfile.mkdtemp()
     >>> result = run_experiment(config, out, verbose=0)
     >>> sorted(p.name for p in result.out.iterdir() if p.suffix not in (".png", ".md"))
-    ['config.json', 'diagrams', 'results.npz', 'run.lock', 'timings.json', 'training']
+    ... # doctest: +NORMALIZE_WHITESPACE
+    ['config.json', 'diagrams', 'landscapes.npy', 'results.npz', 'run.lock',
+     'timings.json', 'training']
     >>> resumed = run_experiment(config, out, resume=True, verbose=0)  # loads all
     >>> bool((resumed.landscapes == result.landscapes).all())
     True
@@ -213,7 +223,7 @@ def _run(config, out, n_jobs, device, backend, scheduler, verbose):
             )
         costs.add(computed.work)
         features, test, paper_test, observations = _analyse(
-            config, computed, training, data, costs, n_jobs, verbose
+            config, computed, training, data, costs, n_jobs, verbose, out
         )
     except BaseException as exc:
         # An interrupted call's costs stay in the history of the folder.
@@ -223,7 +233,7 @@ def _run(config, out, n_jobs, device, backend, scheduler, verbose):
     calls = costs.record()
     result = ExperimentResult(
         config=config,
-        landscapes=features.landscapes,
+        landscapes=_vectors.open_landscapes(features.path),
         thresholds=features.thresholds,
         networks=features.networks,
         shape=features.vectorizer.shape_,
@@ -235,26 +245,19 @@ def _run(config, out, n_jobs, device, backend, scheduler, verbose):
         timings=costs.timings,
         timing_history=calls,
         paper_test=paper_test,
+        mean_landscapes=features.summaries.means,
     )
     _report.save_results(result)
     _report.write_report(result, training, data)
     return result
 
 
-def _analyse(config, computed, training, data, costs, n_jobs, verbose):
+def _analyse(config, computed, training, data, costs, n_jobs, verbose, out):
     """Landscapes, the tests between thresholds and the paper's observations."""
     with costs.stage("landscapes"):
-        features = _landscapes(config, computed.keys, computed.diagrams)
+        features = _landscapes(config, computed.keys, computed.diagrams, out)
     with costs.stage("tests"):
-        test, paper_test = _tests(
-            config,
-            features.landscapes,
-            features.thresholds,
-            features.networks,
-            features.vectorizer,
-            n_jobs,
-            verbose,
-        )
+        test, paper_test = _tests(config, features, n_jobs, verbose)
     observations = _observations.observations(
         config,
         computed.diagrams,
@@ -345,18 +348,20 @@ def _train(config, data, out, costs, n_jobs, device, backend, verbose):
 
 @dataclasses.dataclass
 class _Features:
-    """The landscape vectors of the samples and what is measured on them."""
+    """The stored landscape vectors of the samples and what is measured on them."""
 
-    landscapes: np.ndarray
+    path: Path
     vectorizer: LandscapeVectorizer
     thresholds: np.ndarray
     networks: np.ndarray
     norms: np.ndarray
+    summaries: _vectors.Summaries
     grid: dict
 
 
-def _landscapes(config, keys, diagrams):
-    """Landscape vectors, exact complexities and grid diagnostics."""
+def _landscapes(config, keys, diagrams, out):
+    """Landscape vectors stored in chunks, their means, exact complexities and
+    grid diagnostics; the whole matrix of vectors is never in memory."""
     layered = np.empty((len(diagrams),) + diagrams[0].shape, dtype=object)
     for i, sample in enumerate(diagrams):
         layered[i] = sample
@@ -364,28 +369,37 @@ def _landscapes(config, keys, diagrams):
         n_landscapes=config.n_landscapes,
         sample_range=config.sample_range,
         resolution=config.resolution,
+    ).fit(layered)
+    path = _vectors.store_landscapes(out, vectorizer, layered)
+    thresholds = np.asarray([config.thresholds[j] for j, _, _ in keys])
+    networks = np.asarray([k for _, k, _ in keys])
+    summaries = _vectors.summaries(
+        path, thresholds, networks, vectorizer.shape_, vectorizer.grid_
     )
-    landscapes = vectorizer.fit_transform(layered)
     # Complexity from the closed form: deep layers have bars narrower than
     # the grid step, where the grid's norms are quadrature noise.
     norms = topological_complexity(layered, config.sample_range)
     return _Features(
-        landscapes=landscapes,
+        path=path,
         vectorizer=vectorizer,
-        thresholds=np.asarray([config.thresholds[j] for j, _, _ in keys]),
-        networks=np.asarray([k for _, k, _ in keys]),
+        thresholds=thresholds,
+        networks=networks,
         norms=norms,
-        grid=_grid_diagnostics(layered, landscapes, vectorizer, norms),
+        summaries=summaries,
+        grid=_grid_diagnostics(layered, summaries.kept_norms, vectorizer, norms),
     )
 
 
-def _tests(config, landscapes, thresholds, networks, vectorizer, n_jobs, verbose):
+def _tests(config, features, n_jobs, verbose):
     """Table I with the network as the unit, and the paper's test beside it.
 
     Both test the thresholds that at least 2 networks reached (a paired test
     needs 2 networks with both snapshots; a network that reached a threshold
-    reached every lower one).
+    reached every lower one). The first needs only the mean of every
+    (threshold, network), the second the Gram matrix of the samples: neither
+    the landscape vectors themselves.
     """
+    thresholds, networks = features.thresholds, features.networks
     reached_by = {
         t: len(np.unique(networks[thresholds == t])) for t in np.unique(thresholds)
     }
@@ -395,25 +409,29 @@ def _tests(config, landscapes, thresholds, networks, vectorizer, n_jobs, verbose
             "fewer than two thresholds were reached by at least two networks, so "
             "nothing can be compared; raise max_epochs or change the thresholds"
         )
-    rows = np.isin(thresholds, tested)
-    if not rows.all():
-        landscapes, thresholds, networks = (
-            landscapes[rows],
-            thresholds[rows],
-            networks[rows],
-        )
     common = dict(
         n_permutations=config.n_permutations,
-        grid=vectorizer.grid_,
         random_state=config.seed,
         n_jobs=n_jobs,
         verbose=verbose,
     )
+    grid = features.vectorizer.grid_
     # Per-layer tests on the same relabelings; the whole-vector results do
-    # not depend on it.
-    test = PermutationTest(n_layers=vectorizer.shape_[0], **common)
-    test.fit(landscapes, thresholds, groups=networks)
-    paper_test = PermutationTest(**common).fit(landscapes, thresholds)
+    # not depend on it. The cell means give the test on the samples bit for
+    # bit: it averages a cell's replicates first anyway.
+    cells = features.summaries.cells
+    kept = np.isin(cells.labels, tested)
+    test = PermutationTest(n_layers=features.vectorizer.shape_[0], grid=grid, **common)
+    test.fit(
+        features.summaries.cell_means[kept],
+        cells.labels[kept],
+        groups=cells.units[kept],
+        n_replicates=cells.counts[kept],
+    )
+    rows = np.isin(thresholds, tested)
+    gram = _vectors.gram_matrix(features.path, grid, samples=rows)
+    paper_test = PermutationTest(kernel="precomputed", **common)
+    paper_test.fit(gram, thresholds[rows])
     return test, paper_test
 
 
@@ -422,15 +440,15 @@ def _tests(config, landscapes, thresholds, networks, vectorizer, n_jobs, verbose
 _RESOLUTION_RTOL = 0.1
 
 
-def _grid_diagnostics(layered, landscapes, vectorizer, norms):
+def _grid_diagnostics(layered, kept, vectorizer, norms):
     """Per layer: the share of the norm the kept levels carry, and resolution.
 
     ``kept_share``: squared norm of the kept levels on the grid over that of
     all levels on the grid (summed over samples and homology dimensions).
     ``grid_over_exact``: squared norm of all levels on the grid over the exact
-    one; far from 1 where bars are narrower than the grid step.
+    one; far from 1 where bars are narrower than the grid step. ``kept``:
+    the grid norms of the kept levels, per sample and layer.
     """
-    kept = landscape_norms(landscapes, vectorizer.shape_, grid=vectorizer.grid_)
     squares = all_levels_grid_squares(list(layered.ravel()), vectorizer.grid_)
     all_levels = squares.reshape(layered.shape).sum(axis=(0, 2))
     kept_squares = (kept**2).sum(axis=0)
