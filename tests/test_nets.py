@@ -1196,9 +1196,9 @@ def test_thread_count_set_by_the_user_is_kept(rng, monkeypatch):
     before = torch.get_num_threads()
     # A count other than torch's at import, whatever earlier tests (examples
     # run in this process set one thread) left behind.
-    import sklandscapes.nets._batched as batched
+    from sklandscapes.nets._threads import IMPORT_THREADS
 
-    chosen = batched._IMPORT_THREADS + 1
+    chosen = IMPORT_THREADS + 1
     torch.set_num_threads(chosen)
     try:
         train_networks(
@@ -1207,6 +1207,152 @@ def test_thread_count_set_by_the_user_is_kept(rng, monkeypatch):
     finally:
         torch.set_num_threads(before)
     assert set(seen) == {chosen}
+
+
+class ThreadsSeen(Callback):
+    """Records torch's thread count at every training batch."""
+
+    def initialize(self):
+        self.seen_ = []
+        return self
+
+    def on_batch_begin(self, net, **kwargs):
+        self.seen_.append(torch.get_num_threads())
+
+
+class FailAfterOneBatch(Callback):
+    def on_batch_end(self, net, **kwargs):
+        raise RuntimeError("broken on purpose")
+
+
+def _skorch_fit(rng, **kwargs):
+    X, y = two_blobs(rng, 32)
+    seen = ThreadsSeen()
+    net = make_mlp_classifier(
+        (2, 4, 2),
+        max_epochs=2,
+        batch_size=16,
+        train_split=None,
+        verbose=0,
+        device="cpu",
+        callbacks=[seen, *kwargs.pop("callbacks", [])],
+        **kwargs,
+    )
+    return net, seen, X, y
+
+
+@pytest.mark.parametrize(
+    "environment, n_threads, expected",
+    [
+        ({}, None, 1),  # nothing chosen: one thread, as train_networks
+        ({}, 3, 3),  # an explicit count wins
+        ({"OMP_NUM_THREADS": "3"}, None, "kept"),  # the user's choice is kept
+    ],
+)
+def test_skorch_training_thread_count(
+    rng, monkeypatch, environment, n_threads, expected
+):
+    from sklandscapes.nets._threads import IMPORT_THREADS
+
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    before = torch.get_num_threads()
+    # Torch's count as at import, so that only the environment says "chosen".
+    torch.set_num_threads(IMPORT_THREADS)
+    try:
+        net, seen, X, y = _skorch_fit(rng, n_threads=n_threads)
+        net.fit(X, y)
+        assert torch.get_num_threads() == IMPORT_THREADS  # restored
+        assert len(seen.seen_) == 4  # 2 epochs of 2 batches
+        assert set(seen.seen_) == {IMPORT_THREADS if expected == "kept" else expected}
+        seen.seen_.clear()
+        net.partial_fit(X, y)
+        assert set(seen.seen_) == {IMPORT_THREADS if expected == "kept" else expected}
+        assert torch.get_num_threads() == IMPORT_THREADS
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_skorch_thread_count_chosen_by_the_user_is_kept_and_restored(rng):
+    from sklandscapes.nets import torch_threads
+    from sklandscapes.nets._threads import IMPORT_THREADS
+
+    before = torch.get_num_threads()
+    chosen = IMPORT_THREADS + 1
+    try:
+        torch.set_num_threads(chosen)
+        net, seen, X, y = _skorch_fit(rng)
+        net.fit(X, y)
+        assert set(seen.seen_) == {chosen}
+        # Inside a torch_threads block its count is the user's choice.
+        torch.set_num_threads(IMPORT_THREADS)
+        seen.seen_.clear()
+        with torch_threads(2):
+            net.fit(X, y)
+            assert torch.get_num_threads() == 2
+        assert set(seen.seen_) == {2}
+        assert torch.get_num_threads() == IMPORT_THREADS
+        # A fit that raises restores the count too.
+        net, seen, X, y = _skorch_fit(rng, callbacks=[FailAfterOneBatch()])
+        with pytest.raises(RuntimeError, match="broken on purpose"):
+            net.fit(X, y)
+        assert seen.seen_ == [1] and torch.get_num_threads() == IMPORT_THREADS
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_skorch_n_threads_is_a_parameter(rng):
+    from sklandscapes.nets import ThreadedNeuralNetClassifier
+
+    net, _, X, y = _skorch_fit(rng, n_threads=2)
+    assert isinstance(net, ThreadedNeuralNetClassifier)
+    assert isinstance(net, NeuralNetClassifier)
+    assert net.get_params()["n_threads"] == 2
+    assert clone(net).n_threads == 2
+    assert net.set_params(n_threads=3).n_threads == 3
+    fitted = pickle.loads(pickle.dumps(net.fit(X, y)))
+    assert fitted.n_threads == 3 and fitted.predict(X).shape == (32,)
+    with pytest.raises(ValueError, match="n_threads must be an int >= 1, got 0"):
+        net.set_params(n_threads=0).fit(X, y)
+
+
+def test_monitor_measures_with_the_thread_rule(rng, monkeypatch):
+    import sklandscapes.nets._monitor as monitor_module
+    from sklandscapes.nets import TopologicalComplexity
+    from sklandscapes.nets._threads import IMPORT_THREADS
+
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    seen = []
+
+    class Extractor(monitor_module.ActivationExtractor):
+        def fit_transform(self, X, y=None):
+            seen.append(torch.get_num_threads())
+            return super().fit_transform(X, y)
+
+    monkeypatch.setattr(monitor_module, "ActivationExtractor", Extractor)
+    X, y = two_blobs(rng, 32)
+    before = torch.get_num_threads()
+    torch.set_num_threads(IMPORT_THREADS)
+    try:
+        # A plain skorch net, fitted with torch's default count: the
+        # monitor's own forward passes still use one thread.
+        net = NeuralNetClassifier(
+            MLP,
+            module__widths=(2, 4, 2),
+            criterion=nn.CrossEntropyLoss,
+            max_epochs=2,
+            train_split=None,
+            verbose=0,
+            callbacks=[TopologicalComplexity(X[:20])],
+        )
+        net.fit(X, y)
+        assert seen == [1, 1, 1]  # epochs 0, 1 and 2
+        assert torch.get_num_threads() == IMPORT_THREADS
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_bad_checkpoint_and_thread_arguments(rng, tmp_path):

@@ -50,6 +50,7 @@ from sklandscapes.nets._monitor import fingerprint as monitor_fingerprint
 from sklandscapes.nets._skorch import resolve_device
 from sklandscapes.nets._snapshots import check_thresholds, save_snapshot, write_log
 from sklandscapes.nets._state import TrainingState, pad_stacks
+from sklandscapes.nets._threads import torch_threads
 
 # The checkpoint's and training log's public names are importable from here
 # too: sklandscapes.experiments imports training_log_texts from this module.
@@ -69,11 +70,6 @@ __all__ = [
 # enough to amortize the per-call overhead, small enough that a chunk's
 # activations stay in the CPU cache (or a modest slice of GPU memory).
 _EVAL_ROWS = 1 << 16
-
-# torch's intra-op thread count when this module was imported: a different
-# count later means that the user chose one, which train_networks then keeps.
-_IMPORT_THREADS = torch.get_num_threads()
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 class ThresholdNotReachedWarning(SklandscapesWarning):
@@ -574,10 +570,11 @@ def _train_stacked(
     checkpoint_every : int or None
         Epochs between two calls of ``on_checkpoint``.
     on_monitor : callable or None
-        ``on_monitor(epoch, training, layers)`` after every
-        ``monitor_every``-th epoch, before the networks that finished in it
-        are dropped: ``training`` lists the networks still training and
-        ``layers`` their unpadded CPU ``(weight, bias)`` stacks.
+        ``on_monitor(epoch, training, layers)`` before the first epoch (epoch
+        0, unless resuming) and after every ``monitor_every``-th epoch,
+        before the networks that finished in it are dropped: ``training``
+        lists the networks still training and ``layers`` their unpadded CPU
+        ``(weight, bias)`` stacks.
     monitor_every : int or None
         Epochs between two calls of ``on_monitor``.
 
@@ -612,6 +609,8 @@ def _train_stacked(
     else:
         state = TrainingState.from_checkpoint(resume, lr=lr, device=device, **rows)
 
+    if on_monitor is not None and resume is None:
+        on_monitor(0, state.training.copy(), state.layers(shapes))
     for epoch in range(state.epoch + 1, max_epochs + 1):
         order = epoch_orders(epoch, state.training).to(device)
         accuracy = _run_epoch(state, setup, epoch, order)
@@ -852,12 +851,14 @@ def train_networks(
         torch's intra-op threads while training (restored afterwards). ``None``
         keeps the count the user chose, with ``OMP_NUM_THREADS`` or
         ``MKL_NUM_THREADS`` or a ``torch.set_num_threads`` call after
-        ``sklandscapes.nets`` was imported, and otherwise uses **1 thread**:
+        ``sklandscapes.nets`` was imported (or an enclosing
+        :func:`torch_threads` block), and otherwise uses **1 thread**:
         these networks are too small for threads to help, and on a machine
         whose cores other work keeps busy torch's threads wait on each other
         and training gets many times slower (``benchmarks/bench_threads.py``
         measures it). One thread also makes the result independent of the
-        machine's core count.
+        machine's core count. Pass ``n_threads=os.cpu_count()`` for large
+        networks on an idle machine.
     monitor : TopologicalComplexity, dict or None, default=None
         Watch topology during training: after every ``monitor.every``-th
         epoch, every network still training is run on ``monitor.inputs``
@@ -867,8 +868,6 @@ def train_networks(
         :class:`TopologicalComplexity`'s parameters. The record is part of
         the checkpoint, so a resumed run has the same record; a checkpoint
         written with other monitor settings is discarded.
-        Pass ``n_threads=os.cpu_count()`` for large networks on an idle
-        machine.
     keep_final : bool, default=False
         Also keep every network as it was after its last epoch, in
         :attr:`TrainingResult.final` (with its accuracies), whether or not it
@@ -966,7 +965,7 @@ def train_networks(
     if monitor is not None:
         monitor = as_monitor(monitor)
     device = torch.device(resolve_device(device))
-    with _torch_threads(n_threads):
+    with torch_threads(n_threads):
         return _train_networks(
             X,
             y,
@@ -1001,28 +1000,6 @@ def _check_stages(thresholds, keep_final):
             "keep_final=True to keep every network after max_epochs."
         )
     return check_thresholds(thresholds)
-
-
-def _threads_chosen_by_user():
-    return any(os.environ.get(name) for name in _THREAD_VARIABLES) or (
-        torch.get_num_threads() != _IMPORT_THREADS
-    )
-
-
-@contextlib.contextmanager
-def _torch_threads(n_threads):
-    """torch's intra-op thread count as ``train_networks`` documents it."""
-    if n_threads is None:
-        if _threads_chosen_by_user():
-            yield
-            return
-        n_threads = 1
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _train_networks(
