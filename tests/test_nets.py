@@ -944,11 +944,20 @@ def test_frozen_networks_stop_changing(rng):
 def test_train_networks_on_cuda(rng):
     X, y = two_blobs(rng, 64)
     kwargs = dict(lr=0.05, batch_size=16, max_epochs=40, random_state=0)
-    gpu = train_networks(X, y, 4, (2, 8, 8, 2), (0.9, 1.0), device="cuda", **kwargs)
+    gpu = train_networks(
+        X, y, 4, (2, 8, 8, 2), (0.9, 1.0), device="cuda", keep_final=True, **kwargs
+    )
     cpu = train_networks(X, y, 4, (2, 8, 8, 2), (0.9, 1.0), device="cpu", **kwargs)
     assert gpu.reached.all()
     module = gpu.snapshots[1][0]
     assert next(module.parameters()).device.type == "cpu"
+    # Every network stopped at its last threshold: its final weights are that
+    # snapshot's, back on the CPU.
+    for k, final in enumerate(gpu.final):
+        for key, value in final.state_dict().items():
+            assert value.device.type == "cpu"
+            assert torch.equal(value, gpu.snapshots[1][k].state_dict()[key])
+    assert np.isfinite(gpu.final_test_accuracy).all()
     # Same seeds, same data order: the same training up to float32 rounding,
     # which can at most shift a crossing by an epoch on this easy problem.
     np.testing.assert_array_equal(gpu.train_indices, cpu.train_indices)
