@@ -16,9 +16,10 @@ in the paper's digits experiment), and after training the activation
 landscapes of the untrained and the trained network are compared layer by
 layer.
 
-In this run (the printed tables have the numbers), the untrained network
-already reaches 0.85 training accuracy after the first two epochs, so most of
-the change happens before the first record. From the untrained network to
+In this run (the printed tables have the numbers; epoch 0 is the untrained
+network), the network already reaches 0.85 training accuracy after the first
+two epochs, so much of the change happens before the second record. From the
+untrained network to
 the trained one (0.97), the complexity of the feature maps grows (first
 block 0.011 to 0.013, second block 0.013 to 0.016) while the pooled maps
 change less, and the logits' complexity rises most (0.068 to 0.085): in the
@@ -52,6 +53,7 @@ from sklandscapes.datasets import load_digits
 from sklandscapes.nets import (
     TopologicalComplexity,
     history_complexity,
+    torch_threads,
     train_accuracy_scoring,
 )
 from sklandscapes.plotting import plot_landscapes, plot_training_complexity
@@ -95,8 +97,13 @@ def main(argv=None):
 
 def run(args):
     # A small network: one torch thread is fastest, and the figures then do
-    # not depend on how many cores are free.
-    torch.set_num_threads(1)
+    # not depend on how many cores are free; torch_threads() gives back the
+    # count from before when the block ends.
+    with torch_threads():
+        return _run(args)
+
+
+def _run(args):
     torch.manual_seed(args.seed)
     X, y = load_digits()
     images = X.reshape(-1, 1, 8, 8)
@@ -133,7 +140,9 @@ def run(args):
     print("epoch  accuracy  " + "".join(f"{name:>14}" for name in names))
     for epoch, row in zip(epochs, complexity):
         cells = "".join(f"{value:14.4f}" for value in row)
-        print(f"{epoch:5d}  {accuracy[epoch - 1]:8.3f}  {cells}")
+        # Epoch 0, the untrained network: skorch measures no accuracy there.
+        measured = f"{accuracy[epoch - 1]:8.3f}" if epoch else f"{'-':>8}"
+        print(f"{epoch:5d}  {measured}  {cells}")
 
     # The same pipeline, on the untrained and the trained network.
     center = ~relu_layers(net.module_, batch)

@@ -20,17 +20,20 @@ wider and shallower than the paper's ten layers of 15 units, which learn this
 lattice slowly.
 
 What the figure shows in this run (the table printed below has the numbers):
-layer 0, the input batch, has the nine holes and does not change. The first
-hidden layer (``layers.1``) has most of that complexity already at the first
-record, epoch 5, so the holes are open there from early on, and it creeps up
-towards the input's value as training accuracy climbs from about 0.7 to 0.9.
-The second hidden layer starts at about half of the input's complexity, dips
-in the first tens of epochs and then rises past its starting value as
-accuracy climbs. The two deepest hidden layers stay small, rising a little
-late in training, and the logits stay near zero: these networks never reach
-the accuracy at which the paper sees the deep layers' complexity rise. The
-bands (one standard deviation across the networks) are wide in the middle
-layers: each network goes at its own pace.
+layer 0, the input batch, has the nine holes and does not change. Before
+training (epoch 0, the first record) the random networks pass the holes on:
+every hidden layer has two thirds or more of the input's complexity, the
+logits about a third. The first five epochs wipe it out of the deep layers:
+at epoch 5 the two deepest hidden layers and the logits are near zero. The
+first hidden layer (``layers.1``) keeps its complexity throughout and creeps
+up towards the input's value as training accuracy climbs from about 0.7 to
+0.9. The second hidden layer falls to about a third of the input's
+complexity in the first ten epochs and then rises again as accuracy climbs.
+The two deepest hidden layers stay small, rising a little late in training,
+and the logits stay near zero: these networks never reach the accuracy at
+which the paper sees the deep layers' complexity rise. The bands (one
+standard deviation across the networks) are wide in the middle layers: each
+network goes at its own pace.
 """
 
 import argparse
@@ -42,7 +45,6 @@ import matplotlib
 matplotlib.use("Agg")  # headless-safe: the figures go to files
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 
 from sklandscapes.datasets import make_nine_disks, sublattice_mask
 from sklandscapes.nets import ThresholdNotReachedWarning, train_networks
@@ -67,9 +69,8 @@ def main(argv=None):
 
 
 def run(args):
-    # These networks are tiny: one torch thread is fastest, and the figures
-    # then do not depend on how many cores are free.
-    torch.set_num_threads(1)
+    # train_networks and its monitor use one torch thread (these networks are
+    # tiny), so the figures do not depend on how many cores are free.
     X, y = make_nine_disks(0.05, random_state=args.seed)
     X = X.astype(np.float32)
     holes = X[sublattice_mask(X, 2, spacing=0.05) & (y == 1)]
@@ -102,7 +103,9 @@ def run(args):
     for index in np.unique(np.linspace(0, len(record.epochs) - 1, 6).astype(int)):
         epoch = record.epochs[index]
         cells = "".join(f"{value:10.4f}" for value in mean[index])
-        print(f"{epoch:5d}  {accuracy[epoch - 1]:8.3f}  {cells}")
+        # Epoch 0 is the networks before training, whose accuracy is not measured.
+        measured = f"{accuracy[epoch - 1]:8.3f}" if epoch else f"{'-':>8}"
+        print(f"{epoch:5d}  {measured}  {cells}")
 
     fig = plot_training_complexity(
         record.complexity, record.epochs, layer_names=record.layer_names

@@ -1149,6 +1149,7 @@ def plot_training_complexity(
     complexity,
     epochs=None,
     *,
+    accuracy=None,
     layer_names=None,
     band="std",
     x_name="epoch",
@@ -1158,7 +1159,10 @@ def plot_training_complexity(
 
     Two panels: a heat map of the complexity of each layer (rows) after each
     recorded epoch (columns), averaged over the networks, and one line per
-    layer against epoch with a band across the networks.
+    layer against the epochs with a band across the networks. With
+    ``accuracy``, the second panel puts the training accuracy on the x axis
+    instead, as points: accuracy can go down during training, and a line
+    through the records in order would double back.
 
     Parameters
     ----------
@@ -1170,17 +1174,26 @@ def plot_training_complexity(
         NaN marks a network that no longer trained at that record; it is left
         out of the mean and band there.
     epochs : array-like of shape (n_records,), default=None
-        The x value of each record: the epochs, or a training accuracy (then
-        set ``x_name``). ``None``: 1, 2, ...
+        The epoch of each record, strictly increasing (the ``epochs`` that
+        :func:`~sklandscapes.nets.history_complexity` and ``TopologyRecord``
+        give, 0 being the network before training). ``None``: 0, 1, 2, ...,
+        the records of a monitor with ``every=1``.
+    accuracy : array-like of shape (n_records,) or (n_networks, n_records), \
+            default=None
+        The training accuracy at each record (of each network), to draw the
+        second panel against it; a record's point is at the mean accuracy of
+        the networks measured there. NaN where it is unknown (skorch records
+        none before the first epoch): those records are left out of that
+        panel. ``None`` draws both panels against the epochs.
     layer_names : sequence of str, default=None
         A name per layer; ``None`` numbers them from 0.
     band : {"std", "range", None}, default="std"
-        Band of the lines across networks: mean ± one standard deviation
-        (cut at 0 when no value is negative, as for complexities, and titled
-        so), or the minimum to maximum; ``None`` draws none. Needs several
-        networks.
+        Band of the lines across networks (error bars of the points with
+        ``accuracy``): mean ± one standard deviation (cut at 0 when no value
+        is negative, as for complexities, and titled so), or the minimum to
+        maximum; ``None`` draws none. Needs several networks.
     x_name : str, default="epoch"
-        The label of the x axis.
+        The label of the epochs' axis (of both panels without ``accuracy``).
     fig : matplotlib Figure, default=None
         Figure to draw on (it gets two axes); ``None`` makes a new one.
 
@@ -1193,16 +1206,29 @@ def plot_training_complexity(
     --------
     >>> import numpy as np
     >>> from sklandscapes.plotting import plot_training_complexity
-    >>> complexity = np.random.default_rng(0).random((4, 10, 3))
-    >>> fig = plot_training_complexity(complexity, np.arange(1, 11))
+    >>> complexity = np.random.default_rng(0).random((4, 11, 3))
+    >>> fig = plot_training_complexity(complexity, np.arange(11))
     >>> len(fig.axes[1].lines)  # one line per layer
     3
+    >>> fig.axes[1].get_xlabel()
+    'epoch'
+
+    Against a training accuracy that goes down at epoch 6, as points:
+
+    >>> accuracy = [np.nan, .5, .6, .7, .8, .9, .85, .9, .95, .97, 1.0]
+    >>> fig = plot_training_complexity(complexity, np.arange(11),
+    ...                                accuracy=accuracy)
+    >>> fig.axes[1].get_xlabel(), fig.axes[1].lines[0].get_linestyle()
+    ('training accuracy', 'None')
     """
     values, epochs, layer_names = _check_training_complexity(
         complexity, epochs, layer_names, band
     )
     n_networks, _, n_layers = values.shape
     mean, spread = _mean_over_networks(values)
+    x_values = None
+    if accuracy is not None:
+        x_values = _record_accuracy(accuracy, values)
     if fig is None:
         fig = _figure(figsize=(11, 4), layout="constrained")
     heat_ax, line_ax = fig.subplots(1, 2, width_ratios=(1.1, 1))
@@ -1216,9 +1242,12 @@ def plot_training_complexity(
     heat_ax.set_title(f"Complexity per layer ({how})")
     bar = fig.colorbar(image, ax=heat_ax)
     bar.set_label("mean complexity (landscape norm)")
-    _complexity_lines(
-        line_ax, values, epochs, (mean, spread), layer_names, band, x_name
-    )
+    if x_values is None:
+        _complexity_lines(
+            line_ax, values, epochs, (mean, spread), layer_names, band, x_name
+        )
+    else:
+        _complexity_points(line_ax, values, x_values, (mean, spread), layer_names, band)
     return fig
 
 
@@ -1233,13 +1262,17 @@ def _check_training_complexity(complexity, epochs, layer_names, band):
             f"(n_records, n_layers), got {np.shape(complexity)}."
         )
     _, n_records, n_layers = values.shape
-    epochs = (
-        np.arange(1, n_records + 1) if epochs is None else np.asarray(epochs, float)
-    )
+    epochs = np.arange(n_records) if epochs is None else np.asarray(epochs, float)
     if epochs.shape != (n_records,):
         raise ValueError(
             f"epochs must have one value per record ({n_records}), got shape "
             f"{epochs.shape}."
+        )
+    if not (np.isfinite(epochs).all() and (np.diff(epochs) > 0).all()):
+        raise ValueError(
+            f"epochs must be finite and strictly increasing, got {epochs!r}; "
+            "to draw against a training accuracy, which can go down, pass it "
+            "as accuracy=."
         )
     layer_names = _check_layer_names(layer_names, n_layers)
     if band not in ("std", "range", None):
@@ -1251,6 +1284,24 @@ def _check_training_complexity(complexity, epochs, layer_names, band):
             "drop the records where no network was measured."
         )
     return values, epochs, layer_names
+
+
+def _record_accuracy(accuracy, values):
+    """Each record's accuracy: the mean over the networks measured there."""
+    n_networks, n_records, _ = values.shape
+    accuracy = np.asarray(accuracy, dtype=np.float64)
+    if accuracy.shape == (n_records,):
+        return accuracy
+    if accuracy.shape != (n_networks, n_records):
+        raise ValueError(
+            f"accuracy must have shape ({n_records},) or ({n_networks}, "
+            f"{n_records}), one value per record (and network), got "
+            f"{accuracy.shape}."
+        )
+    measured = np.isfinite(values).any(axis=2) & np.isfinite(accuracy)
+    count = measured.sum(axis=0)
+    total = np.where(measured, accuracy, 0.0).sum(axis=0)
+    return np.divide(total, count, out=np.full(n_records, np.nan), where=count > 0)
 
 
 def _mean_over_networks(values):
@@ -1291,6 +1342,57 @@ def _complexity_lines(ax, values, epochs, moments, layer_names, band, x_name):
         title += f"\n({band_text[band]})"
     ax.set_title(title, fontsize="medium")
     ax.set_xlabel(x_name)
+    _layer_legend(ax, n_layers)
+
+
+def _complexity_points(ax, values, accuracy, moments, layer_names, band):
+    """One series of points per layer against the records' accuracy."""
+    mean, spread = moments
+    n_networks, _, n_layers = values.shape
+    known = np.isfinite(accuracy)
+    if not known.any():
+        raise ValueError("accuracy has no finite value; nothing to draw.")
+    nonnegative = bool(np.nanmin(values) >= 0)
+    colours = _layer_colours(n_layers)
+    for layer in range(n_layers):
+        centre = mean[known, layer]
+        ax.plot(
+            accuracy[known],
+            centre,
+            linestyle="none",
+            marker="o",
+            markersize=3,
+            color=colours[layer],
+            label=layer_names[layer],
+        )
+        if band is not None and n_networks > 1:
+            if band == "std":
+                low, high = _std_band(centre, spread[known, layer], nonnegative)
+            else:
+                low = np.nanmin(values[:, known, layer], axis=0)
+                high = np.nanmax(values[:, known, layer], axis=0)
+            ax.errorbar(
+                accuracy[known],
+                centre,
+                yerr=[centre - low, high - centre],
+                fmt="none",
+                ecolor=colours[layer],
+                alpha=0.3,
+            )
+    bars = {
+        "std": "bars: ± 1 std. across networks" + (", cut at 0" * nonnegative),
+        "range": "bars: min to max across networks",
+    }
+    title = "Complexity against training accuracy\n(one point per record"
+    if band is not None and n_networks > 1:
+        title += f"; {bars[band]}"
+    ax.set_title(title + ")", fontsize="medium")
+    ax.set_xlabel("training accuracy")
+    _layer_legend(ax, n_layers)
+
+
+def _layer_legend(ax, n_layers):
+    """The complexity axis's label and its legend of layers."""
     ax.set_ylabel("topological complexity (landscape norm)")
     # Outside the axes: the lines of all layers span the whole height.
     ax.legend(

@@ -1,6 +1,7 @@
 """The examples that train networks run, on small settings, and do what they say."""
 
 import importlib.util
+import re
 from pathlib import Path
 
 import numpy as np
@@ -119,9 +120,10 @@ def test_training_dynamics(tmp_path, capsys):
          "--n-points", "60", "--out", str(tmp_path)]
     )  # fmt: skip
     record = result.topology
-    assert record.epochs.tolist() == [5, 10, 15, 20]
+    # The untrained networks (epoch 0), then every 5 epochs.
+    assert record.epochs.tolist() == [0, 5, 10, 15, 20]
     # Input and 4 hidden layers and logits, for both networks at every record.
-    assert record.complexity.shape == (2, 4, 6)
+    assert record.complexity.shape == (2, 5, 6)
     assert np.isfinite(record.complexity).all()
     # The input batch does not train; it has the nine holes.
     np.testing.assert_array_equal(record.complexity[..., 0], record.complexity[0, 0, 0])
@@ -137,12 +139,15 @@ def test_cnn_digits(tmp_path, capsys):
         ["--max-epochs", "2", "--every", "1", "--n-points", "80",
          "--out", str(tmp_path)]
     )  # fmt: skip
-    # Input, (ReLU maps, pooled maps) x 2 blocks, logits; one row per epoch.
-    assert complexity.shape == (2, 6)
+    # Input, (ReLU maps, pooled maps) x 2 blocks, logits; one row per epoch
+    # and one for the untrained network.
+    assert complexity.shape == (3, 6)
     # The callback's last record is the trained network through the pipeline.
     np.testing.assert_array_equal(complexity[-1], trained)
     out = capsys.readouterr().out
     assert "'features.1', 'features.2', 'features.4', 'features.5'" in out
+    # Epoch 0, the untrained network, whose accuracy skorch does not measure.
+    assert re.search(r"^ +0 +- ", out, flags=re.MULTILINE)
     assert_figure(tmp_path / "cnn_dynamics.png", min_kb=30)
     assert_figure(tmp_path / "cnn_landscapes.png", min_kb=40)
 

@@ -1,6 +1,7 @@
 """Topology watched during training: the records equal the pipeline's numbers."""
 
 import pickle
+import re
 import warnings
 
 import numpy as np
@@ -17,6 +18,7 @@ from sklandscapes import (  # noqa: E402
     relu_layers,
 )
 from sklandscapes.nets import (  # noqa: E402
+    MLP,
     TopologicalComplexity,
     history_complexity,
     make_mlp_classifier,
@@ -65,20 +67,61 @@ def test_callback_records_equal_the_pipeline_and_resume_with_the_net(rng):
         device="cpu",
         callbacks=[monitor],
     ).fit(X, y)
+    # The network before training: the factory's seed draws these weights.
+    untrained = pipeline([MLP((2, 8, 8, 2), random_state=0)], batch, n_landscapes=2)
     # The network as it was after epoch 1 is a snapshot; epoch 2 continues it.
     after_one = pipeline([net.module_], batch, n_landscapes=2)
     net = pickle.loads(pickle.dumps(net))
     net.partial_fit(X, y)
     after_two = pipeline([net.module_], batch, n_landscapes=2)
     epochs, complexity = history_complexity(net.history)
-    assert epochs.tolist() == [1, 2]
+    # Epoch 0 once: partial_fit continues the history, it does not restart it.
+    assert epochs.tolist() == [0, 1, 2]
     # Equal, not close: the callback runs the same estimators on the same weights.
-    np.testing.assert_array_equal(complexity[0], after_one[0][0])
-    np.testing.assert_array_equal(complexity[1], after_two[0][0])
-    landscapes = net.history[:, "topological_complexity_landscapes"]
-    np.testing.assert_array_equal(landscapes[1], after_two[1][0])
+    np.testing.assert_array_equal(complexity[0], untrained[0][0])
+    np.testing.assert_array_equal(complexity[1], after_one[0][0])
+    np.testing.assert_array_equal(complexity[2], after_two[0][0])
+    assert not np.array_equal(complexity[0], complexity[1])  # training shows
+    epochs, landscapes = history_complexity(
+        net.history, name="topological_complexity_landscapes"
+    )
+    assert epochs.tolist() == [0, 1, 2]
+    np.testing.assert_array_equal(landscapes[0], untrained[1][0])
+    np.testing.assert_array_equal(landscapes[2], after_two[1][0])
     assert complexity[0, 0] > 0  # the input batch has a hole
-    assert complexity[0, 0] == complexity[1, 0]  # and it does not train
+    assert complexity[0, 0] == complexity[2, 0]  # and it does not train
+
+
+def test_callback_records_stay_out_of_the_printed_log(rng, capsys):
+    X, y = rings(rng, 60)
+    monitor = TopologicalComplexity(X[:30], n_landscapes=1, resolution=5)
+    net = make_mlp_classifier(
+        (2, 8, 2),
+        max_epochs=2,
+        train_split=None,
+        random_state=0,
+        device="cpu",
+        callbacks=[monitor],
+        callbacks__print_log__keys_ignored=["dur"],
+    )
+    net.fit(X, y)
+    net.partial_fit(X, y)  # the same for a continued fit
+    printed = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out)  # colours
+    assert "train_acc" in printed and "train_loss" in printed
+    assert "topological" not in printed and "[" not in printed
+    assert "dur" not in printed  # the user's keys_ignored still applies
+    # The header and its rule (partial_fit continues the table), a row per epoch.
+    assert len(printed.strip().splitlines()) == 2 + 4
+    # Still in the history, which pickles with the net.
+    epochs, complexity = history_complexity(pickle.loads(pickle.dumps(net)).history)
+    assert epochs.tolist() == [0, 1, 2, 3, 4] and complexity.shape == (5, 3)
+    first = net.history[0]
+    assert set(first) >= {
+        "topological_complexity",
+        "topological_complexity_epoch0",
+        "topological_complexity_landscapes",
+        "topological_complexity_landscapes_epoch0",
+    }
 
 
 def test_callback_every_and_local_method(rng):
@@ -98,9 +141,12 @@ def test_callback_every_and_local_method(rng):
         callbacks=[monitor],
     ).fit(X, y)
     epochs, complexity = history_complexity(net.history, name="topo")
-    assert epochs.tolist() == [2]
+    assert epochs.tolist() == [0, 2]
     expected = pipeline([net.module_], batch, method="local", sample_range=(0, 2))
-    np.testing.assert_array_equal(complexity, expected)
+    np.testing.assert_array_equal(complexity[1:], expected)
+    # Fewer epochs than `every`: the untrained network is the only record.
+    net.set_params(max_epochs=1).fit(X, y)
+    assert history_complexity(net.history, name="topo")[0].tolist() == [0]
     assert monitor.layer_names_ == ["input", "layers.1", "layers.3", "layers.4"]
     with pytest.raises(ValueError, match="no 'other' records"):
         history_complexity(net.history, name="other")
@@ -150,22 +196,28 @@ def test_monitor_records_equal_the_pipeline_on_every_snapshot(rng):
         )
     record = result.topology
     assert record.layer_names == ["input", "layers.1", "layers.3", "layers.4"]
-    assert record.epochs.tolist() == list(range(1, result.n_epochs_trained.max() + 1))
+    # Epoch 0, every network before training, then every epoch.
+    assert record.epochs.tolist() == list(range(result.n_epochs_trained.max() + 1))
     assert record.landscape_shape == (4, 1, 2, 21)
     compared = 0
     for j in range(len(result.thresholds)):
         for k in np.flatnonzero(result.reached[:, j]):
             snapshot = result.snapshots[j][k]
             complexity, landscapes = pipeline([snapshot], batch, n_landscapes=2)
-            column = result.snapshot_epoch[k, j] - 1
+            column = result.snapshot_epoch[k, j]
             np.testing.assert_array_equal(record.complexity[k, column], complexity[0])
             np.testing.assert_array_equal(record.landscapes[k, column], landscapes[0])
             compared += 1
     assert compared >= 6
+    for k, seed in enumerate(result.seeds):
+        untrained = pipeline(
+            [MLP((2, 8, 8, 2), random_state=int(seed))], batch, n_landscapes=2
+        )
+        np.testing.assert_array_equal(record.complexity[k, 0], untrained[0][0])
     # After its last epoch a network is no longer measured, as train_accuracy.
     for k, n_epochs in enumerate(result.n_epochs_trained):
-        assert np.isfinite(record.complexity[k, :n_epochs]).all()
-        assert np.isnan(record.complexity[k, n_epochs:]).all()
+        assert np.isfinite(record.complexity[k, : n_epochs + 1]).all()
+        assert np.isnan(record.complexity[k, n_epochs + 1 :]).all()
 
 
 def test_monitor_resumes_from_a_checkpoint_with_the_same_record(

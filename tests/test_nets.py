@@ -1,6 +1,7 @@
 import json
 import os
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -647,6 +648,8 @@ def test_train_networks_progress_bar(rng, capsys):
         (dict(activation="swish"), "activation must be one of"),
         (dict(activation=nn.PReLU), "activation without parameters"),
         (dict(activation=nn.SiLU, directory="out"), "named activation"),
+        (dict(thresholds=()), "thresholds is empty.*keep_final=True"),
+        (dict(keep_final="yes"), "keep_final must be True or False, got 'yes'"),
     ],
 )
 def test_train_networks_rejects_bad_input(rng, change, match):
@@ -663,6 +666,141 @@ def test_train_networks_rejects_bad_input(rng, change, match):
     kwargs.update(change)
     with pytest.raises(ValueError, match=match):
         train_networks(**kwargs)
+
+
+# ------------------------------------------------------- final weights (keep_final)
+
+FINAL = dict(lr=0.005, batch_size=16, max_epochs=14, random_state=3, device="cpu")
+
+
+def _weights_after_every_epoch(monkeypatch):
+    """Replace the monitor by a recorder of every network's weights per epoch."""
+    import sklandscapes.nets._batched as batched
+
+    after = {}
+
+    class Recorder:
+        def __init__(self, monitor, n_networks, build):
+            pass
+
+        def __call__(self, epoch, training, layers):
+            for position, network in enumerate(training):
+                after[int(network), epoch] = [
+                    (weight[position].clone(), bias[position].clone())
+                    for weight, bias in layers
+                ]
+
+        def record(self):
+            return None
+
+    monkeypatch.setattr(batched, "StackedMonitor", Recorder)
+    return after
+
+
+def _layers(module):
+    return [(linear.weight, linear.bias) for linear in module.layers[::2]]
+
+
+def test_final_networks_are_the_weights_after_the_last_epoch(rng, monkeypatch):
+    X, y = rings(rng, 120)
+    args = (X, y, 4, (2, 16, 16, 2), (0.6, 1.0))
+    after = _weights_after_every_epoch(monkeypatch)
+    with pytest.warns(ThresholdNotReachedWarning, match="final weights are in"):
+        result = train_networks(
+            *args, keep_final=True, monitor=dict(inputs=X[:5]), **FINAL
+        )
+    reached_all = result.reached.all(axis=1)
+    # Both kinds of network: stopped at its last threshold, or at max_epochs.
+    assert reached_all.any() and not reached_all.all()
+    for k, network in enumerate(result.final):
+        epoch = int(result.n_epochs_trained[k])
+        assert epoch == (result.snapshot_epoch[k, -1] if reached_all[k] else 14)
+        assert isinstance(network, MLP) and not network.training
+        for (weight, bias), (expected_w, expected_b) in zip(
+            _layers(network), after[k, epoch]
+        ):
+            assert torch.equal(weight, expected_w) and torch.equal(bias, expected_b)
+        # The last epoch changed the weights: the comparison is not trivial.
+        assert not torch.equal(_layers(network)[0][0], after[k, epoch - 1][0][0])
+        if reached_all[k]:
+            last = result.snapshots[-1][k].state_dict()
+            for key, value in network.state_dict().items():
+                assert torch.equal(value, last[key])
+        train, test = result.train_indices[k], result.test_indices[k]
+        with torch.no_grad():
+            predicted = network(torch.as_tensor(X)).argmax(1).numpy()
+        assert np.mean(predicted[train] == y[train]) == result.final_train_accuracy[k]
+        assert np.mean(predicted[test] == y[test]) == result.final_test_accuracy[k]
+        assert result.final_train_accuracy[k] == result.train_accuracy[k, epoch - 1]
+
+
+def test_final_networks_are_samples_only_when_kept(rng):
+    X, y = rings(rng, 120)
+    args = (X, y, 4, (2, 16, 16, 2), (0.6, 1.0))
+    with pytest.warns(ThresholdNotReachedWarning, match="missing snapshots are None"):
+        plain = train_networks(*args, **FINAL)
+    with pytest.warns(ThresholdNotReachedWarning):
+        kept = train_networks(*args, keep_final=True, **FINAL)
+    assert plain.final is None and plain.final_paths is None
+    assert "final" not in plain.log[0] and "final" in kept.log[0]
+    assert_same_training(plain, kept)  # keeping them changes no training
+    with pytest.raises(ValueError, match=r"keep_final=True"):
+        plain.samples(final=True)
+    reached_all = np.flatnonzero(kept.reached.all(axis=1))
+    for complete, networks in [(True, reached_all), (False, np.arange(4))]:
+        before, labels, ids = kept.samples(complete=complete)
+        expected = plain.samples(complete=complete)
+        np.testing.assert_array_equal(labels, expected[1])
+        np.testing.assert_array_equal(ids, expected[2])
+        with_final, labels_final, ids_final = kept.samples(complete, final=True)
+        assert with_final[: len(before)] == before
+        assert with_final[len(before) :] == [kept.final[k] for k in networks]
+        np.testing.assert_array_equal(labels_final[: len(before)], labels)
+        assert np.isinf(labels_final[len(before) :]).all()
+        assert labels_final.dtype == float and len(labels_final) == len(with_final)
+        np.testing.assert_array_equal(ids_final, np.r_[ids, networks])
+
+
+def test_final_networks_without_thresholds_train_every_epoch(rng, tmp_path):
+    X, y = rings(rng, 80)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no threshold, nothing missed
+        result = train_networks(
+            X,
+            y,
+            2,
+            (2, 8, 2),
+            (),
+            keep_final=True,
+            directory=tmp_path,
+            **{**FINAL, "max_epochs": 3},
+        )
+    assert result.thresholds == () and result.snapshots == []
+    assert result.n_epochs_trained.tolist() == [3, 3]
+    assert np.isfinite(result.train_accuracy).all()
+    networks, labels, ids = result.samples(final=True)
+    assert networks == result.final and ids.tolist() == [0, 1]
+    assert np.isinf(labels).all()
+    assert sorted(os.listdir(tmp_path)) == [
+        "network0000_final.pt",
+        "network0001_final.pt",
+        "snapshots.jsonl",
+        "training_log.json",
+    ]
+    log = json.loads((tmp_path / "training_log.json").read_text())
+    for k, entry in enumerate(log):
+        assert entry["final"] == dict(
+            epoch=3,
+            train_accuracy=result.final_train_accuracy[k],
+            test_accuracy=result.final_test_accuracy[k],
+            path=f"network{k:04d}_final.pt",
+        )
+        path = tmp_path / entry["final"]["path"]
+        assert result.final_paths[k] == os.fspath(path)
+        assert load_snapshot_metadata(path)["epoch"] == 3
+        assert load_snapshot_metadata(path)["threshold"] is None
+        for key, value in load_snapshot(path).state_dict().items():
+            assert torch.equal(value, result.final[k].state_dict()[key])
 
 
 # ---------------------------------------------- batched == single-network training
@@ -806,11 +944,20 @@ def test_frozen_networks_stop_changing(rng):
 def test_train_networks_on_cuda(rng):
     X, y = two_blobs(rng, 64)
     kwargs = dict(lr=0.05, batch_size=16, max_epochs=40, random_state=0)
-    gpu = train_networks(X, y, 4, (2, 8, 8, 2), (0.9, 1.0), device="cuda", **kwargs)
+    gpu = train_networks(
+        X, y, 4, (2, 8, 8, 2), (0.9, 1.0), device="cuda", keep_final=True, **kwargs
+    )
     cpu = train_networks(X, y, 4, (2, 8, 8, 2), (0.9, 1.0), device="cpu", **kwargs)
     assert gpu.reached.all()
     module = gpu.snapshots[1][0]
     assert next(module.parameters()).device.type == "cpu"
+    # Every network stopped at its last threshold: its final weights are that
+    # snapshot's, back on the CPU.
+    for k, final in enumerate(gpu.final):
+        for key, value in final.state_dict().items():
+            assert value.device.type == "cpu"
+            assert torch.equal(value, gpu.snapshots[1][k].state_dict()[key])
+    assert np.isfinite(gpu.final_test_accuracy).all()
     # Same seeds, same data order: the same training up to float32 rounding,
     # which can at most shift a crossing by an epoch on this easy problem.
     np.testing.assert_array_equal(gpu.train_indices, cpu.train_indices)
@@ -879,6 +1026,48 @@ def test_interrupted_training_resumes_bit_for_bit(rng, tmp_path, monkeypatch):
     assert log[0]["snapshots"][0]["path"] == "network0000_threshold00.pt"
     records = (tmp_path / "snaps" / "snapshots.jsonl").read_text().splitlines()
     assert len(records) == int(whole.reached.sum())
+
+
+def test_final_networks_of_a_resumed_run_are_those_of_the_whole_run(
+    rng, tmp_path, monkeypatch
+):
+    X, y = rings(rng, 120)
+    args = (X, y, 3, (2, 16, 16, 2), (0.6, 0.8))
+    whole = train_networks(*args, keep_final=True, **CHECKPOINTED)
+    # Interrupted after a network stopped: its final weights come back from
+    # the checkpoint, the others' from the epochs trained after resuming.
+    first_stop = int(whole.n_epochs_trained.min())
+    assert first_stop + 2 < whole.n_epochs_trained.max()
+    checkpoint, snaps = tmp_path / "state.pt", tmp_path / "snaps"
+    real = _interrupt_after(monkeypatch, first_stop + 2)
+    with pytest.raises(KeyboardInterrupt):
+        train_networks(
+            *args,
+            keep_final=True,
+            checkpoint=checkpoint,
+            checkpoint_every=1,
+            directory=snaps,
+            **CHECKPOINTED,
+        )
+    assert not list(snaps.glob("*_final.pt"))  # written at the end only
+    monkeypatch.setattr("sklandscapes.nets._batched._accuracy", real)
+    resumed = train_networks(
+        *args,
+        keep_final=True,
+        checkpoint=checkpoint,
+        checkpoint_every=1,
+        directory=snaps,
+        **CHECKPOINTED,
+    )
+    assert_same_training(whole, resumed)
+    np.testing.assert_array_equal(
+        whole.final_test_accuracy, resumed.final_test_accuracy
+    )
+    for k, (first, second) in enumerate(zip(whole.final, resumed.final)):
+        stored = load_snapshot(snaps / f"network{k:04d}_final.pt").state_dict()
+        for key, value in first.state_dict().items():
+            assert torch.equal(value, second.state_dict()[key])
+            assert torch.equal(value, stored[key])
 
 
 def test_resume_restarts_from_the_checkpoint_epoch(rng, tmp_path, monkeypatch):
@@ -1016,9 +1205,9 @@ def test_thread_count_set_by_the_user_is_kept(rng, monkeypatch):
     before = torch.get_num_threads()
     # A count other than torch's at import, whatever earlier tests (examples
     # run in this process set one thread) left behind.
-    import sklandscapes.nets._batched as batched
+    from sklandscapes.nets._threads import IMPORT_THREADS
 
-    chosen = batched._IMPORT_THREADS + 1
+    chosen = IMPORT_THREADS + 1
     torch.set_num_threads(chosen)
     try:
         train_networks(
@@ -1027,6 +1216,152 @@ def test_thread_count_set_by_the_user_is_kept(rng, monkeypatch):
     finally:
         torch.set_num_threads(before)
     assert set(seen) == {chosen}
+
+
+class ThreadsSeen(Callback):
+    """Records torch's thread count at every training batch."""
+
+    def initialize(self):
+        self.seen_ = []
+        return self
+
+    def on_batch_begin(self, net, **kwargs):
+        self.seen_.append(torch.get_num_threads())
+
+
+class FailAfterOneBatch(Callback):
+    def on_batch_end(self, net, **kwargs):
+        raise RuntimeError("broken on purpose")
+
+
+def _skorch_fit(rng, **kwargs):
+    X, y = two_blobs(rng, 32)
+    seen = ThreadsSeen()
+    net = make_mlp_classifier(
+        (2, 4, 2),
+        max_epochs=2,
+        batch_size=16,
+        train_split=None,
+        verbose=0,
+        device="cpu",
+        callbacks=[seen, *kwargs.pop("callbacks", [])],
+        **kwargs,
+    )
+    return net, seen, X, y
+
+
+@pytest.mark.parametrize(
+    "environment, n_threads, expected",
+    [
+        ({}, None, 1),  # nothing chosen: one thread, as train_networks
+        ({}, 3, 3),  # an explicit count wins
+        ({"OMP_NUM_THREADS": "3"}, None, "kept"),  # the user's choice is kept
+    ],
+)
+def test_skorch_training_thread_count(
+    rng, monkeypatch, environment, n_threads, expected
+):
+    from sklandscapes.nets._threads import IMPORT_THREADS
+
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    before = torch.get_num_threads()
+    # Torch's count as at import, so that only the environment says "chosen".
+    torch.set_num_threads(IMPORT_THREADS)
+    try:
+        net, seen, X, y = _skorch_fit(rng, n_threads=n_threads)
+        net.fit(X, y)
+        assert torch.get_num_threads() == IMPORT_THREADS  # restored
+        assert len(seen.seen_) == 4  # 2 epochs of 2 batches
+        assert set(seen.seen_) == {IMPORT_THREADS if expected == "kept" else expected}
+        seen.seen_.clear()
+        net.partial_fit(X, y)
+        assert set(seen.seen_) == {IMPORT_THREADS if expected == "kept" else expected}
+        assert torch.get_num_threads() == IMPORT_THREADS
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_skorch_thread_count_chosen_by_the_user_is_kept_and_restored(rng):
+    from sklandscapes.nets import torch_threads
+    from sklandscapes.nets._threads import IMPORT_THREADS
+
+    before = torch.get_num_threads()
+    chosen = IMPORT_THREADS + 1
+    try:
+        torch.set_num_threads(chosen)
+        net, seen, X, y = _skorch_fit(rng)
+        net.fit(X, y)
+        assert set(seen.seen_) == {chosen}
+        # Inside a torch_threads block its count is the user's choice.
+        torch.set_num_threads(IMPORT_THREADS)
+        seen.seen_.clear()
+        with torch_threads(2):
+            net.fit(X, y)
+            assert torch.get_num_threads() == 2
+        assert set(seen.seen_) == {2}
+        assert torch.get_num_threads() == IMPORT_THREADS
+        # A fit that raises restores the count too.
+        net, seen, X, y = _skorch_fit(rng, callbacks=[FailAfterOneBatch()])
+        with pytest.raises(RuntimeError, match="broken on purpose"):
+            net.fit(X, y)
+        assert seen.seen_ == [1] and torch.get_num_threads() == IMPORT_THREADS
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_skorch_n_threads_is_a_parameter(rng):
+    from sklandscapes.nets import ThreadedNeuralNetClassifier
+
+    net, _, X, y = _skorch_fit(rng, n_threads=2)
+    assert isinstance(net, ThreadedNeuralNetClassifier)
+    assert isinstance(net, NeuralNetClassifier)
+    assert net.get_params()["n_threads"] == 2
+    assert clone(net).n_threads == 2
+    assert net.set_params(n_threads=3).n_threads == 3
+    fitted = pickle.loads(pickle.dumps(net.fit(X, y)))
+    assert fitted.n_threads == 3 and fitted.predict(X).shape == (32,)
+    with pytest.raises(ValueError, match="n_threads must be an int >= 1, got 0"):
+        net.set_params(n_threads=0).fit(X, y)
+
+
+def test_monitor_measures_with_the_thread_rule(rng, monkeypatch):
+    import sklandscapes.nets._monitor as monitor_module
+    from sklandscapes.nets import TopologicalComplexity
+    from sklandscapes.nets._threads import IMPORT_THREADS
+
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    seen = []
+
+    class Extractor(monitor_module.ActivationExtractor):
+        def fit_transform(self, X, y=None):
+            seen.append(torch.get_num_threads())
+            return super().fit_transform(X, y)
+
+    monkeypatch.setattr(monitor_module, "ActivationExtractor", Extractor)
+    X, y = two_blobs(rng, 32)
+    before = torch.get_num_threads()
+    torch.set_num_threads(IMPORT_THREADS)
+    try:
+        # A plain skorch net, fitted with torch's default count: the
+        # monitor's own forward passes still use one thread.
+        net = NeuralNetClassifier(
+            MLP,
+            module__widths=(2, 4, 2),
+            criterion=nn.CrossEntropyLoss,
+            max_epochs=2,
+            train_split=None,
+            verbose=0,
+            callbacks=[TopologicalComplexity(X[:20])],
+        )
+        net.fit(X, y)
+        assert seen == [1, 1, 1]  # epochs 0, 1 and 2
+        assert torch.get_num_threads() == IMPORT_THREADS
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_bad_checkpoint_and_thread_arguments(rng, tmp_path):

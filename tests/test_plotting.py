@@ -708,8 +708,60 @@ def test_std_bands_of_norms_stop_at_zero():
     assert legend_texts(ax.get_legend())[-1] == "mean ± 1 std"
 
 
+def test_plot_training_complexity_draws_against_epochs_from_0():
+    from sklandscapes.plotting import plot_training_complexity
+
+    complexity = np.arange(12.0).reshape(4, 3)
+    fig = plot_training_complexity(complexity)
+    # Record i is epoch i: a monitor with every=1, the untrained network first.
+    np.testing.assert_array_equal(fig.axes[1].lines[0].get_xdata(), [0, 1, 2, 3])
+    assert fig.axes[0].get_xlabel() == fig.axes[1].get_xlabel() == "epoch"
+    fig = plot_training_complexity(complexity, [0, 5, 10, 15])
+    np.testing.assert_array_equal(fig.axes[1].lines[2].get_xdata(), [0, 5, 10, 15])
+    np.testing.assert_array_equal(fig.axes[1].lines[2].get_ydata(), [2, 5, 8, 11])
+
+
+def test_plot_training_complexity_against_accuracy_draws_points():
+    from sklandscapes.plotting import plot_training_complexity
+
+    complexity = np.array(
+        [
+            [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]],
+            [[3.0, 6.0], [5.0, 8.0], [np.nan, np.nan]],  # stopped after record 2
+        ]
+    )
+    # Network 1's accuracy at record 3 is not counted: it no longer trained.
+    accuracy = np.array([[np.nan, 0.8, 0.65], [np.nan, 0.6, 0.1]])
+    fig = plot_training_complexity(
+        complexity, [0, 1, 2], accuracy=accuracy, band="range"
+    )
+    heat_ax, point_ax = fig.axes[:2]
+    assert heat_ax.get_xlabel() == "epoch"  # the heat map stays in time order
+    assert point_ax.get_xlabel() == "training accuracy"
+    first = point_ax.lines[0]
+    # No line joins the points: the accuracy went down, from 0.7 to 0.65.
+    assert first.get_linestyle() == "None" and first.get_marker() == "o"
+    # Epoch 0 has no accuracy and is left out; the others at the mean.
+    np.testing.assert_allclose(first.get_xdata(), [0.7, 0.65])
+    np.testing.assert_array_equal(first.get_ydata(), [4.0, 5.0])
+    np.testing.assert_array_equal(point_ax.lines[1].get_ydata(), [6.0, 6.0])
+    # One set of error bars per layer, min to max across the networks.
+    segments = point_ax.collections[0].get_segments()
+    np.testing.assert_array_equal(segments[0], [[0.7, 3.0], [0.7, 5.0]])
+    assert "min to max" in point_ax.get_title()
+    fig = plot_training_complexity(complexity[0], accuracy=[0.5, 0.4, 0.9])
+    np.testing.assert_array_equal(fig.axes[1].lines[0].get_xdata(), [0.5, 0.4, 0.9])
+    with pytest.raises(ValueError, match=r"accuracy must have shape \(3,\) or"):
+        plot_training_complexity(complexity, accuracy=[0.5, 0.6])
+    with pytest.raises(ValueError, match="accuracy has no finite value"):
+        plot_training_complexity(complexity, accuracy=[np.nan] * 3)
+
+
 def test_plot_training_complexity_bad_input():
     from sklandscapes.plotting import plot_training_complexity
+
+    with pytest.raises(ValueError, match="strictly increasing.*accuracy="):
+        plot_training_complexity(np.zeros((3, 2)), epochs=[0.5, 0.7, 0.6])
 
     with pytest.raises(ValueError, match="complexity must have shape"):
         plot_training_complexity(np.zeros(3))

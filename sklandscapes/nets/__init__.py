@@ -23,7 +23,11 @@ from sklandscapes.nets._monitor import (
     TopologyRecord,
     history_complexity,
 )
-from sklandscapes.nets._skorch import make_mlp_classifier, train_accuracy_scoring
+from sklandscapes.nets._skorch import (
+    ThreadedNeuralNetClassifier,
+    make_mlp_classifier,
+    train_accuracy_scoring,
+)
 from sklandscapes.nets._snapshots import (
     AccuracyThresholdSnapshots,
     Snapshot,
@@ -31,11 +35,13 @@ from sklandscapes.nets._snapshots import (
     load_snapshot_metadata,
     save_snapshot,
 )
+from sklandscapes.nets._threads import torch_threads
 
 __all__ = [
     "MLP",
     "AccuracyThresholdSnapshots",
     "Snapshot",
+    "ThreadedNeuralNetClassifier",
     "ThresholdNotReachedWarning",
     "TopologicalComplexity",
     "TopologyRecord",
@@ -45,6 +51,7 @@ __all__ = [
     "load_snapshot_metadata",
     "make_mlp_classifier",
     "save_snapshot",
+    "torch_threads",
     "train_accuracy_scoring",
     "train_networks",
     "warn_thresholds_not_reached",

@@ -29,6 +29,7 @@ from sklandscapes.nets._checkpoint import (
     CHECKPOINT_EVERY,
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
+    final_name,
     fingerprint,
     json_float,
     read_checkpoint,
@@ -49,6 +50,7 @@ from sklandscapes.nets._monitor import fingerprint as monitor_fingerprint
 from sklandscapes.nets._skorch import resolve_device
 from sklandscapes.nets._snapshots import check_thresholds, save_snapshot, write_log
 from sklandscapes.nets._state import TrainingState, pad_stacks
+from sklandscapes.nets._threads import torch_threads
 
 # The checkpoint's and training log's public names are importable from here
 # too: sklandscapes.experiments imports training_log_texts from this module.
@@ -68,11 +70,6 @@ __all__ = [
 # enough to amortize the per-call overhead, small enough that a chunk's
 # activations stay in the CPU cache (or a modest slice of GPU memory).
 _EVAL_ROWS = 1 << 16
-
-# torch's intra-op thread count when this module was imported: a different
-# count later means that the user chose one, which train_networks then keeps.
-_IMPORT_THREADS = torch.get_num_threads()
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 class ThresholdNotReachedWarning(SklandscapesWarning):
@@ -206,6 +203,19 @@ class TrainingResult:
     topology : TopologyRecord or None
         The per-layer topological complexity that ``monitor=`` recorded
         during training; ``None`` without a monitor.
+    final : list of MLP or None
+        With ``keep_final=True``, ``final[k]`` is network ``k`` as it was
+        after its last epoch (epoch ``n_epochs_trained[k]``), on the CPU in
+        eval mode: after ``max_epochs``, or after the epoch that reached its
+        last threshold (then equal to that snapshot); ``None`` otherwise.
+    final_train_accuracy, final_test_accuracy : ndarray of shape \
+(n_networks,) or None
+        Training and test accuracy of each final network (test NaN without a
+        test set); ``None`` without ``keep_final``.
+    final_paths : list of (str or None) or None
+        The file of each final network when a ``directory`` was given
+        (``network<k>_final.pt``), else ``None`` entries; ``None`` without
+        ``keep_final``.
 
     Examples
     --------
@@ -238,6 +248,10 @@ class TrainingResult:
     seeds: np.ndarray
     paths: list
     topology: object = None
+    final: list = None
+    final_train_accuracy: np.ndarray = None
+    final_test_accuracy: np.ndarray = None
+    final_paths: list = None
 
     @property
     def reached(self):
@@ -267,7 +281,7 @@ class TrainingResult:
             )
         return [net for net in self.snapshots[matches[0]] if net is not None]
 
-    def samples(self, complete=True):
+    def samples(self, complete=True, final=False):
         """Every snapshot as one sample, with its threshold and network.
 
         Parameters
@@ -276,12 +290,18 @@ class TrainingResult:
             Only the networks that reached every threshold, so that each
             threshold has the same networks (a paired design); ``False`` keeps
             every snapshot taken.
+        final : bool, default=False
+            Also the final networks (:attr:`final`, needs
+            ``keep_final=True``), as one more stage after the thresholds,
+            labelled ``np.inf`` (it sorts after every threshold;
+            ``np.isinf(thresholds)`` selects it). ``complete`` applies to it
+            too.
 
         Returns
         -------
         networks : list of MLP
             Threshold-major: every network at the first threshold, then at the
-            second, and so on.
+            second, and so on (then every final network).
         thresholds : ndarray of shape (n_samples,)
             The threshold of each sample (use it as the group label).
         network_ids : ndarray of shape (n_samples,)
@@ -296,11 +316,20 @@ class TrainingResult:
         >>> y = np.array([0, 1] * 20)
         >>> result = train_networks(X, y, n_networks=2, widths=(2, 8, 2),
         ...                         thresholds=(0.9, 1.0), lr=0.05, batch_size=8,
-        ...                         max_epochs=50, random_state=0, device="cpu")
+        ...                         max_epochs=50, random_state=0, device="cpu",
+        ...                         keep_final=True)
         >>> networks, thresholds, network_ids = result.samples()
         >>> len(networks), thresholds.tolist(), network_ids.tolist()
         (4, [0.9, 0.9, 1.0, 1.0], [0, 1, 0, 1])
+        >>> networks, thresholds, network_ids = result.samples(final=True)
+        >>> thresholds.tolist(), network_ids.tolist()
+        ([0.9, 0.9, 1.0, 1.0, inf, inf], [0, 1, 0, 1, 0, 1])
         """
+        if final and self.final is None:
+            raise ValueError(
+                "samples(final=True) needs the final networks; train with "
+                "train_networks(..., keep_final=True)."
+            )
         keep = self.reached.all(axis=1) if complete else np.ones(len(self.seeds), bool)
         pairs = [
             (j, k)
@@ -309,13 +338,25 @@ class TrainingResult:
             if self.reached[k, j]
         ]
         networks = [self.snapshots[j][k] for j, k in pairs]
-        thresholds = np.array([self.thresholds[j] for j, _ in pairs], dtype=float)
-        network_ids = np.array([k for _, k in pairs], dtype=np.intp)
-        return networks, thresholds, network_ids
+        labels = [self.thresholds[j] for j, _ in pairs]
+        network_ids = [k for _, k in pairs]
+        if final:
+            network_ids += np.flatnonzero(keep).tolist()
+            networks += [self.final[k] for k in np.flatnonzero(keep)]
+            labels += [np.inf] * int(keep.sum())
+        return (
+            networks,
+            np.array(labels, dtype=float),
+            np.array(network_ids, dtype=np.intp),
+        )
 
     @property
     def log(self):
-        """Per-network training log: a list with one dict per network."""
+        """Per-network training log: a list with one dict per network.
+
+        With ``keep_final=True`` each dict has a ``"final"`` entry too (epoch,
+        training and test accuracy, file).
+        """
         return [self._network_log(k) for k in range(len(self.seeds))]
 
     def _network_log(self, k):
@@ -334,7 +375,7 @@ class TrainingResult:
                     path=self.paths[j][k],
                 )
             )
-        return dict(
+        entry = dict(
             network=k,
             seed=int(self.seeds[k]),
             epochs=n_epochs,
@@ -342,6 +383,14 @@ class TrainingResult:
             reached_all=bool(self.reached[k].all()),
             snapshots=snapshots,
         )
+        if self.final is not None:
+            entry["final"] = dict(
+                epoch=n_epochs,
+                train_accuracy=float(self.final_train_accuracy[k]),
+                test_accuracy=json_float(self.final_test_accuracy[k]),
+                path=self.final_paths[k],
+            )
+        return entry
 
 
 def _check_count(value, name, minimum=1):
@@ -521,10 +570,11 @@ def _train_stacked(
     checkpoint_every : int or None
         Epochs between two calls of ``on_checkpoint``.
     on_monitor : callable or None
-        ``on_monitor(epoch, training, layers)`` after every
-        ``monitor_every``-th epoch, before the networks that finished in it
-        are dropped: ``training`` lists the networks still training and
-        ``layers`` their unpadded CPU ``(weight, bias)`` stacks.
+        ``on_monitor(epoch, training, layers)`` before the first epoch (epoch
+        0, unless resuming) and after every ``monitor_every``-th epoch,
+        before the networks that finished in it are dropped: ``training``
+        lists the networks still training and ``layers`` their unpadded CPU
+        ``(weight, bias)`` stacks.
     monitor_every : int or None
         Epochs between two calls of ``on_monitor``.
 
@@ -559,13 +609,18 @@ def _train_stacked(
     else:
         state = TrainingState.from_checkpoint(resume, lr=lr, device=device, **rows)
 
+    if on_monitor is not None and resume is None:
+        on_monitor(0, state.training.copy(), state.layers(shapes))
     for epoch in range(state.epoch + 1, max_epochs + 1):
         order = epoch_orders(epoch, state.training).to(device)
         accuracy = _run_epoch(state, setup, epoch, order)
         _record_crossings(state, setup, accuracy, on_snapshot)
         if on_monitor is not None and epoch % monitor_every == 0:
             on_monitor(epoch, state.training.copy(), state.layers(shapes))
-        done = state.n_reached[state.training] == len(thresholds)
+        # Without thresholds (keep_final only) every network trains on.
+        done = (state.n_reached[state.training] == len(thresholds)) & bool(
+            len(thresholds)
+        )
         if on_epoch is not None:
             on_epoch(epoch, int((~done).sum()))
         if done.any():
@@ -714,6 +769,7 @@ def train_networks(
     checkpoint_every=CHECKPOINT_EVERY,
     n_threads=None,
     monitor=None,
+    keep_final=False,
 ):
     """Train ``n_networks`` MLPs of one architecture at once, snapshotting each
     at training-accuracy thresholds.
@@ -741,7 +797,9 @@ def train_networks(
     widths : sequence of int
         Architecture, as for :class:`MLP`.
     thresholds : sequence of float
-        Training accuracies in (0, 1], strictly increasing.
+        Training accuracies in (0, 1], strictly increasing. May be empty with
+        ``keep_final=True``: every network then trains ``max_epochs`` epochs
+        and only its final weights are kept.
     activation : str or nn.Module subclass, default="relu"
         As for :class:`MLP`; a class must have no parameters.
     lr : float, default=1e-3
@@ -793,12 +851,14 @@ def train_networks(
         torch's intra-op threads while training (restored afterwards). ``None``
         keeps the count the user chose, with ``OMP_NUM_THREADS`` or
         ``MKL_NUM_THREADS`` or a ``torch.set_num_threads`` call after
-        ``sklandscapes.nets`` was imported, and otherwise uses **1 thread**:
+        ``sklandscapes.nets`` was imported (or an enclosing
+        :func:`torch_threads` block), and otherwise uses **1 thread**:
         these networks are too small for threads to help, and on a machine
         whose cores other work keeps busy torch's threads wait on each other
         and training gets many times slower (``benchmarks/bench_threads.py``
         measures it). One thread also makes the result independent of the
-        machine's core count.
+        machine's core count. Pass ``n_threads=os.cpu_count()`` for large
+        networks on an idle machine.
     monitor : TopologicalComplexity, dict or None, default=None
         Watch topology during training: after every ``monitor.every``-th
         epoch, every network still training is run on ``monitor.inputs``
@@ -808,8 +868,16 @@ def train_networks(
         :class:`TopologicalComplexity`'s parameters. The record is part of
         the checkpoint, so a resumed run has the same record; a checkpoint
         written with other monitor settings is discarded.
-        Pass ``n_threads=os.cpu_count()`` for large networks on an idle
-        machine.
+    keep_final : bool, default=False
+        Also keep every network as it was after its last epoch, in
+        :attr:`TrainingResult.final` (with its accuracies), whether or not it
+        reached every threshold; :meth:`TrainingResult.samples` returns them
+        with ``final=True``. With ``directory`` they are written there at the
+        end to ``network<k>_final.pt`` (the format of :func:`save_snapshot`,
+        threshold ``None``) and ``training_log.json`` lists them. They are
+        part of the checkpoint, so a resumed run keeps the same final
+        weights. Use it to compare networks after a fixed number of epochs,
+        with ``thresholds=()``.
 
     Returns
     -------
@@ -847,10 +915,20 @@ def train_networks(
     np.True_
     >>> len(result.networks_at(1.0)), result.train_indices.shape
     (3, (3, 32))
+
+    Every network after exactly 5 epochs, without thresholds:
+
+    >>> result = train_networks(X, y, n_networks=3, widths=(2, 8, 2),
+    ...                         thresholds=(), max_epochs=5, random_state=0,
+    ...                         device="cpu", keep_final=True)
+    >>> result.n_epochs_trained.tolist(), type(result.final[0]).__name__
+    ([5, 5, 5], 'MLP')
     """
     n_networks = _check_count(n_networks, "n_networks")
     widths = check_widths(widths)
-    thresholds = check_thresholds(thresholds)
+    if not isinstance(keep_final, (bool, np.bool_)):
+        raise ValueError(f"keep_final must be True or False, got {keep_final!r}.")
+    thresholds = _check_stages(thresholds, keep_final)
     activation_class = resolve_activation(activation)
     batch_size = _check_count(batch_size, "batch_size")
     max_epochs = _check_count(max_epochs, "max_epochs")
@@ -887,7 +965,7 @@ def train_networks(
     if monitor is not None:
         monitor = as_monitor(monitor)
     device = torch.device(resolve_device(device))
-    with _torch_threads(n_threads):
+    with torch_threads(n_threads):
         return _train_networks(
             X,
             y,
@@ -907,29 +985,21 @@ def train_networks(
             checkpoint=checkpoint,
             checkpoint_every=checkpoint_every,
             monitor=monitor,
+            keep_final=bool(keep_final),
         )
 
 
-def _threads_chosen_by_user():
-    return any(os.environ.get(name) for name in _THREAD_VARIABLES) or (
-        torch.get_num_threads() != _IMPORT_THREADS
-    )
-
-
-@contextlib.contextmanager
-def _torch_threads(n_threads):
-    """torch's intra-op thread count as ``train_networks`` documents it."""
-    if n_threads is None:
-        if _threads_chosen_by_user():
-            yield
-            return
-        n_threads = 1
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+def _check_stages(thresholds, keep_final):
+    """The thresholds as a tuple; empty is allowed when the final stage is kept."""
+    empty = hasattr(thresholds, "__len__") and len(thresholds) == 0
+    if empty and keep_final:
+        return ()
+    if empty:
+        raise ValueError(
+            "thresholds is empty: nothing would be kept. Pass thresholds, or "
+            "keep_final=True to keep every network after max_epochs."
+        )
+    return check_thresholds(thresholds)
 
 
 def _train_networks(
@@ -952,6 +1022,7 @@ def _train_networks(
     checkpoint,
     checkpoint_every,
     monitor,
+    keep_final,
 ):
     draws = _Draws.draw(
         random_state, n_networks=n_networks, y=y, test_size=test_size, widths=widths
@@ -970,9 +1041,11 @@ def _train_networks(
         watcher = StackedMonitor(monitor, n_networks, snapshots.build)
     saved = resume = None
     if checkpoint is not None:
-        run_fingerprint = fingerprint(
-            X=X,
-            y=y,
+        run_fingerprint = _run_fingerprint(
+            X,
+            y,
+            draws,
+            monitor,
             widths=widths,
             thresholds=thresholds,
             activation=activation,
@@ -980,10 +1053,7 @@ def _train_networks(
             batch_size=batch_size,
             max_epochs=max_epochs,
             test_size=test_size,
-            seeds=draws.seeds,
         )
-        if monitor is not None:
-            run_fingerprint["monitor"] = monitor_fingerprint(monitor)
         saved = _Checkpoint(checkpoint, run_fingerprint, draws, snapshots, watcher)
         resume = saved.resume()
 
@@ -1018,6 +1088,8 @@ def _train_networks(
         thresholds=thresholds,
         activation=activation,
     )
+    if keep_final:
+        result = _with_finals(result, run, snapshots, X, y, activation_module)
     if directory is not None:
         write_training_log(directory, result)
     missed = np.flatnonzero(~result.reached.all(axis=1))
@@ -1027,10 +1099,60 @@ def _train_networks(
             n_networks=n_networks,
             max_epochs=max_epochs,
             consequence="their missing snapshots are None and TrainingResult.log "
-            "lists them",
+            "lists them"
+            + ("; their final weights are in TrainingResult.final" * keep_final),
             # Past train_networks, at its caller's line.
             stacklevel=3,
         )
+    return result
+
+
+def _run_fingerprint(X, y, draws, monitor, **arguments):
+    """What the checkpoint of a run must have been written for."""
+    run_fingerprint = fingerprint(X=X, y=y, seeds=draws.seeds, **arguments)
+    if monitor is not None:
+        run_fingerprint["monitor"] = monitor_fingerprint(monitor)
+    return run_fingerprint
+
+
+def _with_finals(result, run, snapshots, X, y, activation):
+    """``result`` with every network's final weights, accuracies and files.
+
+    ``run.final`` holds them, from the checkpoint too when the run resumed;
+    the test accuracy is measured here, on the CPU, on the unpadded weights
+    the returned networks have.
+    """
+    n_networks = len(result.seeds)
+    networks = [
+        snapshots.build([(weight[k], bias[k]) for weight, bias in run.final])
+        for k in range(n_networks)
+    ]
+    last = np.asarray(result.n_epochs_trained) - 1
+    test_accuracy = _accuracy(
+        [weight for weight, _ in run.final],
+        [bias for _, bias in run.final],
+        torch.as_tensor(X),
+        torch.as_tensor(y),
+        torch.as_tensor(result.test_indices),
+        activation,
+    )
+    result = dataclasses.replace(
+        result,
+        final=networks,
+        final_train_accuracy=result.train_accuracy[np.arange(n_networks), last],
+        final_test_accuracy=test_accuracy,
+        final_paths=[None] * n_networks,
+    )
+    if snapshots.directory is not None:
+        for k, network in enumerate(networks):
+            path = os.path.join(os.fspath(snapshots.directory), final_name(k))
+            save_snapshot(
+                network,
+                path,
+                accuracy=result.final_train_accuracy[k],
+                epoch=int(result.n_epochs_trained[k]),
+            )
+            result.final_paths[k] = path
     return result
 
 

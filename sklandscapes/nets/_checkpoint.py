@@ -54,6 +54,11 @@ def snapshot_name(network, threshold_index):
     return f"network{network:04d}_threshold{threshold_index:02d}.pt"
 
 
+def final_name(network):
+    """File name of a network's final weights (``keep_final``), in its folder."""
+    return f"network{network:04d}_final.pt"
+
+
 def json_float(value):
     """``value`` as a JSON number, or ``None`` for NaN (which JSON lacks)."""
     return None if np.isnan(value) else float(value)
@@ -208,6 +213,12 @@ def training_log_texts(result):
         paths=[
             [None if path is None else os.path.basename(path) for path in row]
             for row in result.paths
+        ],
+        final_paths=None
+        if result.final_paths is None
+        else [
+            None if path is None else os.path.basename(path)
+            for path in result.final_paths
         ],
     )
     taken = sorted(

@@ -12,7 +12,7 @@ import inspect
 import numbers
 
 import numpy as np
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, PrintLog
 
 from sklandscapes.activations import (
     ActivationExtractor,
@@ -20,6 +20,7 @@ from sklandscapes.activations import (
     paper_centering,
 )
 from sklandscapes.landscapes import LandscapeVectorizer
+from sklandscapes.nets._threads import torch_threads
 from sklandscapes.normalization import ActivationNormalizer
 from sklandscapes.persistence import RipsPersistence
 from sklandscapes.stats import topological_complexity
@@ -27,6 +28,9 @@ from sklandscapes.stats import topological_complexity
 __all__ = ["TopologicalComplexity", "TopologyRecord", "history_complexity"]
 
 _METHODS = ("global", "local")
+# The history key of the record of the untrained network is its record's key
+# with this suffix, in the row of the first epoch (a history has no row 0).
+INITIAL_SUFFIX = "_epoch0"
 
 
 class TopologicalComplexity(Callback):
@@ -43,6 +47,18 @@ class TopologicalComplexity(Callback):
     pickled, saved (``net.save_params(f_history=...)``) and continued by
     ``partial_fit`` with the net; epochs are skorch's, counted from 1, so a
     resumed fit keeps the schedule.
+
+    The network before its first epoch is measured too, as epoch 0: skorch's
+    history has one row per epoch and none before the first, so that record
+    is kept in the first epoch's row under ``name + "_epoch0"`` (and
+    ``name + "_landscapes_epoch0"``); :func:`history_complexity` returns it
+    first. The records stay out of skorch's printed table (``verbose=1``),
+    which would show every layer's value in every row: the callback adds
+    its keys to the ``keys_ignored`` of the net's ``PrintLog`` when training
+    begins. They are in ``net.history`` all the same.
+
+    The measurement runs inside :func:`~sklandscapes.nets.torch_threads`:
+    one torch thread unless you chose a count.
 
     The same object, passed as ``monitor=`` to
     :func:`~sklandscapes.nets.train_networks`, watches every network of a
@@ -118,7 +134,7 @@ class TopologicalComplexity(Callback):
     ...                           callbacks=[monitor]).fit(X, y)
     >>> epochs, complexity = history_complexity(net.history)
     >>> epochs.tolist(), complexity.shape, monitor.layer_names_
-    ([2, 4], (2, 4), ['input', 'layers.1', 'layers.3', 'layers.4'])
+    ([0, 2, 4], (3, 4), ['input', 'layers.1', 'layers.3', 'layers.4'])
     >>> round(float(complexity[0, 0]), 4)  # the input: a circle, one H1 bar
     0.2114
 
@@ -163,16 +179,41 @@ class TopologicalComplexity(Callback):
         self.layer_names_ = None
         return self
 
+    def on_train_begin(self, net, **kwargs):
+        # PrintLog has no hook for a callback's keys; its fitted set of keys
+        # to leave out is what it reads (set again when it is initialized).
+        keys = self._keys()
+        for _, callback in getattr(net, "callbacks_", []):
+            if isinstance(callback, PrintLog) and hasattr(callback, "keys_ignored_"):
+                callback.keys_ignored_.update(keys)
+
+    def on_epoch_begin(self, net, **kwargs):
+        # The first row of a history: the network has not trained yet.
+        if len(net.history) == 1:
+            self._record(net, INITIAL_SUFFIX)
+
     def on_epoch_end(self, net, **kwargs):
         epoch = int(net.history[-1, "epoch"])
         if epoch % self.every:
             return
+        self._record(net, "")
+
+    def _keys(self):
+        return [
+            self.name + part + suffix
+            for part in ("", "_landscapes")
+            for suffix in ("", INITIAL_SUFFIX)
+        ]
+
+    def _record(self, net, suffix):
         center = centering(self, net.module_)
         complexity, landscapes, names, _ = measure(self, [net.module_], center)
         self.layer_names_ = names
-        net.history.record(self.name, complexity[0].tolist())
+        net.history.record(self.name + suffix, complexity[0].tolist())
         if landscapes is not None:
-            net.history.record(self.name + "_landscapes", landscapes[0].tolist())
+            net.history.record(
+                self.name + "_landscapes" + suffix, landscapes[0].tolist()
+            )
 
 
 def check_monitor(monitor):
@@ -243,9 +284,9 @@ def measure(monitor, networks, center):
         local=monitor.method == "local",
         n_jobs=monitor.n_jobs,
     )
-    diagrams = rips.fit_transform(
-        normalizer.fit_transform(extractor.fit_transform(networks))
-    )
+    with torch_threads():
+        clouds = extractor.fit_transform(networks)
+    diagrams = rips.fit_transform(normalizer.fit_transform(clouds))
     complexity = topological_complexity(diagrams, monitor.sample_range)
     landscapes = vectorizer = None
     if monitor.n_landscapes is not None:
@@ -295,12 +336,14 @@ def history_complexity(history, name="topological_complexity"):
         ``net.history`` of a net trained with a :class:`TopologicalComplexity`
         callback.
     name : str, default="topological_complexity"
-        The callback's ``name``.
+        The callback's ``name``; ``name + "_landscapes"`` reads the landscape
+        vectors instead.
 
     Returns
     -------
     epochs : ndarray of shape (n_records,), dtype int
-        The epochs recorded.
+        The epochs recorded, increasing: 0 (the network before training,
+        when the history starts at its first epoch), then every ``every``-th.
     complexity : ndarray of shape (n_records, n_layers)
         Topological complexity of every layer after each of them.
 
@@ -312,18 +355,25 @@ def history_complexity(history, name="topological_complexity"):
     >>> for epoch in (1, 2):
     ...     history.new_epoch()
     ...     history.record("epoch", epoch)
+    ...     if epoch == 1:  # in the first row: the untrained network
+    ...         history.record("topological_complexity_epoch0", [0.125, 0.0])
     >>> history.record("topological_complexity", [0.5, 0.25])
     >>> epochs, complexity = history_complexity(history)
     >>> epochs.tolist(), complexity.tolist()
-    ([2], [[0.5, 0.25]])
+    ([0, 2], [[0.125, 0.0], [0.5, 0.25]])
     """
     try:
-        rows = history[:, ("epoch", name)]
+        rows = list(history[:, ("epoch", name)])
     except KeyError:
+        rows = []
+    initial = history[0].get(name + INITIAL_SUFFIX) if len(history) else None
+    if initial is not None:
+        rows.insert(0, (0, initial))
+    if not rows:
         raise ValueError(
             f"the history has no {name!r} records; train with a "
             f"TopologicalComplexity(name={name!r}) callback."
-        ) from None
+        )
     epochs = np.array([epoch for epoch, _ in rows], dtype=int)
     complexity = np.array([values for _, values in rows], dtype=np.float64)
     return epochs, complexity
@@ -336,8 +386,9 @@ class TopologyRecord:
     Attributes
     ----------
     epochs : ndarray of shape (n_records,), dtype int
-        The epochs after which every network still training was measured
-        (multiples of the monitor's ``every``, counted from 1).
+        The epochs after which every network still training was measured:
+        0 (before training, every network as it started), then the
+        multiples of the monitor's ``every``.
     complexity : ndarray of shape (n_networks, n_records, n_layers)
         Topological complexity of every layer; NaN after a network stopped
         training (its weights no longer change), like ``train_accuracy``.

@@ -9,8 +9,62 @@ from skorch.callbacks import EpochScoring
 
 from sklandscapes._devices import resolve_device  # noqa: F401 (nets' import path)
 from sklandscapes.nets._mlp import MLP
+from sklandscapes.nets._threads import torch_threads
 
-__all__ = ["make_mlp_classifier", "train_accuracy_scoring"]
+__all__ = [
+    "ThreadedNeuralNetClassifier",
+    "make_mlp_classifier",
+    "train_accuracy_scoring",
+]
+
+
+class ThreadedNeuralNetClassifier(NeuralNetClassifier):
+    """skorch's ``NeuralNetClassifier`` that trains with few torch threads.
+
+    ``fit`` and ``partial_fit`` run inside :func:`torch_threads`
+    ``(n_threads)``: by default one thread unless you chose a count, restored
+    when training ends. Everything else is skorch's
+    ``NeuralNetClassifier``; :func:`make_mlp_classifier` returns one.
+
+    Parameters
+    ----------
+    module : torch module class or instance
+        As for ``NeuralNetClassifier``.
+    *args, **kwargs
+        Any other ``NeuralNetClassifier`` parameter.
+    n_threads : int or None, default=None
+        torch's intra-op threads while training; ``None`` keeps the count you
+        chose (``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` or
+        ``torch.set_num_threads`` after importing ``sklandscapes.nets``) and
+        otherwise uses 1 (see :func:`torch_threads` for why). A parameter
+        like the others: ``set_params``, ``clone`` and ``GridSearchCV`` see it.
+
+    See Also
+    --------
+    torch_threads : The rule, as a context manager.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import torch
+    >>> from sklandscapes.nets import MLP, ThreadedNeuralNetClassifier
+    >>> X = np.array([[-1.0, 0.0], [1.0, 0.0]] * 16, dtype=np.float32)
+    >>> y = np.array([0, 1] * 16)
+    >>> net = ThreadedNeuralNetClassifier(
+    ...     MLP, module__widths=(2, 8, 2), criterion=torch.nn.CrossEntropyLoss,
+    ...     max_epochs=2, train_split=None, verbose=0, n_threads=1)
+    >>> net.fit(X, y).get_params()["n_threads"]
+    1
+    """
+
+    def __init__(self, module, *args, n_threads=None, **kwargs):
+        super().__init__(module, *args, **kwargs)
+        self.n_threads = n_threads
+
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
+        # fit calls partial_fit, so both train inside the block.
+        with torch_threads(self.n_threads):
+            return super().partial_fit(X, y, classes=classes, **fit_params)
 
 
 def resolve_seed(random_state):
@@ -68,6 +122,7 @@ def make_mlp_classifier(
     device="auto",
     random_state=None,
     callbacks=None,
+    n_threads=None,
     **kwargs,
 ):
     """A skorch ``NeuralNetClassifier`` over :class:`MLP`, trained with Adam.
@@ -106,6 +161,16 @@ def make_mlp_classifier(
         the same object again continues its stream.
     callbacks : list or None, default=None
         Further skorch callbacks, run after the ``"train_acc"`` scoring.
+    n_threads : int or None, default=None
+        torch's intra-op threads while the net trains (``fit`` and
+        ``partial_fit``; restored afterwards). ``None`` keeps the count you
+        chose, with ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` or
+        ``torch.set_num_threads`` after importing ``sklandscapes.nets``, and
+        otherwise uses **1 thread**, as :func:`train_networks` does: on a
+        machine that another job kept busy, a user's 30-epoch fit took
+        45.5 s with torch's default threads and 2.2 s with one
+        (``benchmarks/bench_threads.py`` measures it). See
+        :func:`torch_threads`.
     **kwargs
         Any other ``NeuralNetClassifier`` parameter, overriding ours (for
         instance ``train_split=None`` to train on all of ``X``; skorch's
@@ -114,8 +179,8 @@ def make_mlp_classifier(
 
     Returns
     -------
-    net : skorch.NeuralNetClassifier
-        Not fitted.
+    net : ThreadedNeuralNetClassifier
+        A skorch ``NeuralNetClassifier``, not fitted.
 
     See Also
     --------
@@ -138,6 +203,7 @@ def make_mlp_classifier(
     array([0, 1, 0, 1])
     """
     params = dict(
+        n_threads=n_threads,
         module=MLP,
         module__widths=widths,
         module__activation=activation,
@@ -155,4 +221,4 @@ def make_mlp_classifier(
         params["module__random_state"] = seed
         params["iterator_train__generator"] = torch.Generator().manual_seed(seed)
     params.update(kwargs)
-    return NeuralNetClassifier(**params)
+    return ThreadedNeuralNetClassifier(**params)
