@@ -51,6 +51,7 @@ from sklandscapes import (
     relu_layers,
 )
 from sklandscapes.datasets import load_digits
+from sklandscapes.nets import torch_threads
 from sklandscapes.plotting import plot_complexity, plot_landscapes
 from sklandscapes.stats import topological_complexity
 
@@ -88,8 +89,13 @@ def main(argv=None):
 
 def run(args):
     # A small network: one torch thread is fastest, and the figures then do
-    # not depend on how many cores are free.
-    torch.set_num_threads(1)
+    # not depend on how many cores are free; torch_threads() gives back the
+    # count from before when the block ends.
+    with torch_threads():
+        return _run(args)
+
+
+def _run(args):
     torch.manual_seed(args.seed)
     X, y = load_digits()
     images = X.reshape(-1, 1, 8, 8)
