@@ -1,5 +1,6 @@
 """Topology watched during training: the records equal the pipeline's numbers."""
 
+import io
 import pickle
 import re
 import warnings
@@ -283,3 +284,17 @@ def test_monitor_resumes_from_a_checkpoint_with_the_same_record(
             *args, checkpoint=checkpoint, checkpoint_every=2, **TRAINING
         )
     assert plain.topology is None
+    # A checkpoint written before the untrained network was recorded (its
+    # records start at epoch 1) is not resumed: its epochs would be shifted.
+    old = torch.load(io.BytesIO(interrupted_state), weights_only=True)
+    del old["fingerprint"]["monitor"]["records"]
+    torch.save(old, checkpoint)
+    with pytest.warns(DamagedFileWarning, match="differs in monitor"):
+        again = train_networks(
+            *args,
+            monitor=monitor,
+            checkpoint=checkpoint,
+            checkpoint_every=2,
+            **TRAINING,
+        )
+    np.testing.assert_array_equal(again.topology.epochs, whole.topology.epochs)

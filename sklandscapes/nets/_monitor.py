@@ -323,6 +323,9 @@ def fingerprint(monitor):
     params.pop("n_jobs")  # results do not depend on it
     return dict(
         inputs=digest.hexdigest(),
+        # Checkpoints of earlier versions hold records without the untrained
+        # network: resuming one would shift every epoch by one.
+        records="from epoch 0",
         **{key: repr(value) for key, value in sorted(params.items())},
     )
 
