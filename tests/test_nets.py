@@ -1312,6 +1312,36 @@ def test_skorch_thread_count_chosen_by_the_user_is_kept_and_restored(rng):
         torch.set_num_threads(before)
 
 
+def test_a_block_open_in_another_thread_does_not_count_here(monkeypatch):
+    import threading
+
+    from sklandscapes.nets import torch_threads
+    from sklandscapes.nets._threads import IMPORT_THREADS
+
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    before = torch.get_num_threads()
+    opened, release = threading.Event(), threading.Event()
+
+    def hold_a_block():
+        with torch_threads(2):
+            opened.set()
+            release.wait(30)
+
+    other = threading.Thread(target=hold_a_block)
+    try:
+        torch.set_num_threads(IMPORT_THREADS)
+        other.start()
+        assert opened.wait(30)
+        # No count chosen in this thread: the rule's one thread applies.
+        with torch_threads():
+            assert torch.get_num_threads() == 1
+    finally:
+        release.set()
+        other.join()
+        torch.set_num_threads(before)
+
+
 def test_skorch_n_threads_is_a_parameter(rng):
     from sklandscapes.nets import ThreadedNeuralNetClassifier
 

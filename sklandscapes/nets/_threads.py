@@ -10,6 +10,7 @@ unless the user chose a count; ``train_networks``, the skorch nets of
 import contextlib
 import numbers
 import os
+import threading
 
 import torch
 
@@ -19,9 +20,15 @@ __all__ = ["torch_threads"]
 # count later means that the user chose one, which is then kept.
 IMPORT_THREADS = torch.get_num_threads()
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
-# How many torch_threads blocks are open: inside one, the count was chosen
-# (by its n_threads or by the rule), so a nested n_threads=None keeps it.
-_open_blocks = 0
+# How many torch_threads blocks are open in each thread: inside one, the
+# count was chosen (by its n_threads or by the rule), so a nested
+# n_threads=None keeps it. Per thread, as torch's count is: a block open in
+# another thread says nothing of this one's.
+_blocks = threading.local()
+
+
+def _open_blocks():
+    return getattr(_blocks, "open", 0)
 
 
 def check_n_threads(n_threads):
@@ -40,7 +47,7 @@ def check_n_threads(n_threads):
 def threads_chosen_by_user():
     """Whether the user chose torch's thread count (see :func:`torch_threads`)."""
     return (
-        _open_blocks > 0
+        _open_blocks() > 0
         or any(os.environ.get(name) for name in _THREAD_VARIABLES)
         or torch.get_num_threads() != IMPORT_THREADS
     )
@@ -78,17 +85,16 @@ def torch_threads(n_threads=None):
     >>> torch.get_num_threads() == before
     True
     """
-    global _open_blocks
     n_threads = check_n_threads(n_threads)
     if n_threads is None and not threads_chosen_by_user():
         n_threads = 1
     previous = torch.get_num_threads()
     if n_threads is not None:
         torch.set_num_threads(n_threads)
-    _open_blocks += 1
+    _blocks.open = _open_blocks() + 1
     try:
         yield
     finally:
-        _open_blocks -= 1
+        _blocks.open -= 1
         if n_threads is not None:
             torch.set_num_threads(previous)
