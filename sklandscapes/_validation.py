@@ -506,6 +506,23 @@ def check_allocation(n_bytes, what, hint=""):
     )
 
 
+def check_homology_dimensions(value, name="homology_dimensions"):
+    """``value`` (an int or a sequence of them) as a tuple of distinct ints >= 0."""
+    dims = np.atleast_1d(np.asarray(value))
+    if (
+        dims.ndim != 1
+        or dims.size == 0
+        or not np.issubdtype(dims.dtype, np.integer)
+        or (dims < 0).any()
+        or len(set(dims.tolist())) != dims.size
+    ):
+        raise ValueError(
+            f"{name} must be a non-empty sequence of distinct non-negative "
+            f"integers, got {value!r}."
+        )
+    return tuple(int(d) for d in dims)
+
+
 def check_integer_param(value, name, minimum=1):
     """An integer parameter (``bool`` refused: ``True`` is not a count)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):

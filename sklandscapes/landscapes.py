@@ -11,6 +11,7 @@ from sklandscapes._compat import Interval, StrOptions, _fit_context
 from sklandscapes._validation import (
     binary_exponent,
     check_allocation,
+    check_homology_dimensions,
     check_layered_diagrams,
     check_same_layout,
 )
@@ -468,9 +469,9 @@ class LandscapeVectorizer(TransformerMixin, BaseEstimator):
         of 1e4 to 1e5 to fit them at all; with it, scikit-learn's default
         ``C=1`` and the usual grids (0.1 to 100) apply. Pass ``None`` for the
         integrals themselves (e.g. norms in the units of the filtration).
-    homology_dimensions : tuple of int or None, default=None
+    homology_dimensions : int, sequence of int or None, default=None
         The homology dimension of each diagram on the last axis of ``X``, the
-        same tuple as ``RipsPersistence(homology_dimensions=...)``. It only
+        same value as ``RipsPersistence(homology_dimensions=...)``. It only
         names the features: ``layer3_H1_k2_t057``. ``None``: the diagrams are
         named by their position on that axis, ``layer3_diagram0_k2_t057``.
         ``fit`` checks that there is one per diagram.
@@ -484,6 +485,9 @@ class LandscapeVectorizer(TransformerMixin, BaseEstimator):
         Number of layers seen in ``fit``.
     n_homology_dimensions_ : int
         Number of homology dimensions seen in ``fit``.
+    homology_dimensions_ : tuple of int or None
+        ``homology_dimensions`` as checked in ``fit``, which the feature
+        names follow.
     n_landscapes_ : int
         Landscape functions per diagram: ``n_landscapes``, or the number
         ``"auto"`` chose.
@@ -555,7 +559,11 @@ class LandscapeVectorizer(TransformerMixin, BaseEstimator):
         "resolution": [Interval(numbers.Integral, 2, None, closed="left")],
         "weighting": [StrOptions({"l2"}), None],
         "scale": [StrOptions({"auto", "unit_variance"}), None],
-        "homology_dimensions": ["array-like", None],
+        "homology_dimensions": [
+            Interval(numbers.Integral, 0, None, closed="left"),
+            "array-like",
+            None,
+        ],
     }
 
     def __init__(
@@ -623,7 +631,9 @@ class LandscapeVectorizer(TransformerMixin, BaseEstimator):
         _check_vectorizer_params(self)
         self.grid_ = _checked_grid(self._grid_range(diagrams), self)
         self.n_layers_, self.n_homology_dimensions_ = diagrams.shape[1:]
-        _check_dimension_names(self.homology_dimensions, self.n_homology_dimensions_)
+        self.homology_dimensions_ = _checked_dimensions(
+            self.homology_dimensions, self.n_homology_dimensions_
+        )
         if self.n_landscapes == "auto":
             depth = max([landscape_depth(d) for d in diagrams.ravel()] + [1])
             most = min(depth, _AUTO_MAX_LEVELS)
@@ -755,8 +765,11 @@ class LandscapeVectorizer(TransformerMixin, BaseEstimator):
         feature_names_out : ndarray of str objects
         """
         check_is_fitted(self)
-        dims = _dimension_names(self.homology_dimensions, self.n_homology_dimensions_)
-        _check_input_names(input_features, dims, self.homology_dimensions)
+        if self.homology_dimensions_ is None:
+            dims = [f"diagram{i}" for i in range(self.n_homology_dimensions_)]
+        else:
+            dims = [f"H{d}" for d in self.homology_dimensions_]
+        _check_input_names(input_features, dims, self.homology_dimensions_)
         width = len(str(self.resolution - 1))
         names = [
             f"layer{layer}_{dim}_k{k + 1}_t{i:0{width}d}"
@@ -919,33 +932,18 @@ def level_shares(X, grid, max_levels=None):
     return np.minimum(shares, 1.0)
 
 
-def _check_dimension_names(homology_dimensions, n_diagrams):
-    """``homology_dimensions`` names every diagram of a sample, once each."""
+def _checked_dimensions(homology_dimensions, n_diagrams):
+    """``homology_dimensions`` as a tuple, one per diagram of a layer (or None)."""
     if homology_dimensions is None:
-        return
-    dims = list(homology_dimensions)
-    if not all(
-        isinstance(d, numbers.Integral)
-        and not isinstance(d, (bool, np.bool_))
-        and d >= 0
-        for d in dims
-    ) or len(set(dims)) != len(dims):
-        raise ValueError(
-            "homology_dimensions must be distinct non-negative integers, got "
-            f"{homology_dimensions!r}."
-        )
+        return None
+    dims = check_homology_dimensions(homology_dimensions)
     if len(dims) != n_diagrams:
         raise ValueError(
             f"homology_dimensions={homology_dimensions!r} names {len(dims)} "
             f"diagrams, but the samples of X have {n_diagrams} per layer; pass "
             "the homology_dimensions of the RipsPersistence step."
         )
-
-
-def _dimension_names(homology_dimensions, n_diagrams):
-    if homology_dimensions is None:
-        return [f"diagram{i}" for i in range(n_diagrams)]
-    return [f"H{d}" for d in homology_dimensions]
+    return dims
 
 
 def _check_input_names(input_features, names, homology_dimensions):
@@ -958,11 +956,12 @@ def _check_input_names(input_features, names, homology_dimensions):
             f"input_features has {len(given)} names, expected {len(names)} "
             "(one per diagram of a layer)."
         )
+    # Positional names fit any input names; H{d} ones must be the same.
     if homology_dimensions is not None and given != names:
         raise ValueError(
-            f"input_features {given!r} do not match homology_dimensions="
-            f"{homology_dimensions!r}, which names the diagrams {names!r}; pass "
-            "the RipsPersistence step's homology_dimensions."
+            f"input_features {given!r} do not match the homology_dimensions "
+            f"seen in fit, which name the diagrams {names!r}; pass the "
+            "RipsPersistence step's homology_dimensions."
         )
 
 

@@ -301,18 +301,7 @@ class RipsPersistence(StatelessTransformerMixin, TransformerMixin, BaseEstimator
 
     def _check_params(self):
         """Cross-parameter checks; returns the homology dimensions as a tuple."""
-        dims = np.atleast_1d(np.asarray(self.homology_dimensions))
-        if (
-            dims.ndim != 1
-            or dims.size == 0
-            or not np.issubdtype(dims.dtype, np.integer)
-            or (dims < 0).any()
-            or len(set(dims.tolist())) != dims.size
-        ):
-            raise ValueError(
-                "homology_dimensions must be a non-empty sequence of distinct "
-                f"non-negative integers, got {self.homology_dimensions!r}."
-            )
+        dims = _validation.check_homology_dimensions(self.homology_dimensions)
         if isinstance(self.coeff, bool) or not _is_prime(self.coeff):
             raise ValueError(f"coeff must be a prime number, got {self.coeff!r}.")
         if self.approximation is not None:

@@ -180,7 +180,6 @@ def test_layout_names_and_reshape(rng):
         ((1,), r"names 1 diagrams, but the samples of X have 2 per layer"),
         ((1, 1), "distinct non-negative integers"),
         ((-1, 0), "distinct non-negative integers"),
-        ((True, 2), "distinct non-negative integers"),
         (("H0", "H1"), "distinct non-negative integers"),
     ],
 )
@@ -190,6 +189,20 @@ def test_homology_dimensions_must_name_each_diagram_once(rng, dims, message):
         X.flat[i] = cell
     with pytest.raises(ValueError, match=message):
         LandscapeVectorizer(homology_dimensions=dims).fit(X)
+
+
+def test_homology_dimensions_as_in_rips_and_fixed_in_fit(rng):
+    diagrams = random_diagrams(rng, 2)
+    # An int, as RipsPersistence(homology_dimensions=1) takes it.
+    vectorizer = LandscapeVectorizer(
+        n_landscapes=1, resolution=2, homology_dimensions=1
+    ).fit(diagrams)
+    assert vectorizer.homology_dimensions_ == (1,)
+    names = ["layer0_H1_k1_t0", "layer0_H1_k1_t1"]
+    assert list(vectorizer.get_feature_names_out()) == names
+    # The names are those of the fit, not of a parameter set since.
+    vectorizer.set_params(homology_dimensions=(0, 1))
+    assert list(vectorizer.get_feature_names_out()) == names
 
 
 def test_auto_range_is_learned_in_fit_and_reused(rng):
