@@ -960,8 +960,6 @@ def train_networks(
             f"activation={activation!r}; pass checkpoint=None."
         )
     checkpoint_every = _check_count(checkpoint_every, "checkpoint_every")
-    if n_threads is not None:
-        n_threads = _check_count(n_threads, "n_threads")
     if monitor is not None:
         monitor = as_monitor(monitor)
     device = torch.device(resolve_device(device))

@@ -167,8 +167,8 @@ def make_mlp_classifier(
         chose, with ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` or
         ``torch.set_num_threads`` after importing ``sklandscapes.nets``, and
         otherwise uses **1 thread**, as :func:`train_networks` does: on a
-        machine that another job kept busy, a user's 30-epoch fit took
-        45.5 s with torch's default threads and 2.2 s with one
+        machine that another job keeps busy, torch's threads wait on each
+        other and small networks train many times slower
         (``benchmarks/bench_threads.py`` measures it). See
         :func:`torch_threads`.
     **kwargs
