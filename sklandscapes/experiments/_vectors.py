@@ -391,11 +391,22 @@ def gram_matrix(path, grid, samples=None):
     ``K[i, j] = sum_f w_f x_if x_jf`` with the quadrature of
     :func:`~sklandscapes.kernels.feature_weights`, in blocks: a panel of
     ``PANEL_CHUNKS`` chunks at a time against itself and every later chunk,
-    each block also stored mirrored. ``samples`` (a boolean mask) keeps some
-    rows and columns only. BLAS rounds an entry according to the shape of
-    the product it is part of, so the entries differ from those of one
-    product of the whole matrix in their last bits (a relative 1e-16 or
-    so); for a given run they do not change.
+    each product ``P`` stored at its place and its transpose at the mirrored
+    place. ``samples`` (a boolean mask) keeps some rows and columns only.
+    BLAS rounds an entry according to the shape of the product it is part
+    of, so the entries differ from those of one product of the whole matrix
+    in their last bits (a relative 1e-16 or so); for a given run they do not
+    change.
+
+    Every entry outside the square blocks of one chunk on the diagonal is
+    stored with its mirror from the same number, so they are equal. Within
+    such a block both places get both: the later write, ``P.T``, leaves
+    ``K[i, j] = P[j, i]`` and ``K[j, i] = P[i, j]``, which are
+    ``(w x_j) . x_i`` and ``(w x_i) . x_j``, equal up to rounding only. So
+    ``K`` is symmetric up to a relative 1e-16 or so there, far inside the
+    1e-10 that :class:`~sklandscapes.stats.PermutationTest` allows for a
+    precomputed kernel; the test reads ``K`` as it is (the fast presets'
+    ``paper_statistics`` digests pin these very numbers).
     """
     (n_samples, n_features), offset = read_header(path)
     keep = np.ones(n_samples, bool) if samples is None else np.asarray(samples)
@@ -420,6 +431,9 @@ def gram_matrix(path, grid, samples=None):
                 block, theirs = kept_rows(start + later, start + end)
                 product = panel @ block.T
                 gram[np.ix_(mine, theirs)] = product
+                # Within the panel, this overwrites the chunk's square block
+                # on the diagonal with the transposed product: symmetric up
+                # to rounding there (see the docstring).
                 gram[np.ix_(theirs, mine)] = product.T
     return gram
 
