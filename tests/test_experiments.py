@@ -643,6 +643,38 @@ def test_damaged_config_is_a_one_line_error(baseline, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == before
 
 
+def test_flipped_byte_in_landscapes_is_refused_then_computed_again(
+    baseline, tmp_path, monkeypatch
+):
+    from sklandscapes.experiments import load_results
+
+    out = copy_run(baseline, tmp_path)
+    path = out / "landscapes.npy"
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0x01  # a low bit of the last sample's last value
+    path.write_bytes(bytes(data))
+    last = len(baseline.landscapes) - 1
+    # One chunk holds every row here: the message names them all.
+    rows = rf"rows 0-{last} differ from their CRC-32 in landscapes\.crc\.json"
+    with pytest.raises(ValueError, match=rf"landscapes\.npy' cannot be used: .*{rows}"):
+        load_results(out)
+    import sklandscapes.nets
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("retrained")
+
+    monkeypatch.setattr(sklandscapes.nets, "train_networks", no_training)
+    with pytest.warns(
+        DamagedFileWarning, match=rf"landscapes\.npy' is damaged .*{rows}"
+    ):
+        result = run_experiment(tiny_config(), out, resume=True, verbose=0)
+    np.testing.assert_array_equal(result.landscapes, baseline.landscapes)
+    before, after = load_results(baseline.out), load_results(out)
+    for name in before:
+        if name not in ("timings", "timing_history"):
+            np.testing.assert_array_equal(after[name], before[name], err_msg=name)
+
+
 def test_moved_and_damaged_folder_resumes_to_the_same_results(
     baseline, tmp_path, monkeypatch
 ):

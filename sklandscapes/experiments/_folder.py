@@ -245,11 +245,31 @@ def clear_run(out):
     """Remove what a previous run wrote (only our own files and folders)."""
     for name in (TRAINING_DIR, DIAGRAMS_DIR):
         shutil.rmtree(out / name, ignore_errors=True)
-    # landscapes.npy, and its partial file and record while it is written.
+    # landscapes.npy and its checksums, its partial file and record.
     patterns = ("*.png", "*.npz", "*.md", CONFIG_FILE, "timings.json", "landscapes.*")
     for pattern in patterns:
         for path in out.glob(pattern):
-            path.unlink()
+            remove_file(path)
+
+
+def remove_file(path):
+    """Delete ``path``; a file held open (Windows refuses) is an ExperimentError.
+
+    On Windows a file cannot be deleted while it is open, and the landscapes
+    of a result (``ExperimentResult.landscapes``, ``load_results``) are a
+    memory map that keeps ``landscapes.npy`` open for as long as it lives.
+    """
+    try:
+        path.unlink()
+    except PermissionError as exc:
+        raise ExperimentError(
+            f"{os.fspath(path)!r} cannot be deleted ({exc.strerror or exc}): it is "
+            "held open, most likely as the memory map of an earlier result's "
+            "landscapes in this process (ExperimentResult.landscapes, or "
+            'load_results(...)["landscapes"]); release it first (del result, or '
+            "del result.landscapes, and any array taken from it), or close the "
+            "program that has it open"
+        ) from exc
 
 
 # --------------------------------------------------------------------------

@@ -37,9 +37,14 @@ class ExperimentResult:
     ----------
     config : ExperimentConfig
     landscapes : numpy.memmap of shape (n_samples, n_features)
-        One landscape vector per (threshold, network, subsample): the file
-        ``landscapes.npy`` in ``out``, opened read-only with
-        ``mmap_mode="r"``, so that it is read from disk as it is used.
+        One landscape vector per (threshold, network, subsample): a
+        read-only memory map of the file ``landscapes.npy`` in ``out``
+        (``mmap_mode="r"``), read from disk as it is used. It keeps the file
+        open while it (or an array taken from it) lives: on Windows, a
+        later run on ``out`` that must delete the file (``force=True``, or
+        ``resume=True`` finding it damaged) raises an
+        :class:`ExperimentError` naming it until it is released
+        (``del result``, or ``del result.landscapes``).
     thresholds : ndarray of shape (n_samples,)
         The training threshold of each sample (the group label).
     networks : ndarray of shape (n_samples,)
@@ -131,8 +136,10 @@ def run_experiment(
     out : str or Path
         Output folder. Holds ``config.json``, ``training/`` (snapshots and
         log), ``diagrams/`` (one file per sample), ``landscapes.npy`` (one
-        landscape vector per sample, written chunk by chunk), ``results.npz``
-        (everything else computed; :func:`load_results` reads both), the figures,
+        landscape vector per sample, written chunk by chunk) with
+        ``landscapes.crc.json`` (the CRC-32 of each chunk, checked whenever
+        the file is reused or loaded), ``results.npz`` (everything else
+        computed; :func:`load_results` reads both), the figures,
         ``report.md`` and ``timings.json`` (the stage timings of every call).
         A run locks ``run.lock`` there for its whole life: a second run on
         the same folder, in any process, is an :class:`ExperimentError` naming
@@ -186,8 +193,8 @@ def run_experiment(
     >>> result = run_experiment(config, out, verbose=0)
     >>> sorted(p.name for p in result.out.iterdir() if p.suffix not in (".png", ".md"))
     ... # doctest: +NORMALIZE_WHITESPACE
-    ['config.json', 'diagrams', 'landscapes.npy', 'results.npz', 'run.lock',
-     'timings.json', 'training']
+    ['config.json', 'diagrams', 'landscapes.crc.json', 'landscapes.npy',
+     'results.npz', 'run.lock', 'timings.json', 'training']
     >>> resumed = run_experiment(config, out, resume=True, verbose=0)  # loads all
     >>> bool((resumed.landscapes == result.landscapes).all())
     True
