@@ -195,9 +195,13 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
     ``tanh``, ``softplus``, ``softmax``, ..., ``max_pool2d``,
     ``avg_pool2d``, ``adaptive_avg_pool2d``, ...) in any spelling
     (``F.relu``, ``torch.relu``, ``x.relu()``, in place or not), applied to a
-    tensor with one row per input point. Those that a ``torch.nn``
-    activation, pooling, affine or attention module calls to compute its
-    own output are not layers of their own. A module of the user's own
+    tensor computed from the batch (the batch, or what torch functions and
+    modules compute from it), with one row per input point in their output:
+    a function of the weights alone (a sigmoid of a gate parameter) is no
+    layer, whatever its shape. A tensor made from the batch outside torch
+    (through NumPy) does not count as computed from it. Those that a
+    ``torch.nn`` activation, pooling, affine or attention module calls to
+    compute its own output are not layers of their own. A module of the user's own
     without submodules whose ``forward`` calls these functions (a QuickGELU,
     ``x * torch.sigmoid(1.702 * x)``) is an activation module: its output is
     the layer, under its name. The same composite written inline in a larger
@@ -905,7 +909,7 @@ def _record_forward(module, x, keep, kinds, where, torch):
         *keep,
         opaque=_opaque_names(module, kinds, torch),
         leaves=_plain_leaves(module, kinds),
-        n_points=len(x),
+        batch=x,
         torch=torch,
     )
     check_features = _feature_check(x, where, torch)
