@@ -42,10 +42,13 @@ ACTIVATION_FUNCTIONS = (
     "softshrink",
     "hardshrink",
     "glu",
-    "softmax",
-    "softmin",
-    "log_softmax",
 )
+
+# The softmax family: they turn scores into probabilities (the last step of
+# a classifier, an attention's weights), they are not a layer's activation.
+# Recorded under kind "softmax", which layers="auto" never takes; they can be
+# named in `layers`.
+SOFTMAX_FUNCTIONS = ("softmax", "softmin", "log_softmax")
 
 # The functions of the torch.nn pooling modules.
 POOLING_FUNCTIONS = tuple(
@@ -75,7 +78,11 @@ def function_table(torch):
     """
     spaces = (torch.nn.functional, torch, torch.Tensor)
     table = {}
-    for kind, ops in (("nonlinear", ACTIVATION_FUNCTIONS), ("pool", POOLING_FUNCTIONS)):
+    for kind, ops in (
+        ("nonlinear", ACTIVATION_FUNCTIONS),
+        ("softmax", SOFTMAX_FUNCTIONS),
+        ("pool", POOLING_FUNCTIONS),
+    ):
         for op in ops:
             for spelling in (op, f"{op}_", f"{op}_with_indices"):
                 for space in spaces:
@@ -104,11 +111,12 @@ class ForwardRecord:
 
     ``calls`` lists ``(name, k)`` for the ``k``-th call of ``name``, in the
     order the calls finished; ``outputs`` holds a copy of the output of every
-    call of the names in ``keep`` (and of every function call when
-    ``every_function``); ``kinds`` extends the modules' kinds with the
-    functions that ran (``"nonlinear"`` or ``"pool"``); ``functions`` maps a
-    function call's name to its op, and ``relus`` holds the names whose
-    output is that of a ReLU function.
+    call of the names in ``keep`` (and of every function call but the
+    softmax family's when ``every_function``); ``kinds`` extends the
+    modules' kinds with the functions that ran (``"nonlinear"``,
+    ``"softmax"`` or ``"pool"``); ``functions`` maps a function call's name
+    to its op, and ``relus`` holds the names whose output is that of a ReLU
+    function.
 
     A function call is named by the module whose ``forward`` makes it, then
     the op: ``F.relu`` in the ``forward`` of ``layers.0`` is
@@ -117,7 +125,8 @@ class ForwardRecord:
     without submodules (one of ``leaves``) whose ``forward`` calls such
     functions is an activation module of the user's own (``x *
     torch.sigmoid(1.702 * x)``): its output, not the functions' inside it,
-    is the layer, under its own name.
+    is the layer, under its own name (of kind ``"softmax"`` if it calls
+    only the softmax family).
 
     Only the activations of the batch are recorded: a function call whose
     arguments include a tensor computed from the batch, and whose output
@@ -148,7 +157,7 @@ class ForwardRecord:
         self._torch = torch
         self._counts = Counter()
         self._running = []  # the modules whose forward is running, outermost first
-        self._last_function = {}  # leaf module -> (op, output) of its last call
+        self._last_function = {}  # leaf module -> (op, kind, output) of its last call
         # id(tensor) -> a weak reference to each tensor computed from the batch
         marks = self._from_batch = {}
 
@@ -171,11 +180,11 @@ class ForwardRecord:
         if last is None:
             self._record(name, output, name in self._keep)
             return
-        self.kinds[name] = "nonlinear"
-        op, result = last
+        op, kind, result = last
+        self.kinds[name] = kind
         if op in RELU_FUNCTIONS and output is result:
             self.relus.add(name)
-        self._record(name, output, name in self._keep or self._every_function)
+        self._record(name, output, self._keeps(name, kind))
 
     def function_ran(self, func, args, kwargs, output, found):
         """After any torch function call: pass the batch's mark on, and
@@ -217,7 +226,10 @@ class ForwardRecord:
             return
         where = self._running[-1] if self._running else ""
         if where in self._leaves:
-            self._last_function[where] = (op, output)
+            earlier = self._last_function.get(where)
+            if kind != "softmax" or (earlier is not None and earlier[1] != "softmax"):
+                kind = "nonlinear"
+            self._last_function[where] = (op, kind, output)
             return
         name = f"{where}.{op}" if where else op
         if name in self._modules:
@@ -226,7 +238,11 @@ class ForwardRecord:
         self.functions[name] = op
         if op in RELU_FUNCTIONS:
             self.relus.add(name)
-        self._record(name, output, name in self._keep or self._every_function)
+        self._record(name, output, self._keeps(name, kind))
+
+    def _keeps(self, name, kind):
+        # "auto" and its indices never take the softmax family.
+        return name in self._keep or (self._every_function and kind != "softmax")
 
     def _any_from_batch(self, values):
         marks = self._from_batch

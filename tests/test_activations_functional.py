@@ -625,6 +625,48 @@ def test_what_is_computed_from_the_batch(way, names, generator, rng):
         assert activation_layers(net, rng.normal(size=(4, 2))) == names
 
 
+class Attention(nn.Module):
+    """A hand-written single-head self-attention."""
+
+    def __init__(self):
+        super().__init__()
+        self.q, self.k, self.v = nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(4, 4)
+
+    def weights(self, x):
+        return torch.softmax(self.q(x) @ self.k(x).transpose(1, 2) / 2, dim=-1)
+
+    def forward(self, x):
+        return self.weights(x) @ self.v(x)
+
+
+class AttentionNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.attn = Attention()
+        self.fc = nn.Linear(4, 4)
+        self.head = nn.Linear(12, 2)
+
+    def forward(self, x):  # x: (n, 3 tokens, 4)
+        return self.head(F.relu(self.fc(self.attn(x))).flatten(1))
+
+
+def test_a_hand_written_attention_softmax_is_no_layer(generator):
+    net = randomized(AttentionNet(), generator)
+    x = torch.randn(5, 3, 4, generator=generator)
+    # The softmax makes the (n, T, T) attention weights: no activation.
+    assert activation_layers(net, x) == ["relu", "head"]
+    # It is still a layer by its name.
+    out = ActivationExtractor(inputs=x, layers=["attn.softmax"], include_input=False)
+    with torch.no_grad():
+        weights = net.attn.weights(x)
+    assert_allclose(
+        out.fit_transform([net])[0, 0],
+        as_numpy(weights).reshape(5, -1),
+        rtol=RTOL,
+        atol=ATOL,
+    )
+
+
 def test_inplace_functional_relu(generator, rng):
     class InPlace(nn.Module):
         def __init__(self):
