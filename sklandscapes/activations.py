@@ -185,27 +185,38 @@ class ActivationExtractor(StatelessTransformerMixin, TransformerMixin, BaseEstim
     a forward pass (read with hooks), not the order of ``named_modules()``.
     Consecutive affine layers with no nonlinearity between them count as one
     layer (their composite is affine). The last layer is always the output of
-    the last affine layer: a nonlinearity after it (a softmax, say) is left
+    the last affine layer: a nonlinearity after it (a sigmoid, say) is left
     out, as the paper's x^(D) is the logits. In a convolutional network a
     block ``Conv2d -> ReLU -> MaxPool2d`` gives two layers, the feature maps
     and their pooled maps. The rule is the same whether a module or a
     function computes the nonlinearity or the pooling. The functions are
     those of the ``torch.nn`` activation and pooling modules (``relu``,
     ``relu6``, ``leaky_relu``, ``elu``, ``gelu``, ``silu``, ``sigmoid``,
-    ``tanh``, ``softplus``, ``softmax``, ..., ``max_pool2d``,
-    ``avg_pool2d``, ``adaptive_avg_pool2d``, ...) in any spelling
-    (``F.relu``, ``torch.relu``, ``x.relu()``, in place or not), applied to a
-    tensor with one row per input point. Those that a ``torch.nn``
-    activation, pooling, affine or attention module calls to compute its
-    own output are not layers of their own. A module of the user's own
-    without submodules whose ``forward`` calls these functions (a QuickGELU,
-    ``x * torch.sigmoid(1.702 * x)``) is an activation module: its output is
-    the layer, under its name. The same composite written inline in a larger
-    ``forward`` gives the function's output (the sigmoid) instead; wrap it in
-    a module. A nonlinearity computed in another way (``torch.clamp(x,
+    ``tanh``, ``softplus``, ..., ``max_pool2d``, ``avg_pool2d``,
+    ``adaptive_avg_pool2d``, ...) in any spelling (``F.relu``,
+    ``torch.relu``, ``x.relu()``, in place or not), applied to a tensor
+    computed from the batch (the batch, or what torch functions and modules
+    compute from it), with one row per input point in their output: a
+    function of the weights alone (a sigmoid of a gate parameter) is no
+    layer, whatever its shape. A tensor made from the batch outside torch
+    (through NumPy) does not count as computed from it. Those that a
+    ``torch.nn`` activation, pooling, affine or attention module calls to
+    compute its own output are not layers of their own. A module of the
+    user's own without submodules whose ``forward`` calls these functions (a
+    QuickGELU, ``x * torch.sigmoid(1.702 * x)``) is an activation module: its
+    output is the layer, under its name. The same composite written inline in
+    a larger ``forward`` gives the function's output (the sigmoid) instead;
+    wrap it in a module. A nonlinearity computed in another way (``torch.clamp(x,
     min=0)``) is not seen: when ``"auto"`` finds no hidden layer it issues a
     :class:`~sklandscapes.exceptions.NoHiddenLayerWarning`. A function call
     whose name is also a submodule's has ``"()"`` appended (``"relu()"``).
+
+    The softmax family (``softmax``, ``softmin``, ``log_softmax`` and the
+    modules ``nn.Softmax``, ``nn.Softmin``, ``nn.LogSoftmax``,
+    ``nn.Softmax2d``) is never taken by ``"auto"``: it turns scores into
+    probabilities (a classifier's last step, the weights of a hand-written
+    attention), it is not a layer's activation function. Such a call is
+    still a layer by its name (``layers=["attn.softmax"]``).
 
     Transformer blocks (``nn.TransformerEncoderLayer``) run in eval mode as
     one fused operation, inside which nothing can be seen; PyTorch's
@@ -644,7 +655,7 @@ def _is_relu_call(key, record, module, torch):
     return bool(before) and relu(before[-1][0])
 
 
-_KINDS = ("affine", "nonlinear")
+_KINDS = ("affine", "nonlinear", "softmax")
 
 
 def paper_centering(
@@ -764,12 +775,19 @@ def _is_nonlinearity(module, torch):
 @functools.cache
 def _nonlinearity_types(torch):
     activation = torch.nn.modules.activation
-    # MultiheadAttention lives in that module too, but is no nonlinearity.
+    # MultiheadAttention lives in that module too, but is no nonlinearity;
+    # nor are the softmax family's modules (_softmax_types).
     return tuple(
         getattr(activation, name)
         for name in activation.__all__
         if name != "MultiheadAttention"
+        and not issubclass(getattr(activation, name), _softmax_types(torch))
     )
+
+
+def _softmax_types(torch):
+    nn = torch.nn
+    return (nn.Softmax, nn.Softmin, nn.LogSoftmax, nn.Softmax2d)
 
 
 def _is_pooling(module, torch):
@@ -787,8 +805,8 @@ def _pooling_types(torch):
 
 
 def _layer_kinds(module, torch):
-    """``{name: "affine" | "nonlinear" | "pool" | None}`` for every submodule
-    but the root."""
+    """``{name: "affine" | "nonlinear" | "softmax" | "pool" | None}`` for every
+    submodule but the root."""
     kinds = {}
     for name, sub in module.named_modules():
         if not name:
@@ -797,6 +815,10 @@ def _layer_kinds(module, torch):
             kinds[name] = "affine"
         elif _is_nonlinearity(sub, torch):
             kinds[name] = "nonlinear"
+        elif isinstance(sub, _softmax_types(torch)):
+            # Scores into probabilities, not a layer's activation: selectable
+            # by name, never taken by "auto".
+            kinds[name] = "softmax"
         elif _is_pooling(sub, torch):
             kinds[name] = "pool"
         else:
@@ -905,7 +927,7 @@ def _record_forward(module, x, keep, kinds, where, torch):
         *keep,
         opaque=_opaque_names(module, kinds, torch),
         leaves=_plain_leaves(module, kinds),
-        n_points=len(x),
+        batch=x,
         torch=torch,
     )
     check_features = _feature_check(x, where, torch)
@@ -1088,7 +1110,7 @@ def _kept_names(layers, kinds):
     every = isinstance(layers, str) or len(labels) < len(items)
     if every:
         # Any affine, nonlinear or pooling call may be picked.
-        names |= {name for name, kind in kinds.items() if kind is not None}
+        names |= {name for name, kind in kinds.items() if kind not in (None, "softmax")}
     return names, every
 
 
@@ -1435,10 +1457,11 @@ def _warn_no_hidden_layer(logits, where):
         "activation and pooling modules, and of the functions "
         f"{functions} and the pooling functions (max_pool2d, avg_pool2d, "
         "adaptive_avg_pool2d, ...; called as F.relu, torch.relu or x.relu()), "
-        "that follow an affine module (Linear, Conv1d/2d/3d, Bilinear). If the "
-        "network computes its nonlinearity another way (torch.clamp, say), "
-        "name its layers in `layers`; if it is affine on purpose, filter "
-        "NoHiddenLayerWarning.",
+        "that follow an affine module (Linear, Conv1d/2d/3d, Bilinear); not "
+        "those of the softmax family (softmax, softmin, log_softmax and their "
+        "modules), which make probabilities. If the network computes its "
+        "nonlinearity another way (torch.clamp, say), name its layers in "
+        "`layers`; if it is affine on purpose, filter NoHiddenLayerWarning.",
         NoHiddenLayerWarning,
     )
 

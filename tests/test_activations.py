@@ -30,6 +30,7 @@ from sklandscapes.activations import (  # noqa: E402
     activation_layers,
     relu_layers,
 )
+from sklandscapes.exceptions import NoHiddenLayerWarning  # noqa: E402
 
 # The networks run in float32 and the references in float64 NumPy. With
 # activations of order 1 to 10 and at most 18 terms per dot product, float32
@@ -222,6 +223,71 @@ def test_softmax_after_the_logits_is_left_out(generator, rng):
     w2, b2 = numpy_params(net[2])
     logits = np.maximum(batch @ w1.T + b1, 0) @ w2.T + b2
     assert_clouds_equal(list(out[0]), [np.maximum(batch @ w1.T + b1, 0), logits])
+
+
+class TemperatureSoftmax(nn.Module):
+    """A softmax module of the user's own, without submodules."""
+
+    def forward(self, x):
+        return torch.softmax(x / 2, dim=1)
+
+
+@pytest.mark.parametrize(
+    "make, reference",
+    [
+        (lambda: nn.Softmax(dim=1), lambda z: torch.softmax(z, 1)),
+        (lambda: nn.Softmin(dim=1), lambda z: torch.softmax(-z, 1)),
+        (lambda: nn.LogSoftmax(dim=1), lambda z: torch.log_softmax(z, 1)),
+        (TemperatureSoftmax, lambda z: torch.softmax(z / 2, 1)),
+    ],
+    ids=["Softmax", "Softmin", "LogSoftmax", "own module"],
+)
+def test_a_softmax_between_affine_layers_is_no_auto_layer(
+    make, reference, generator, rng
+):
+    net = randomized(
+        nn.Sequential(
+            nn.Linear(2, 3), make(), nn.Linear(3, 3), nn.ReLU(), nn.Linear(3, 2)
+        ),
+        generator,
+    )
+    batch = rng.normal(size=(6, 2))
+    # Probabilities, not an activation: "auto" takes the ReLU and the logits.
+    assert activation_layers(net, batch) == ["3", "4"]
+    # Still a layer by its name.
+    out = ActivationExtractor(inputs=batch, layers=["1"], include_input=False)
+    w1, b1 = numpy_params(net[0])
+    expected = reference(torch.from_numpy(batch @ w1.T + b1)).numpy()
+    assert_clouds_equal(list(out.fit_transform([net])[0]), [expected])
+    assert relu_layers(net, batch, layers=["1", "3"]).tolist() == [False, False, True]
+
+
+def test_softmax2d_is_no_auto_layer(generator, rng):
+    net = randomized(
+        nn.Sequential(
+            nn.Conv2d(1, 2, 3),
+            nn.Softmax2d(),
+            nn.Conv2d(2, 2, 3),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(2, 2),
+        ),
+        generator,
+    )
+    batch = rng.normal(size=(4, 1, 5, 5))
+    assert activation_layers(net, batch) == ["3", "5"]
+    out = ActivationExtractor(inputs=batch, layers=["1"], include_input=False)
+    with torch.no_grad():
+        expected = torch.softmax(net[0](torch.from_numpy(batch).float()), dim=1)
+    assert_clouds_equal(
+        list(out.fit_transform([net])[0]), [expected.reshape(4, -1).double().numpy()]
+    )
+
+
+def test_only_a_softmax_warns_no_hidden_layer(rng):
+    net = nn.Sequential(nn.Linear(2, 3), nn.Softmax(dim=1), nn.Linear(3, 2))
+    with pytest.warns(NoHiddenLayerWarning, match=r"not those of the softmax family"):
+        assert activation_layers(net, rng.normal(size=(4, 2))) == ["2"]
 
 
 def test_consecutive_affine_layers_count_as_one():

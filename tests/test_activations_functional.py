@@ -545,6 +545,128 @@ def test_a_function_of_the_weights_alone_is_no_layer(generator, rng):
     assert activation_layers(net, rng.normal(size=(3, 2))) == ["relu", "out"]
 
 
+class GatedAfter(nn.Module):
+    """A sigmoid gate on a parameter as wide as the batch is long."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(2, 16)
+        self.gate = nn.Parameter(torch.zeros(16))
+        self.out = nn.Linear(16, 2)
+
+    def forward(self, x):
+        return self.out(F.relu(self.fc(x) * torch.sigmoid(self.gate)))
+
+
+def test_a_gate_as_wide_as_the_batch_is_no_layer(generator, rng):
+    net = randomized(GatedAfter(), generator)
+    # 16 points: sigmoid(gate) has one row per point, but is of the weights.
+    batch = rng.normal(size=(16, 2))
+    assert activation_layers(net, batch) == ["relu", "out"]
+    (w, b), gate = numpy_params(net.fc), as_numpy(net.gate)
+    hidden = np.maximum((batch @ w.T + b) / (1 + np.exp(-gate)), 0)
+    out = ActivationExtractor(inputs=batch).fit_transform([net])
+    assert_allclose(out[0, 1], hidden, rtol=RTOL, atol=ATOL)
+    # Chunks of 16 and 4 points take the same layers, whole or in chunks.
+    batch = rng.normal(size=(20, 2))
+    whole = ActivationExtractor(inputs=batch).fit_transform([net])
+    chunked = ActivationExtractor(inputs=batch, batch_size=16).fit_transform([net])
+    for cloud, reference in zip(chunked[0], whole[0]):
+        assert_allclose(cloud, reference, rtol=RTOL, atol=ATOL)
+
+
+class Marks(nn.Module):
+    """Ways in which a tensor is, or is not, computed from the batch."""
+
+    def __init__(self, way):
+        super().__init__()
+        self.way = way
+        self.fc = nn.Linear(2, 4)
+        self.gate = nn.Parameter(torch.zeros(4, 4))
+        self.lstm = nn.LSTM(4, 4, batch_first=True)
+        self.out = nn.Linear(4, 2)
+
+    def forward(self, x):
+        h = self.fc(x)
+        if self.way == "setitem":  # written into a buffer of zeros
+            buffer = torch.zeros(len(x), 4)
+            buffer[:, :] = h
+            h = torch.tanh(buffer)
+        elif self.way == "chunk":  # a tuple output
+            first, second = torch.cat([h, h], dim=1).chunk(2, dim=1)
+            h = torch.tanh(second)
+        elif self.way == "lstm":  # a module's nested tuple output
+            h = torch.tanh(self.lstm(h[:, None])[0][:, 0])
+        elif self.way == "to":  # the gate in x's dtype, of the weights alone
+            h = h + torch.tanh(self.gate.to(x))
+        elif self.way == "expand_as":  # the gate in h's shape, of the weights
+            h = h + torch.tanh(self.gate[0].expand_as(h))
+        elif self.way == "zeros_like":
+            h = h + torch.tanh(torch.zeros_like(h))
+        return self.out(h)
+
+
+@pytest.mark.parametrize(
+    "way, names",
+    [
+        ("setitem", ["tanh", "out"]),
+        ("chunk", ["tanh", "out"]),
+        ("lstm", ["tanh", "out"]),
+        # 4 points: each of these tanh has one row per point, of no point.
+        ("to", ["out"]),
+        ("expand_as", ["out"]),
+        ("zeros_like", ["out"]),
+    ],
+)
+def test_what_is_computed_from_the_batch(way, names, generator, rng):
+    net = randomized(Marks(way), generator)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoHiddenLayerWarning)
+        assert activation_layers(net, rng.normal(size=(4, 2))) == names
+
+
+class Attention(nn.Module):
+    """A hand-written single-head self-attention."""
+
+    def __init__(self):
+        super().__init__()
+        self.q, self.k, self.v = nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(4, 4)
+
+    def weights(self, x):
+        return torch.softmax(self.q(x) @ self.k(x).transpose(1, 2) / 2, dim=-1)
+
+    def forward(self, x):
+        return self.weights(x) @ self.v(x)
+
+
+class AttentionNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.attn = Attention()
+        self.fc = nn.Linear(4, 4)
+        self.head = nn.Linear(12, 2)
+
+    def forward(self, x):  # x: (n, 3 tokens, 4)
+        return self.head(F.relu(self.fc(self.attn(x))).flatten(1))
+
+
+def test_a_hand_written_attention_softmax_is_no_layer(generator):
+    net = randomized(AttentionNet(), generator)
+    x = torch.randn(5, 3, 4, generator=generator)
+    # The softmax makes the (n, T, T) attention weights: no activation.
+    assert activation_layers(net, x) == ["relu", "head"]
+    # It is still a layer by its name.
+    out = ActivationExtractor(inputs=x, layers=["attn.softmax"], include_input=False)
+    with torch.no_grad():
+        weights = net.attn.weights(x)
+    assert_allclose(
+        out.fit_transform([net])[0, 0],
+        as_numpy(weights).reshape(5, -1),
+        rtol=RTOL,
+        atol=ATOL,
+    )
+
+
 def test_inplace_functional_relu(generator, rng):
     class InPlace(nn.Module):
         def __init__(self):
