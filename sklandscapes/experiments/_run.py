@@ -428,6 +428,10 @@ def _tests(config, features, n_jobs, verbose):
     # bit: it averages a cell's replicates first anyway.
     cells = features.summaries.cells
     kept = np.isin(cells.labels, tested)
+    if kept.all():
+        # A view, not a copy: without replicates (the synthetic presets) the
+        # cell means are as large as all the landscapes.
+        kept = slice(None)
     test = PermutationTest(n_layers=features.vectorizer.shape_[0], grid=grid, **common)
     test.fit(
         features.summaries.cell_means[kept],
