@@ -57,7 +57,11 @@ def child(k, n_inputs, out, backend):
                 resumed=resumed,
                 backend=backend,
                 stages={s: round(v, 1) for s, v in result.timings.items()},
-                package=sklandscapes.__file__,
+                # Whether the package measured is this checkout's (not an
+                # installed copy), without writing this machine's paths.
+                package_in_this_checkout=Path(sklandscapes.__file__)
+                .resolve()
+                .is_relative_to(Path(__file__).resolve().parents[1]),
             )
         )
     )
