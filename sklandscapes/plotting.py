@@ -788,7 +788,9 @@ def plot_complexity(
         (:func:`~sklandscapes.stats.confidence_band`, bootstrap over the
         samples of the group), the spread of the samples (mean ± one standard
         deviation, cut at 0 when no norm is negative; or the interquartile
-        range), or none. The legend says which.
+        range), or none. The legend says which. A confidence band that
+        reaches below 0 is cut at 0 when no norm is negative (the legend
+        says so): a mean of norms cannot be negative.
     ax : matplotlib Axes, default=None
         Axes to draw on; ``None`` makes a new figure.
     groups : array-like of shape (n_samples,), default=None
@@ -834,7 +836,7 @@ def plot_complexity(
     >>> len(fig.axes[0].lines)
     3
     >>> fig.axes[0].get_legend().get_texts()[-1].get_text()
-    '95% simultaneous bootstrap band of the mean'
+    '95% simultaneous bootstrap band of the mean, cut at 0'
     """
     from matplotlib.patches import Patch
 
@@ -870,6 +872,12 @@ def plot_complexity(
             random_state=random_state,
         )
         band_label = f"{bands.description} of the mean"
+        # A mean of norms is never negative: a band reaching below 0 (few
+        # units, a wide studentized band) is cut there, as the std band is.
+        lower = bands.lower
+        if np.nanmin(norms) >= 0 and (lower < 0).any():
+            lower = np.maximum(lower, 0.0)
+            band_label += ", cut at 0"
     else:
         nonnegative = bool(np.nanmin(norms) >= 0)
         band_label = {
@@ -887,7 +895,7 @@ def plot_complexity(
         (line,) = ax.plot(layers, mean, marker="o", ms=3, label=_group_text(group))
         members = norms[y == group]
         if band == "confidence":
-            low, high = bands.lower[g], bands.upper[g]
+            low, high = lower[g], bands.upper[g]
         elif band == "std":
             low, high = _std_band(mean, members.std(0), nonnegative)
         elif band == "quartiles":

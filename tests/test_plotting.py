@@ -375,7 +375,9 @@ def test_plot_landscape_curves_labels_do_not_overlap_where_curves_meet(rng):
 
 
 def test_plot_complexity_lines_and_bands(rng):
-    norms = rng.random((9, 11))
+    # Far from 0, so that no band is cut there (see the next test): with 3
+    # units a studentized band is many times their spread wide.
+    norms = 100.0 + rng.random((9, 11))
     y = np.repeat([0.5, 0.9, 1.0], 3)
     fig = plot_complexity(norms, y, random_state=0)
     ax = fig.axes[0]
@@ -412,6 +414,23 @@ def test_plot_complexity_lines_and_bands(rng):
     assert legend.get_title().get_text() == "stage"
     assert legend_texts(legend) == STAGES + ["interquartile range"]
     np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), norms[:3].mean(0))
+
+
+def test_plot_complexity_cuts_a_confidence_band_below_zero_at_zero(rng):
+    # Two units near 0 and one far: the studentized band reaches below 0.
+    norms = np.abs(rng.normal(0.0, 0.01, size=(6, 4)))
+    norms[2] += 0.5
+    y = np.repeat([0.5, 0.9], 3)
+    band = confidence_band(norms, y, random_state=0)
+    assert (band.lower[0] < 0).any(), "the case must reach below 0"
+    ax = plot_complexity(norms, y, random_state=0).axes[0]
+    drawn = ax.collections[0].get_paths()[0].vertices[:, 1]
+    assert drawn.min() == 0.0
+    np.testing.assert_allclose(drawn.max(), band.upper[0].max())
+    assert legend_texts(ax.get_legend())[-1].endswith("of the mean, cut at 0")
+    # Negative values (not norms) keep the band as it is.
+    ax = plot_complexity(norms - 1.0, y, random_state=0).axes[0]
+    assert not legend_texts(ax.get_legend())[-1].endswith("cut at 0")
 
 
 def test_plot_complexity_with_groups_draws_network_means_and_bands(rng):
