@@ -929,36 +929,13 @@ def train_networks(
     if not isinstance(keep_final, (bool, np.bool_)):
         raise ValueError(f"keep_final must be True or False, got {keep_final!r}.")
     thresholds = _check_stages(thresholds, keep_final)
-    activation_class = resolve_activation(activation)
+    activation_module = _activation_module(activation, directory, checkpoint)
     batch_size = _check_count(batch_size, "batch_size")
     max_epochs = _check_count(max_epochs, "max_epochs")
     if not (isinstance(lr, numbers.Real) and lr > 0):
         raise ValueError(f"lr must be a positive number, got {lr!r}.")
     X, y = _check_data(X, y, widths)
     test_size = _check_test_size(test_size, len(y))
-    # In place saves a pass over memory per layer; safe because the batched
-    # product before it does not need its own output for the backward pass.
-    activation_module = (
-        torch.nn.ReLU(inplace=True)
-        if activation_class is torch.nn.ReLU
-        else activation_class()
-    )
-    if any(True for _ in activation_module.parameters()):
-        raise ValueError(
-            f"train_networks needs an activation without parameters, got "
-            f"{activation!r}; train such networks one at a time with "
-            "make_mlp_classifier."
-        )
-    if directory is not None and not isinstance(activation, str):
-        raise ValueError(
-            "snapshots are written to `directory` only for a named activation, "
-            f"got activation={activation!r}; pass directory=None."
-        )
-    if checkpoint is not None and not isinstance(activation, str):
-        raise ValueError(
-            "a training checkpoint is written only for a named activation, got "
-            f"activation={activation!r}; pass checkpoint=None."
-        )
     checkpoint_every = _check_count(checkpoint_every, "checkpoint_every")
     if monitor is not None:
         monitor = as_monitor(monitor)
@@ -985,6 +962,35 @@ def train_networks(
             monitor=monitor,
             keep_final=bool(keep_final),
         )
+
+
+def _activation_module(activation, directory, checkpoint):
+    """The module that applies ``activation`` between the stacked layers."""
+    activation_class = resolve_activation(activation)
+    # In place saves a pass over memory per layer; safe because the batched
+    # product before it does not need its own output for the backward pass.
+    activation_module = (
+        torch.nn.ReLU(inplace=True)
+        if activation_class is torch.nn.ReLU
+        else activation_class()
+    )
+    if any(True for _ in activation_module.parameters()):
+        raise ValueError(
+            f"train_networks needs an activation without parameters, got "
+            f"{activation!r}; train such networks one at a time with "
+            "make_mlp_classifier."
+        )
+    if directory is not None and not isinstance(activation, str):
+        raise ValueError(
+            "snapshots are written to `directory` only for a named activation, "
+            f"got activation={activation!r}; pass directory=None."
+        )
+    if checkpoint is not None and not isinstance(activation, str):
+        raise ValueError(
+            "a training checkpoint is written only for a named activation, got "
+            f"activation={activation!r}; pass checkpoint=None."
+        )
+    return activation_module
 
 
 def _check_stages(thresholds, keep_final):
