@@ -401,12 +401,6 @@ def check_same_layout(shape, fitted_shape, *, name="X", what="layers"):
         )
 
 
-def check_positive_int(value, name):
-    if not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return int(value)
-
-
 def _preview(values, limit=5):
     shown = ", ".join(repr(v) for v in values[:limit])
     return f"[{shown}{', ...' if len(values) > limit else ''}]"
@@ -523,15 +517,17 @@ def check_homology_dimensions(value, name="homology_dimensions"):
     return tuple(int(d) for d in dims)
 
 
-def check_integer_param(value, name, minimum=1):
-    """An integer parameter (``bool`` refused: ``True`` is not a count)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(
-            f"{name} must be an integer >= {minimum}, got {value!r} "
-            f"of type {type(value).__name__}."
-        )
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+def check_count(value, name, minimum=1):
+    """``value`` as an int if it is one and at least ``minimum``, else ValueError.
+
+    ``bool`` is refused: ``True`` is not a count.
+    """
+    if (
+        isinstance(value, (bool, np.bool_))
+        or not isinstance(value, numbers.Integral)
+        or value < minimum
+    ):
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}.")
     return int(value)
 
 

@@ -24,6 +24,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from tqdm.auto import tqdm
 
+from sklandscapes._validation import check_count
 from sklandscapes.exceptions import SklandscapesWarning
 from sklandscapes.nets._checkpoint import (
     CHECKPOINT_EVERY,
@@ -391,16 +392,6 @@ class TrainingResult:
                 path=self.final_paths[k],
             )
         return entry
-
-
-def _check_count(value, name, minimum=1):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or value < minimum
-    ):
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}.")
-    return int(value)
 
 
 def _check_data(X, y, widths):
@@ -924,19 +915,19 @@ def train_networks(
     >>> result.n_epochs_trained.tolist(), type(result.final[0]).__name__
     ([5, 5, 5], 'MLP')
     """
-    n_networks = _check_count(n_networks, "n_networks")
+    n_networks = check_count(n_networks, "n_networks")
     widths = check_widths(widths)
     if not isinstance(keep_final, (bool, np.bool_)):
         raise ValueError(f"keep_final must be True or False, got {keep_final!r}.")
     thresholds = _check_stages(thresholds, keep_final)
     activation_module = _activation_module(activation, directory, checkpoint)
-    batch_size = _check_count(batch_size, "batch_size")
-    max_epochs = _check_count(max_epochs, "max_epochs")
+    batch_size = check_count(batch_size, "batch_size")
+    max_epochs = check_count(max_epochs, "max_epochs")
     if not (isinstance(lr, numbers.Real) and lr > 0):
         raise ValueError(f"lr must be a positive number, got {lr!r}.")
     X, y = _check_data(X, y, widths)
     test_size = _check_test_size(test_size, len(y))
-    checkpoint_every = _check_count(checkpoint_every, "checkpoint_every")
+    checkpoint_every = check_count(checkpoint_every, "checkpoint_every")
     if monitor is not None:
         monitor = as_monitor(monitor)
     device = torch.device(resolve_device(device))

@@ -14,6 +14,7 @@ import numbers
 import numpy as np
 from skorch.callbacks import Callback, PrintLog
 
+from sklandscapes._validation import check_count
 from sklandscapes.activations import (
     ActivationExtractor,
     activation_layers,
@@ -218,9 +219,7 @@ class TopologicalComplexity(Callback):
 
 def check_monitor(monitor):
     """Check the settings a monitor has beyond its estimators' own checks."""
-    every = monitor.every
-    if isinstance(every, bool) or not isinstance(every, numbers.Integral) or every < 1:
-        raise ValueError(f"`every` must be an int >= 1, got {every!r}.")
+    check_count(monitor.every, "`every`")
     if monitor.method not in _METHODS:
         raise ValueError(
             f"`method` must be 'global' or 'local', got {monitor.method!r}."

@@ -8,11 +8,12 @@ unless the user chose a count; ``train_networks``, the skorch nets of
 """
 
 import contextlib
-import numbers
 import os
 import threading
 
 import torch
+
+from sklandscapes._validation import check_count
 
 __all__ = ["torch_threads"]
 
@@ -35,13 +36,7 @@ def check_n_threads(n_threads):
     """``n_threads`` if it is None or an int >= 1; raises ValueError otherwise."""
     if n_threads is None:
         return None
-    if (
-        isinstance(n_threads, bool)
-        or not isinstance(n_threads, numbers.Integral)
-        or n_threads < 1
-    ):
-        raise ValueError(f"n_threads must be an int >= 1, got {n_threads!r}.")
-    return int(n_threads)
+    return check_count(n_threads, "n_threads")
 
 
 def threads_chosen_by_user():
