@@ -1,9 +1,8 @@
 """Statistics of landscape vectors: permutation test, means, complexity (II-C, II-E)."""
 
-import dataclasses
 import numbers
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import combinations
 
 import numpy as np
@@ -1380,7 +1379,7 @@ def _replicate_cells(y, groups, n_replicates=None):
             f"{_plain(cells.labels[cell])!r}. Average them first (unit_means), "
             "or leave out n_replicates."
         )
-    return dataclasses.replace(cells, counts=counts.astype(np.intp))
+    return replace(cells, counts=counts.astype(np.intp))
 
 
 def _unit_means(X, y, groups):
