@@ -1335,19 +1335,13 @@ def _complexity_lines(ax, values, epochs, moments, layer_names, band, x_name):
     for layer in range(n_layers):
         ax.plot(epochs, mean[:, layer], color=colours[layer], label=layer_names[layer])
         if band is not None and n_networks > 1:
-            if band == "std":
-                low, high = _std_band(mean[:, layer], spread[:, layer], nonnegative)
-            else:
-                low = np.nanmin(values[:, :, layer], axis=0)
-                high = np.nanmax(values[:, :, layer], axis=0)
+            low, high = _network_band(
+                values, (mean, spread), layer, slice(None), band, nonnegative
+            )
             ax.fill_between(epochs, low, high, color=colours[layer], alpha=0.15)
-    band_text = {
-        "std": "bands: ± 1 std. across networks" + (", cut at 0" * nonnegative),
-        "range": "bands: min to max across networks",
-    }
     title = f"Complexity against {x_name}"
     if band is not None and n_networks > 1:
-        title += f"\n({band_text[band]})"
+        title += f"\n(bands: {_network_band_text(band, nonnegative)})"
     ax.set_title(title, fontsize="medium")
     ax.set_xlabel(x_name)
     _layer_legend(ax, n_layers)
@@ -1374,11 +1368,9 @@ def _complexity_points(ax, values, accuracy, moments, layer_names, band):
             label=layer_names[layer],
         )
         if band is not None and n_networks > 1:
-            if band == "std":
-                low, high = _std_band(centre, spread[known, layer], nonnegative)
-            else:
-                low = np.nanmin(values[:, known, layer], axis=0)
-                high = np.nanmax(values[:, known, layer], axis=0)
+            low, high = _network_band(
+                values, (mean, spread), layer, known, band, nonnegative
+            )
             ax.errorbar(
                 accuracy[known],
                 centre,
@@ -1387,16 +1379,29 @@ def _complexity_points(ax, values, accuracy, moments, layer_names, band):
                 ecolor=colours[layer],
                 alpha=0.3,
             )
-    bars = {
-        "std": "bars: ± 1 std. across networks" + (", cut at 0" * nonnegative),
-        "range": "bars: min to max across networks",
-    }
     title = "Complexity against training accuracy\n(one point per record"
     if band is not None and n_networks > 1:
-        title += f"; {bars[band]}"
+        title += f"; bars: {_network_band_text(band, nonnegative)}"
     ax.set_title(title + ")", fontsize="medium")
     ax.set_xlabel("training accuracy")
     _layer_legend(ax, n_layers)
+
+
+def _network_band(values, moments, layer, records, band, nonnegative):
+    """Low and high ends of one layer's band across networks, at ``records``."""
+    if band == "std":
+        mean, spread = moments
+        return _std_band(mean[records, layer], spread[records, layer], nonnegative)
+    return (
+        np.nanmin(values[:, records, layer], axis=0),
+        np.nanmax(values[:, records, layer], axis=0),
+    )
+
+
+def _network_band_text(band, nonnegative):
+    if band == "std":
+        return "± 1 std. across networks" + (", cut at 0" * nonnegative)
+    return "min to max across networks"
 
 
 def _layer_legend(ax, n_layers):
